@@ -1,0 +1,1 @@
+"""Model architectures, weights manifest, weights resolver and checkpoint loading of convnets-hub."""

@@ -1,0 +1,1 @@
+"""Image preprocessing and prediction decoding (``nvidia_convnets_processing_utils``)."""
