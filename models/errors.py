@@ -1,0 +1,34 @@
+"""Exceptions raised by convnets-hub.
+
+Bad user input raises a subclass of ``ValueError``; weights that cannot be fetched, verified or
+safely loaded raise a subclass of ``RuntimeError``. Every message names the input or file and
+the cause.
+"""
+
+
+class InvalidArgumentError(ValueError):
+    """An argument given by the user is not valid (its message names the argument and why)."""
+
+
+class UnknownWeightsError(InvalidArgumentError):
+    """``weights=`` names no manifest entry of this entrypoint, nor an existing file or a URL."""
+
+
+class WeightsError(RuntimeError):
+    """Base class for weights that cannot be fetched, verified or loaded."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """No source gave the file (offline, HTTP errors, timeouts)."""
+
+
+class WeightsVerificationError(WeightsError):
+    """A file's sha256, hash prefix or size is not the one the manifest pins."""
+
+
+class UnsafeCheckpointError(WeightsError):
+    """A checkpoint needs a pickle global that is not allow-listed, or an archive member is unsafe."""
+
+
+class CheckpointMismatchError(WeightsError):
+    """A checkpoint's tensors do not match the model's parameters (names or shapes)."""
