@@ -39,3 +39,55 @@ def _package():
 
 def _import(module: str):
     return _importlib.import_module(f"{_package().__name__}.{module}")
+
+
+def _model_entrypoint(name: str, summary: str):
+    """A hub entrypoint ``name(pretrained=True, progress=True, weights=None, **kwargs)``."""
+
+    def entrypoint(pretrained=True, progress=True, weights=None, **kwargs):
+        return _import("models.hub").create_model(
+            name, pretrained=pretrained, progress=progress, weights=weights, **kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = name
+    entrypoint.__doc__ = _import("models.docs").entrypoint_doc(name, summary)
+    return entrypoint
+
+
+_NVIDIA_RESNEXT = """ResNeXt101-32x4d from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
+
+ResNet-101 layout with grouped 3x3 convolutions (cardinality 32, bottleneck widths 128-1024),
+trained on ImageNet-1k (1.28 M images, 1000 classes) by NVIDIA with mixed precision."""
+
+nvidia_resneXt = _model_entrypoint("nvidia_resneXt", _NVIDIA_RESNEXT)
+nvidia_resnext101_32x4d = _model_entrypoint("nvidia_resnext101_32x4d", _NVIDIA_RESNEXT)
+nvidia_resnet50 = _model_entrypoint("nvidia_resnet50", """
+ResNet-50 v1.5 from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
+
+v1.5 puts the stride of each downsampling bottleneck on the 3x3 convolution (as torchvision
+does); trained on ImageNet-1k by NVIDIA with mixed precision.""")
+nvidia_se_resnext101_32x4d = _model_entrypoint("nvidia_se_resnext101_32x4d", """
+SE-ResNeXt101-32x4d from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
+
+ResNeXt101-32x4d with a squeeze-and-excitation gate (16 hidden channels) on every block
+output; trained on ImageNet-1k by NVIDIA with mixed precision.""")
+
+_SSL = """Semi-supervised {arch} of Facebook AI (Yalniz et al., 2019, arXiv:1905.00546).
+
+Pretrained on YFCC100M with a teacher trained on ImageNet-1k, then fine-tuned on ImageNet-1k."""
+_SWSL = """Semi-weakly supervised {arch} of Facebook AI (Yalniz et al., 2019, arXiv:1905.00546).
+
+Pretrained on 940 M public images with hashtags, labelled by a teacher, then fine-tuned on
+ImageNet-1k."""
+
+resnet18_ssl = _model_entrypoint("resnet18_ssl", _SSL.format(arch="ResNet-18"))
+resnet50_ssl = _model_entrypoint("resnet50_ssl", _SSL.format(arch="ResNet-50"))
+resnext50_32x4d_ssl = _model_entrypoint("resnext50_32x4d_ssl", _SSL.format(arch="ResNeXt-50 32x4d"))
+resnext101_32x4d_ssl = _model_entrypoint("resnext101_32x4d_ssl", _SSL.format(arch="ResNeXt-101 32x4d"))
+resnext101_32x8d_ssl = _model_entrypoint("resnext101_32x8d_ssl", _SSL.format(arch="ResNeXt-101 32x8d"))
+resnext101_32x16d_ssl = _model_entrypoint("resnext101_32x16d_ssl", _SSL.format(arch="ResNeXt-101 32x16d"))
+resnet18_swsl = _model_entrypoint("resnet18_swsl", _SWSL.format(arch="ResNet-18"))
+resnet50_swsl = _model_entrypoint("resnet50_swsl", _SWSL.format(arch="ResNet-50"))
+resnext50_32x4d_swsl = _model_entrypoint("resnext50_32x4d_swsl", _SWSL.format(arch="ResNeXt-50 32x4d"))
+resnext101_32x4d_swsl = _model_entrypoint("resnext101_32x4d_swsl", _SWSL.format(arch="ResNeXt-101 32x4d"))
+resnext101_32x8d_swsl = _model_entrypoint("resnext101_32x8d_swsl", _SWSL.format(arch="ResNeXt-101 32x8d"))
+resnext101_32x16d_swsl = _model_entrypoint("resnext101_32x16d_swsl", _SWSL.format(arch="ResNeXt-101 32x16d"))

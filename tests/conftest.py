@@ -7,10 +7,15 @@ unrelated top-level ``models`` package.
 """
 
 import importlib.util
+import json
 import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -36,3 +41,111 @@ def repo_dir() -> Path:
 @pytest.fixture(scope="session")
 def hubconf():
     return HUBCONF
+
+
+sys.path.insert(0, str(REFERENCE))
+from seeded_weights import seeded_input, seeded_state_dict
+
+
+def parity_fixture(name: str) -> dict:
+    """One architecture's oracle from ``../shared/reference/parity``."""
+    return json.loads((REFERENCE / "parity" / f"{name}.json").read_text())
+
+
+def seeded_checkpoint(fixture: dict, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """The fixture's seeded weights under the upstream key names, stored as upstream files store them."""
+    state = seeded_state_dict([(key, shape) for key, shape, _ in fixture["state_dict"]], fixture["weights_seed"])
+    return {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
+
+
+def reference_error(model: torch.nn.Module, fixture: dict) -> float:
+    """Relative L2 error of ``model`` (run in float64, eval mode) against the fixture's logits."""
+    x = torch.from_numpy(seeded_input(fixture["input_shape"], fixture["input_seed"]))
+    with torch.no_grad():
+        out = model.double().eval()(x)
+    ref = torch.tensor(fixture["logits"], dtype=torch.float64)
+    return float((out - ref).norm() / ref.norm())
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP answer of the loopback server."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    stall: bool = False  # send nothing until the server stops
+    truncate: bool = False  # announce the full length, send half, close
+    seconds: float = 0.0  # spread the body over this long (throttled download)
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 answering each path with scripted replies (the last repeats)."""
+
+    def __init__(self):
+        self.routes: dict[str, list[Reply]] = {}
+        self.hits: list[str] = []
+        self.released = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.hits.append(self.path)
+                replies = server.routes.get(self.path) or [Reply(status=404, body=b"not found")]
+                reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                if reply.stall:
+                    server.released.wait(60)
+                    return
+                self.send_response(reply.status)
+                for key, value in {"Content-Length": str(len(reply.body)), **reply.headers}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                body = reply.body[: len(reply.body) // 2] if reply.truncate else reply.body
+                pieces = max(1, int(reply.seconds * 20))
+                step = -(-len(body) // pieces) or 1
+                for start in range(0, len(body), step):
+                    self.wfile.write(body[start:start + step])
+                    if reply.seconds:
+                        server.released.wait(reply.seconds / pieces)
+                if reply.truncate:
+                    self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def serve(self, path: str, *replies: Reply) -> str:
+        self.routes[path] = list(replies)
+        return self.url(path)
+
+    def close(self):
+        self.released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    loopback = LoopbackServer()
+    yield loopback
+    loopback.close()
+
+
+@pytest.fixture
+def hub_home(tmp_path, monkeypatch) -> Path:
+    """An empty torch hub directory and a clean convnets-hub environment for one test."""
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for name in ("CONVNETS_HUB_MANIFEST", "CONVNETS_HUB_MIRROR", "CONVNETS_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CONVNETS_HUB_BACKOFF", "0.01")
+    monkeypatch.setenv("CONVNETS_HUB_CONNECT_TIMEOUT", "5")
+    monkeypatch.setenv("CONVNETS_HUB_READ_TIMEOUT", "5")
+    return tmp_path / "torch" / "hub"

@@ -1,0 +1,44 @@
+"""Entrypoint docstrings (what ``torch.hub.help`` prints), completed with the manifest's facts."""
+
+from __future__ import annotations
+
+from .manifest import WeightsEntry, load_manifest
+from .registry import ALIASES
+
+_COMMON_ARGS = """
+Args:
+    pretrained (bool): load the default weights listed above (True), or build a randomly
+        initialised model without touching the network (False).
+    progress (bool): show a download progress bar.
+    weights (str | os.PathLike): instead of the default, a weights id listed above, a local
+        checkpoint file or an http(s) URL, in any layout the upstream files use.
+    num_classes (int): classifier size. With pretrained weights of another size, the backbone
+        is loaded, the classifier is freshly initialised and a warning says so.
+{extra_args}
+Returns:
+    torch.nn.Module with ``pretrained_cfg`` (input_size, crop_pct, interpolation, mean, std,
+    num_classes, id), which ``nvidia_convnets_processing_utils`` uses to prepare images.
+
+Example:
+    model = torch.hub.load("<owner>/convnets-hub", "{name}", pretrained=True).eval()
+"""
+
+
+def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
+    """``summary``, then every manifest entry of ``entrypoint``, then the common arguments."""
+    entries = load_manifest().for_entrypoint(ALIASES.get(entrypoint, entrypoint))
+    weights = "\n".join(describe_entry(entry) for entry in entries) or "    (no published weights)"
+    return (f"{summary.strip()}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
+            + _COMMON_ARGS.format(extra_args=extra_args.rstrip(), name=entrypoint))
+
+
+def describe_entry(entry: WeightsEntry) -> str:
+    metrics = entry.metrics
+    accuracy = ", ".join(f"top-{k} {metrics[f'imagenet_top{k}']:g} %" for k in (1, 5)
+                         if metrics.get(f"imagenet_top{k}") is not None)
+    size = "x".join(str(v) for v in entry.preprocessing["input_size"])
+    default = " (default)" if entry.default else ""
+    return (f"    {entry.id}{default}: {entry.description}\n"
+            f"        ImageNet-1k {accuracy} ({metrics.get('source', 'published')}); input {size}, "
+            f"crop_pct {entry.preprocessing['crop_pct']}, {entry.preprocessing['interpolation']}; "
+            f"license: {entry.license}")

@@ -1,0 +1,234 @@
+"""Resolve a manifest entry to a verified local file: cache, then mirror, then upstream URLs.
+
+Downloads are streamed into a temporary file inside the cache directory, hashed on the way,
+verified against the manifest (sha256 when pinned, else the file name's hash prefix, and the
+size when known) and renamed atomically into place. An inter-process file lock makes several
+processes that need the same file download it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import requests
+import torch
+from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
+from urllib3.exceptions import ReadTimeoutError
+
+from .errors import WeightsUnavailableError, WeightsVerificationError
+from .manifest import WeightsEntry
+
+OFFLINE_ENV = "CONVNETS_HUB_OFFLINE"
+MIRROR_ENV = "CONVNETS_HUB_MIRROR"
+_CHUNK = 1 << 20
+
+
+class UnverifiedWeightsWarning(UserWarning):
+    """A weights file was loaded that no sha256 in the manifest pins."""
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """Network settings; each can be set through the environment variable named beside it."""
+
+    connect_timeout: float = 10.0  # CONVNETS_HUB_CONNECT_TIMEOUT
+    read_timeout: float = 60.0  # CONVNETS_HUB_READ_TIMEOUT
+    retries: int = 3  # CONVNETS_HUB_RETRIES: further tries of one URL on connection errors and 5xx
+    backoff: float = 1.0  # CONVNETS_HUB_BACKOFF: seconds before the first retry, doubled each time
+    lock_timeout: float = 3600.0  # CONVNETS_HUB_LOCK_TIMEOUT: wait for another process's download
+
+    @classmethod
+    def from_env(cls) -> DownloadSettings:
+        names = {"connect_timeout": float, "read_timeout": float, "retries": int, "backoff": float,
+                 "lock_timeout": float}
+        values = {}
+        for name, kind in names.items():
+            raw = os.environ.get(f"CONVNETS_HUB_{name.upper()}")
+            if raw:
+                values[name] = kind(raw)
+        return cls(**values)
+
+
+def is_offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def checkpoint_dir() -> Path:
+    """The cache shared with torch.hub, torchvision and NVIDIA's/Facebook's hub code."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, entry: WeightsEntry, origin: str) -> None:
+    """Raise WeightsVerificationError unless ``path`` has the size and hash the entry pins.
+
+    A file that no sha256 pins gives one UnverifiedWeightsWarning line with its computed sha256.
+    """
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
+        raise WeightsVerificationError(
+            f"{entry.file_name} from {origin} has {size} bytes, the manifest expects {entry.size}")
+    actual = sha256_of(path)
+    if entry.sha256 is not None:
+        if actual != entry.sha256.lower():
+            raise WeightsVerificationError(
+                f"{entry.file_name} from {origin} has sha256 {actual}, the manifest pins {entry.sha256}")
+        return
+    if entry.hash_prefix is not None and not actual.startswith(entry.hash_prefix.lower()):
+        raise WeightsVerificationError(
+            f"{entry.file_name} from {origin} has sha256 {actual}, which does not start with the "
+            f"hash prefix {entry.hash_prefix} of its file name")
+    checked = f"hash prefix {entry.hash_prefix} checked" if entry.hash_prefix else "no hash checked"
+    warnings.warn(f"{entry.file_name} is not pinned by a sha256 in the manifest ({checked}); "
+                  f"its sha256 is {actual}", UnverifiedWeightsWarning, stacklevel=2)
+
+
+def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
+    """The verified local file of ``entry``: from the cache, the mirror or the upstream URLs."""
+    settings = DownloadSettings.from_env()
+    destination = checkpoint_dir() / entry.file_name
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    urls = list(entry.urls)
+    failures = []
+    verification_failed = False
+    if mirror.startswith(("http://", "https://")):
+        urls.insert(0, f"{mirror.rstrip('/')}/{quote(entry.file_name)}")
+    elif mirror:
+        mirror_file = Path(mirror.removeprefix("file://")).expanduser() / entry.file_name
+        if mirror_file.is_file():
+            verify_file(mirror_file, entry, str(mirror_file))
+            return mirror_file
+        failures.append(f"{mirror_file} (not in the mirror directory)")
+    if is_offline():
+        if _verified_cached(destination, entry):
+            return destination
+        raise WeightsUnavailableError(
+            f"{entry.file_name} is not in the cache and {OFFLINE_ENV}=1 forbids downloading it from "
+            f"{', '.join(urls)}. Put the file at {destination} (or in a directory named by {MIRROR_ENV}).")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(destination) + ".lock", timeout=settings.lock_timeout):
+            if _verified_cached(destination, entry):
+                return destination
+            for url in urls:
+                try:
+                    _download(url, destination, entry, settings, progress)
+                    return destination
+                except _DownloadFailed as exc:
+                    failures.append(f"{url} ({exc})")
+                    verification_failed = verification_failed or exc.verification
+    except Timeout as exc:
+        raise WeightsUnavailableError(
+            f"another process held the download lock {exc.lock_file} of {entry.file_name} for more "
+            f"than {settings.lock_timeout:g} s; remove the lock file if no download is running") from exc
+    error = WeightsVerificationError if verification_failed else WeightsUnavailableError
+    raise error(
+        f"could not get a verified {entry.file_name}; tried: {'; '.join(failures)}. "
+        f"Download it by hand and put it at {destination} (or in a directory named by {MIRROR_ENV}).")
+
+
+def download_url(url: str, progress: bool = True) -> Path:
+    """A user-given checkpoint URL, downloaded into the cache under its own file name."""
+    name = Path(urlparse(url).path).name or "checkpoint.pth"
+    entry = WeightsEntry(id=url, entrypoint="", urls=(url,), file_name=name, layout="auto",
+                         preprocessing={}, license="unknown", hash_prefix=_hash_prefix_of(name))
+    return resolve_weights_file(entry, progress)
+
+
+def _hash_prefix_of(file_name: str) -> str | None:
+    """torch.hub's convention: ``name-<sha256 prefix>.ext`` (at least 8 hex digits)."""
+    match = torch.hub.HASH_REGEX.search(file_name)
+    return match.group(1) if match and len(match.group(1)) >= 8 else None
+
+
+def _verified_cached(path: Path, entry: WeightsEntry) -> bool:
+    """Whether the cached file exists and verifies; a cached file that fails is removed."""
+    if not path.is_file():
+        return False
+    try:
+        verify_file(path, entry, f"the cache ({path})")
+    except WeightsVerificationError as exc:
+        warnings.warn(f"removing a cached file that fails verification: {exc}", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+class _DownloadFailed(Exception):
+    """One URL did not give a verified file; the message says why."""
+
+    def __init__(self, message: str, verification: bool = False):
+        super().__init__(message)
+        self.verification = verification
+
+
+class _Retryable(Exception):
+    """A failure worth retrying the same URL for (connection error, 5xx, truncated body)."""
+
+
+def _download(url: str, destination: Path, entry: WeightsEntry, settings: DownloadSettings,
+              progress: bool) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise _DownloadFailed("not an http(s) URL")
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.",
+                                         suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as sink:
+            for attempt in range(settings.retries + 1):
+                try:
+                    sink.seek(0)
+                    sink.truncate()
+                    _stream(url, sink, entry, settings, progress)
+                    break
+                except _Retryable as exc:
+                    if attempt == settings.retries:
+                        raise _DownloadFailed(f"{exc}, {attempt + 1} tries") from exc
+                    time.sleep(settings.backoff * 2**attempt)
+        try:
+            verify_file(Path(temporary), entry, url)
+        except WeightsVerificationError as exc:
+            raise _DownloadFailed(str(exc), verification=True) from exc
+        os.replace(temporary, destination)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _stream(url: str, sink, entry: WeightsEntry, settings: DownloadSettings, progress: bool) -> None:
+    timeout = (settings.connect_timeout, settings.read_timeout)
+    try:
+        with requests.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
+            if response.status_code >= 500:
+                raise _Retryable(f"HTTP {response.status_code}")
+            if response.status_code >= 400:
+                raise _DownloadFailed(f"HTTP {response.status_code}")
+            expected = int(response.headers.get("Content-Length") or 0) or entry.size
+            with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.file_name,
+                      disable=not progress, leave=False) as bar:
+                for block in response.iter_content(_CHUNK):
+                    sink.write(block)
+                    bar.update(len(block))
+    except requests.Timeout as exc:
+        raise _DownloadFailed(f"timed out after {settings.read_timeout:g} s") from exc
+    except requests.ConnectionError as exc:
+        if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+            raise _DownloadFailed(f"stalled for {settings.read_timeout:g} s") from exc
+        raise _Retryable(f"connection error: {exc}") from exc
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise _Retryable(f"truncated body: {exc}") from exc
+    except requests.RequestException as exc:
+        raise _DownloadFailed(str(exc)) from exc

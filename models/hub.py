@@ -1,0 +1,104 @@
+"""The one path every model entrypoint takes: build, resolve weights, load, describe."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .checkpoint import extract_state_dict, load_into, read_checkpoint, rename_keys
+from .download import download_url, is_offline, resolve_weights_file
+from .errors import InvalidArgumentError, WeightsUnavailableError
+from .manifest import WeightsEntry, load_manifest
+from .registry import ALIASES, SPECS, ModelSpec
+
+PRETRAINED_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
+
+
+class FreshClassifierWarning(UserWarning):
+    """Pretrained weights were loaded without their classifier, which is freshly initialised."""
+
+
+def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = True,
+                 weights: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
+    """Build ``entrypoint``'s model, load its weights and attach ``pretrained_cfg``."""
+    name = ALIASES.get(entrypoint, entrypoint)
+    spec = SPECS[name]
+    _check_keywords(entrypoint, spec, kwargs)
+    manifest = load_manifest()
+    default_entry = manifest.default(name)
+    entry, checkpoint = _select_weights(name, pretrained, weights, progress, manifest)
+    model = spec.build(**kwargs)
+    if checkpoint is not None:
+        _load_checkpoint(model, spec, checkpoint, entry)
+    preprocessing = (entry or default_entry).preprocessing if (entry or default_entry) else spec.default_cfg
+    model.pretrained_cfg = {
+        **{key: tuple(value) if isinstance(value, list) else value
+           for key, value in preprocessing.items() if key in PRETRAINED_CFG_KEYS},
+        "num_classes": _num_classes(model, spec),
+        "classifier": spec.classifier,
+        "id": entry.id if entry else None,
+        "entrypoint": entrypoint,
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+    }
+    return model
+
+
+def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) -> None:
+    accepted = inspect.signature(spec.build).parameters
+    for key in kwargs:
+        if key not in accepted:
+            raise TypeError(f"{entrypoint}() got an unexpected keyword argument {key!r}; "
+                            f"it accepts pretrained, progress, weights, {', '.join(accepted)}")
+
+
+def _select_weights(entrypoint: str, pretrained: bool, weights: str | os.PathLike | None, progress: bool,
+                    manifest) -> tuple[WeightsEntry | None, Path | None]:
+    """The manifest entry (if any) and the local file of the weights to load (None: no weights)."""
+    if weights is None:
+        if not pretrained:
+            return None, None
+        entry = manifest.default(entrypoint)
+        if entry is None:
+            raise InvalidArgumentError(f"{entrypoint} has no published weights in {manifest.path}; "
+                                       "use pretrained=False or weights=<checkpoint path or URL>")
+        return entry, resolve_weights_file(entry, progress)
+    if not pretrained:
+        raise InvalidArgumentError(f"weights={weights!r} was given with pretrained=False; drop one of them")
+    text = os.fspath(weights)
+    if text in manifest:
+        entry = manifest.get(text, entrypoint)
+        return entry, resolve_weights_file(entry, progress)
+    if text.startswith(("http://", "https://")):
+        if is_offline():
+            raise WeightsUnavailableError(f"weights={text!r} is a URL and CONVNETS_HUB_OFFLINE=1 forbids "
+                                          "downloading it; pass a local path instead")
+        return None, download_url(text, progress)
+    if Path(text).expanduser().is_file():
+        return None, Path(text).expanduser()
+    return manifest.get(text, entrypoint), None
+
+
+def _load_checkpoint(model: nn.Module, spec: ModelSpec, path: Path, entry: WeightsEntry | None) -> None:
+    state = extract_state_dict(read_checkpoint(path, entry.archive_member if entry else None), str(path))
+    if spec.key_map is not None:
+        state = rename_keys(state, spec.key_map)
+    classifier_weight = f"{spec.classifier}.weight"
+    model_classifier = model.state_dict().get(classifier_weight)
+    given_classifier = state.get(classifier_weight)
+    skip = ()
+    if model_classifier is not None and given_classifier is not None \
+            and model_classifier.shape[0] != given_classifier.shape[0]:
+        skip = (f"{spec.classifier}.",)
+        warnings.warn(f"{path.name} has a {given_classifier.shape[0]}-class classifier and the model "
+                      f"{model_classifier.shape[0]} classes: the backbone is pretrained, the classifier "
+                      f"'{spec.classifier}' is freshly initialised", FreshClassifierWarning, stacklevel=4)
+    load_into(model, state, str(path), skip)
+
+
+def _num_classes(model: nn.Module, spec: ModelSpec) -> int:
+    return int(model.state_dict()[f"{spec.classifier}.weight"].shape[0])

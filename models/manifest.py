@@ -1,0 +1,122 @@
+"""The weights manifest: which checkpoint files exist, where they live and how to verify them.
+
+The repository's ``weights_manifest.json`` is used unless ``CONVNETS_HUB_MANIFEST`` names another
+file (air-gapped installations and tests). Each entry describes one upstream checkpoint: the
+entrypoint (and ``model_type``) it serves, its URLs, file name, hashes, archive member, layout,
+published metrics, preprocessing and license.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidArgumentError, UnknownWeightsError
+
+MANIFEST_ENV = "CONVNETS_HUB_MANIFEST"
+DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "weights_manifest.json"
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One checkpoint file of the manifest."""
+
+    id: str
+    entrypoint: str
+    urls: tuple[str, ...]
+    file_name: str
+    layout: str
+    preprocessing: dict[str, Any]
+    license: str
+    model_type: str | None = None
+    default: bool = False
+    sha256: str | None = None
+    hash_prefix: str | None = None
+    size: int | None = None
+    archive_member: str | None = None
+    num_classes: int = 1000
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> WeightsEntry:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InvalidArgumentError(f"manifest entry {raw.get('id')!r} has unknown fields {unknown}")
+        missing = [name for name in ("id", "entrypoint", "urls", "file_name", "layout", "preprocessing", "license")
+                   if name not in raw]
+        if missing:
+            raise InvalidArgumentError(f"manifest entry {raw.get('id')!r} lacks the fields {missing}")
+        return cls(**{**raw, "urls": tuple(raw["urls"])})
+
+
+class Manifest:
+    """All entries of one manifest file, looked up by id or by entrypoint."""
+
+    def __init__(self, entries: list[WeightsEntry], path: Path):
+        self.path = path
+        self.entries = entries
+        self._by_id = {entry.id: entry for entry in entries}
+        if len(self._by_id) != len(entries):
+            raise InvalidArgumentError(f"manifest {path} has duplicate entry ids")
+
+    def for_entrypoint(self, entrypoint: str, model_type: str | None = None) -> list[WeightsEntry]:
+        return [e for e in self.entries if e.entrypoint == entrypoint and e.model_type == model_type]
+
+    def default(self, entrypoint: str, model_type: str | None = None) -> WeightsEntry | None:
+        """The entry loaded by ``pretrained=True`` (the one marked default, else the first)."""
+        candidates = self.for_entrypoint(entrypoint, model_type)
+        return next((e for e in candidates if e.default), candidates[0] if candidates else None)
+
+    def get(self, weights_id: str, entrypoint: str, model_type: str | None = None) -> WeightsEntry:
+        """The entry ``weights_id``, which must serve ``entrypoint`` (and ``model_type``)."""
+        entry = self._by_id.get(weights_id)
+        valid = [e.id for e in self.for_entrypoint(entrypoint, model_type)]
+        served = _describe(entrypoint, model_type)
+        if entry is not None and (entry.entrypoint, entry.model_type) != (entrypoint, model_type):
+            owner = _describe(entry.entrypoint, entry.model_type)
+            raise UnknownWeightsError(f"weights={weights_id!r} are the weights of {owner}, not of {served}; "
+                                      f"valid ids: {valid}")
+        if entry is None:
+            raise UnknownWeightsError(
+                f"weights={weights_id!r} is neither a weights id of {served} in {self.path} "
+                f"nor an existing file or an http(s) URL; valid ids: {valid}"
+            )
+        return entry
+
+    def __contains__(self, weights_id: object) -> bool:
+        return weights_id in self._by_id
+
+
+def _describe(entrypoint: str, model_type: str | None) -> str:
+    return entrypoint + (f" (model_type={model_type!r})" if model_type else "")
+
+
+def manifest_path() -> Path:
+    """The manifest in use: ``$CONVNETS_HUB_MANIFEST`` if set, else the repository's."""
+    override = os.environ.get(MANIFEST_ENV)
+    return Path(override).expanduser().resolve() if override else DEFAULT_MANIFEST
+
+
+def load_manifest(path: Path | None = None) -> Manifest:
+    """Read and validate a manifest file (the one in use when ``path`` is None)."""
+    path = manifest_path() if path is None else Path(path)
+    stat = path.stat() if path.is_file() else None
+    if stat is None:
+        raise InvalidArgumentError(f"manifest {path} does not exist (set by {MANIFEST_ENV} or the repository)")
+    return _read_manifest(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _read_manifest(path: str, mtime_ns: int, size: int) -> Manifest:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        entries = [WeightsEntry.from_json(item) for item in raw["entries"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InvalidArgumentError(f"manifest {path} is not a valid weights manifest: {exc}") from exc
+    return Manifest(entries, Path(path))

@@ -1,0 +1,180 @@
+"""The weights resolver against a loopback HTTP server: cache, mirror, URLs, verification, locking."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import REPO, Reply, parity_fixture, seeded_checkpoint
+from convnets_hub.models.download import UnverifiedWeightsWarning, resolve_weights_file
+from convnets_hub.models.errors import WeightsUnavailableError, WeightsVerificationError
+from convnets_hub.models.manifest import WeightsEntry
+
+PAYLOAD = os.urandom(300_000)
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+SIZE = len(PAYLOAD)
+
+
+def entry_for(*urls, sha256=SHA, size=SIZE, hash_prefix=None, file_name="weights-test.pth"):
+    return WeightsEntry(id="test", entrypoint="resnet18_ssl", urls=tuple(urls), file_name=file_name,
+                        layout="torchvision_resnet", preprocessing={}, license="test", sha256=sha256,
+                        size=size, hash_prefix=hash_prefix)
+
+
+def cache_listing(hub_home):
+    directory = hub_home / "checkpoints"
+    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock")) if directory.exists() else []
+
+
+def test_download_lands_verified_in_the_cache_under_the_upstream_name(hub_home, server):
+    url = server.serve("/a/weights-test.pth", Reply(body=PAYLOAD))
+    path = resolve_weights_file(entry_for(url), progress=False)
+    assert path == hub_home / "checkpoints" / "weights-test.pth"
+    assert path.read_bytes() == PAYLOAD
+    assert cache_listing(hub_home) == ["weights-test.pth"]
+    resolve_weights_file(entry_for(url), progress=False)
+    assert server.hits == ["/a/weights-test.pth"], "a verified cached file is not downloaded again"
+
+
+def test_truncated_body_is_retried_then_refused_and_leaves_nothing(hub_home, server):
+    url = server.serve("/t.pth", Reply(body=PAYLOAD, truncate=True))
+    with pytest.raises(WeightsUnavailableError, match="truncated") as error:
+        resolve_weights_file(entry_for(url), progress=False)
+    assert "weights-test.pth" in str(error.value) and url in str(error.value)
+    assert str(hub_home / "checkpoints" / "weights-test.pth") in str(error.value)
+    assert len(server.hits) == 4  # the first try and three retries
+    assert cache_listing(hub_home) == []
+
+
+def test_wrong_bytes_fail_verification_and_leave_nothing(hub_home, server):
+    url = server.serve("/w.pth", Reply(body=os.urandom(len(PAYLOAD))))
+    with pytest.raises(WeightsVerificationError, match="sha256") as error:
+        resolve_weights_file(entry_for(url), progress=False)
+    assert SHA in str(error.value)
+    assert cache_listing(hub_home) == []
+
+
+def test_hash_prefix_of_an_unpinned_file_is_checked(hub_home, server):
+    url = server.serve("/p.pth", Reply(body=PAYLOAD))
+    with pytest.raises(WeightsVerificationError, match="hash prefix"):
+        resolve_weights_file(entry_for(url, sha256=None, hash_prefix="00000000"), progress=False)
+    with pytest.warns(UnverifiedWeightsWarning, match=SHA):
+        resolve_weights_file(entry_for(url, sha256=None, hash_prefix=SHA[:8]), progress=False)
+
+
+def test_404_on_the_first_url_is_not_retried_and_the_second_url_is_used(hub_home, server):
+    missing = server.serve("/missing.pth", Reply(status=404))
+    good = server.serve("/good.pth", Reply(body=PAYLOAD))
+    assert resolve_weights_file(entry_for(missing, good), progress=False).read_bytes() == PAYLOAD
+    assert server.hits == ["/missing.pth", "/good.pth"]
+
+
+def test_server_errors_are_retried(hub_home, server):
+    url = server.serve("/flaky.pth", Reply(status=500), Reply(status=503), Reply(body=PAYLOAD))
+    assert resolve_weights_file(entry_for(url), progress=False).read_bytes() == PAYLOAD
+    assert server.hits == ["/flaky.pth"] * 3
+
+
+def test_a_stalled_server_times_out_within_the_configured_timeout(hub_home, server, monkeypatch):
+    monkeypatch.setenv("CONVNETS_HUB_READ_TIMEOUT", "1")
+    url = server.serve("/stall.pth", Reply(stall=True))
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailableError, match="timed out|stalled"):
+        resolve_weights_file(entry_for(url), progress=False)
+    assert time.monotonic() - start < 5
+    assert cache_listing(hub_home) == []
+
+
+def test_a_corrupted_cached_file_is_never_loaded(hub_home, server):
+    cached = hub_home / "checkpoints" / "weights-test.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"corrupted")
+    url = server.serve("/fresh.pth", Reply(body=PAYLOAD))
+    with pytest.warns(UserWarning, match="fails verification"):
+        assert resolve_weights_file(entry_for(url), progress=False).read_bytes() == PAYLOAD
+    assert server.hits == ["/fresh.pth"]
+
+
+def test_offline_uses_the_cache_and_never_the_network(hub_home, server, monkeypatch):
+    url = server.serve("/o.pth", Reply(body=PAYLOAD))
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError) as error:
+        resolve_weights_file(entry_for(url), progress=False)
+    message = str(error.value)
+    assert "weights-test.pth" in message and url in message
+    assert str(hub_home / "checkpoints" / "weights-test.pth") in message
+    (hub_home / "checkpoints").mkdir(parents=True)
+    (hub_home / "checkpoints" / "weights-test.pth").write_bytes(PAYLOAD)
+    assert resolve_weights_file(entry_for(url), progress=False).read_bytes() == PAYLOAD
+    assert server.hits == []
+
+
+def test_mirror_url_is_tried_before_upstream(hub_home, server, monkeypatch):
+    upstream = server.serve("/upstream/weights-test.pth", Reply(body=b"wrong"))
+    server.serve("/mirror/weights-test.pth", Reply(body=PAYLOAD))
+    monkeypatch.setenv("CONVNETS_HUB_MIRROR", server.url("/mirror/"))
+    assert resolve_weights_file(entry_for(upstream), progress=False).read_bytes() == PAYLOAD
+    assert server.hits == ["/mirror/weights-test.pth"]
+
+
+def test_mirror_directory_is_used_in_place_even_offline(hub_home, server, tmp_path, monkeypatch):
+    upstream = server.serve("/u.pth", Reply(body=PAYLOAD))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "weights-test.pth").write_bytes(PAYLOAD)
+    monkeypatch.setenv("CONVNETS_HUB_MIRROR", str(mirror))
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    assert resolve_weights_file(entry_for(upstream), progress=False) == mirror / "weights-test.pth"
+    assert server.hits == []
+
+
+def write_manifest(path, url, payload, entrypoint="resnet18_ssl", file_name="semi_supervised_resnet18-d92f0530.pth"):
+    entry = {"id": f"{entrypoint}.test", "entrypoint": entrypoint, "default": True, "urls": [url],
+             "file_name": file_name, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload),
+             "hash_prefix": None, "archive_member": None, "layout": "torchvision_resnet",
+             "preprocessing": {"input_size": [3, 224, 224], "crop_pct": 0.875, "interpolation": "bilinear",
+                               "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+             "license": "test", "metrics": {"imagenet_top1": 72.8}}
+    path.write_text(json.dumps({"schema_version": 1, "entries": [entry]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("resnet18") / "semi_supervised_resnet18-d92f0530.pth"
+    torch.save(seeded_checkpoint(parity_fixture("resnet18_ssl_swsl")), path)
+    return path
+
+
+def test_pretrained_model_through_a_pinned_manifest(repo_dir, hub_home, server, tmp_path, monkeypatch, resnet18_file):
+    payload = resnet18_file.read_bytes()
+    url = server.serve("/fb/semi_supervised_resnet18-d92f0530.pth", Reply(body=payload))
+    manifest = write_manifest(tmp_path / "manifest.json", url, payload)
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
+    model = torch.hub.load(str(repo_dir), "resnet18_ssl", source="local", progress=False)
+    assert model.pretrained_cfg["id"] == "resnet18_ssl.test"
+    expected = torch.load(resnet18_file, weights_only=True)
+    assert torch.equal(model.state_dict()["layer4.1.conv2.weight"], expected["layer4.1.conv2.weight"])
+    assert (hub_home / "checkpoints" / "semi_supervised_resnet18-d92f0530.pth").read_bytes() == payload
+
+
+def test_four_processes_download_once_and_build_identical_models(hub_home, server, tmp_path, resnet18_file):
+    payload = resnet18_file.read_bytes()
+    url = server.serve("/slow.pth", Reply(body=payload, seconds=4.0))
+    manifest = write_manifest(tmp_path / "manifest.json", url, payload)
+    script = (
+        "import torch, sys\n"
+        f"m = torch.hub.load({str(REPO)!r}, 'resnet18_ssl', source='local', progress=False)\n"
+        "print(sum(float(t.double().sum()) for t in m.state_dict().values()))\n"
+    )
+    env = {**os.environ, "TORCH_HOME": str(hub_home.parent), "CONVNETS_HUB_MANIFEST": str(manifest)}
+    processes = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [process.communicate(timeout=300) for process in processes]
+    assert [p.returncode for p in processes] == [0] * 4, [err[-2000:] for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    assert server.hits == ["/slow.pth"]
