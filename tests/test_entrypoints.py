@@ -1,0 +1,158 @@
+"""The hub surface: entrypoint names, docstrings, keywords, pretrained_cfg, heads and import hygiene."""
+
+import hashlib
+import inspect
+import json
+import os
+import socket
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from conftest import REPO, parity_fixture, seeded_checkpoint
+from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
+from convnets_hub.models.hub import FreshClassifierWarning
+from convnets_hub.models.registry import ALIASES, SPECS
+
+MODEL_ENTRYPOINTS = sorted([*SPECS, *ALIASES])
+
+
+def public_callables(hubconf):
+    return sorted(name for name in dir(hubconf) if not name.startswith("_") and callable(getattr(hubconf, name)))
+
+
+def test_only_entrypoints_are_public(hubconf):
+    public = public_callables(hubconf)
+    assert set(MODEL_ENTRYPOINTS) <= set(public)
+    assert all(name in SPECS or name in ALIASES or name.endswith("_utils") for name in public), public
+    for name in public:
+        assert inspect.getdoc(getattr(hubconf, name)), f"{name} has no docstring"
+
+
+@pytest.mark.parametrize("name", MODEL_ENTRYPOINTS)
+def test_signature_and_docstring(hubconf, name):
+    entrypoint = getattr(hubconf, name)
+    parameters = inspect.signature(entrypoint).parameters
+    assert [(p.name, p.default) for p in list(parameters.values())[:3]] == [
+        ("pretrained", True), ("progress", True), ("weights", None)]
+    doc = inspect.getdoc(entrypoint)
+    assert "top-1" in doc and "license" in doc and "3x224x224" in doc
+
+
+def test_hub_help_text_gives_the_published_accuracy(hubconf):
+    help_text = hubconf.nvidia_resneXt.__doc__  # what torch.hub.help returns
+    assert "80.43" in help_text and "95.06" in help_text and "NGC model license" in help_text
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.mark.parametrize("name", MODEL_ENTRYPOINTS)
+def test_every_entrypoint_builds_untrained_without_network(repo_dir, hub_home, no_network, name):
+    model = torch.hub.load(str(repo_dir), name, source="local", pretrained=False).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+    cfg = model.pretrained_cfg
+    assert cfg["input_size"] == (3, 224, 224) and cfg["num_classes"] == 1000 and cfg["id"] is None
+    assert cfg["interpolation"] == "bilinear" and cfg["crop_pct"] == 0.875 and len(cfg["mean"]) == 3
+    small = torch.hub.load(str(repo_dir), name, source="local", pretrained=False, num_classes=10).eval()
+    with torch.no_grad():
+        assert small(torch.randn(1, 3, 224, 224)).shape == (1, 10)
+    assert small.pretrained_cfg["num_classes"] == 10
+
+
+def test_unknown_keyword_is_a_type_error_naming_it(hubconf):
+    with pytest.raises(TypeError, match="'colour'"):
+        hubconf.resnet18_ssl(pretrained=False, colour="red")
+
+
+@pytest.fixture(scope="module")
+def resnet18_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "semi_weakly_supervised_resnet18-118f1556.pth"
+    torch.save(seeded_checkpoint(parity_fixture("resnet18_ssl_swsl")), path)
+    return path
+
+
+def test_num_classes_with_pretrained_weights_loads_the_backbone_and_warns(hubconf, hub_home, resnet18_checkpoint):
+    with pytest.warns(FreshClassifierWarning, match="fc"):
+        model = hubconf.resnet18_swsl(weights=str(resnet18_checkpoint), num_classes=10)
+    expected = torch.load(resnet18_checkpoint, weights_only=True)
+    assert torch.equal(model.layer4[1].conv2.weight, expected["layer4.1.conv2.weight"])
+    assert model.fc.weight.shape == (10, 512) and model.pretrained_cfg["num_classes"] == 10
+
+
+def test_a_fine_tuned_checkpoint_keeps_its_own_head(hubconf, hub_home, resnet18_checkpoint, tmp_path):
+    state = torch.load(resnet18_checkpoint, weights_only=True)
+    state["fc.weight"], state["fc.bias"] = torch.randn(10, 512), torch.randn(10)
+    path = tmp_path / "finetuned.pth"
+    torch.save({"state_dict": state, "epoch": 9}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FreshClassifierWarning)
+        model = hubconf.resnet18_ssl(weights=str(path), num_classes=10)
+    assert torch.equal(model.fc.weight, state["fc.weight"])
+
+
+def _manifest_with_mirror(tmp_path, monkeypatch, checkpoint):
+    """Our manifest's resnet18_swsl entry pinned to the seeded file, plus an alternative entry, offline."""
+    manifest = json.loads((REPO / "weights_manifest.json").read_text())
+    default = next(e for e in manifest["entries"] if e["entrypoint"] == "resnet18_swsl")
+    pinned = {**default, "hash_prefix": None, "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()}
+    manifest["entries"] = [pinned, {**pinned, "id": "resnet18_swsl.alternative", "default": False,
+                                    "file_name": "alternative.pth"}]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in (default["file_name"], "alternative.pth"):
+        (mirror / name).write_bytes(checkpoint.read_bytes())
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(path))
+    monkeypatch.setenv("CONVNETS_HUB_MIRROR", str(mirror))
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    return default["id"]
+
+
+def test_facebook_call_style_and_weights_ids(hubconf, hub_home, tmp_path, monkeypatch, resnet18_checkpoint):
+    default_id = _manifest_with_mirror(tmp_path, monkeypatch, resnet18_checkpoint)
+    model = hubconf.resnet18_swsl(progress=False)  # Facebook's hub call
+    assert model.pretrained_cfg["id"] == default_id
+    alternative = hubconf.resnet18_swsl(weights="resnet18_swsl.alternative")
+    assert alternative.pretrained_cfg["id"] == "resnet18_swsl.alternative"
+    assert torch.equal(model.fc.weight, alternative.fc.weight)
+
+
+def test_weights_id_of_another_entrypoint_or_unknown_is_a_value_error(hubconf, hub_home):
+    with pytest.raises(UnknownWeightsError, match="resnet50_swsl") as error:
+        hubconf.resnet18_ssl(weights="resnet50_swsl.fb_swsl_ig1b_ft_in1k")
+    assert "resnet18_ssl.fb_ssl_yfcc100m_ft_in1k" in str(error.value)
+    with pytest.raises(ValueError, match="no-such-weights"):
+        hubconf.resnet18_ssl(weights="no-such-weights")
+    with pytest.raises(InvalidArgumentError, match="pretrained=False"):
+        hubconf.resnet18_ssl(pretrained=False, weights="resnet18_ssl.fb_ssl_yfcc100m_ft_in1k")
+
+
+def test_importing_hubconf_builds_nothing_touches_no_network_and_writes_nothing(repo_dir, tmp_path):
+    script = f"""
+import importlib.util, os, socket, sys, torch
+calls = []
+socket.socket.connect = lambda *a, **k: calls.append(a)
+original_init = torch.nn.Module.__init__
+torch.nn.Module.__init__ = lambda self, *a, **k: (calls.append('module'), original_init(self, *a, **k))[1]
+spec = importlib.util.spec_from_file_location("hubconf", {str(repo_dir / "hubconf.py")!r})
+hubconf = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hubconf)
+assert hubconf.nvidia_resneXt.__doc__
+print(calls)
+"""
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
+    result = subprocess.run([sys.executable, "-c", script], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
