@@ -1,0 +1,50 @@
+"""Maintainer command: download manifest entries and pin their sha256 and size into the manifest.
+
+    python3 -m models.pin_weights                       # every entry without a sha256
+    python3 -m models.pin_weights nvidia_resneXt.ngc_amp_20.06.0 ...   # these entries
+
+Files come through the normal resolver (cache, CONVNETS_HUB_MIRROR, then the URLs), so an
+entry with a hash prefix is checked against it before its sha256 is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import warnings
+from collections.abc import Sequence
+
+from .download import UnverifiedWeightsWarning, resolve_weights_file, sha256_of
+from .manifest import WeightsEntry, load_manifest
+
+
+def pin(ids: Sequence[str] = (), progress: bool = True) -> list[WeightsEntry]:
+    """Pin the given entries (default: all unpinned ones) in the manifest in use; returns them pinned."""
+    manifest = load_manifest()
+    chosen = [e for e in manifest.entries if (e.id in ids if ids else e.sha256 is None)]
+    unknown = sorted(set(ids) - {e.id for e in chosen})
+    if unknown:
+        raise SystemExit(f"no such manifest ids: {unknown}")
+    pinned = {}
+    for entry in chosen:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnverifiedWeightsWarning)
+            path = resolve_weights_file(dataclasses.replace(entry, sha256=None, size=None), progress)
+        pinned[entry.id] = {"sha256": sha256_of(path), "size": path.stat().st_size}
+    raw = json.loads(manifest.path.read_text(encoding="utf-8"))
+    for item in raw["entries"]:
+        item.update(pinned.get(item["id"], {}))
+    manifest.path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    return [e for e in load_manifest().entries if e.id in pinned]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ids", nargs="*", help="manifest ids to pin (default: every entry without a sha256)")
+    for entry in pin(parser.parse_args(argv).ids):
+        print(f"{entry.id}: sha256 {entry.sha256}, {entry.size} bytes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The weights manifest: schema, coverage, agreement with the upstream facts, and the pin command."""
+
+import hashlib
+import json
+import re
+from urllib.parse import urlparse
+
+import pytest
+from conftest import REFERENCE, REPO, Reply
+from convnets_hub.models.manifest import load_manifest
+from convnets_hub.models.pin_weights import pin
+from convnets_hub.models.registry import SPECS
+
+RAW = json.loads((REPO / "weights_manifest.json").read_text())
+ENTRIES = RAW["entries"]
+UPSTREAM = json.loads((REFERENCE / "upstream_weights.json").read_text())
+INTERPOLATIONS = {"bilinear", "bicubic", "nearest"}
+
+
+def test_the_manifest_loads_and_ids_are_unique():
+    manifest = load_manifest(REPO / "weights_manifest.json")
+    assert len(manifest.entries) == len(ENTRIES) == len({e["id"] for e in ENTRIES})
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])
+def test_entry_schema(entry):
+    assert entry["entrypoint"] in SPECS
+    assert entry["urls"] and all(urlparse(url).scheme == "https" and urlparse(url).netloc for url in entry["urls"])
+    assert re.fullmatch(r"[\w.\-]+", entry["file_name"])
+    assert entry["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
+    assert entry["size"] is None or entry["size"] > 0
+    if entry["hash_prefix"] is not None:
+        assert re.fullmatch(r"[0-9a-f]{8,}", entry["hash_prefix"])
+        assert f"-{entry['hash_prefix']}." in entry["file_name"]
+    member = entry["archive_member"]
+    assert member is None or (not member.startswith("/") and ".." not in member)
+    prep = entry["preprocessing"]
+    assert prep["input_size"][0] == 3 and prep["input_size"][1] == prep["input_size"][2]
+    assert 32 <= prep["input_size"][1] <= 1024 and 0.5 <= prep["crop_pct"] <= 1.0
+    assert prep["interpolation"] in INTERPOLATIONS
+    assert all(0 < v < 1 for v in prep["mean"] + prep["std"]) and len(prep["mean"]) == len(prep["std"]) == 3
+    assert 0 < entry["metrics"]["imagenet_top1"] < 100 and entry["metrics"]["source"]
+    assert entry["license"] and entry["description"] and entry["num_classes"] == 1000
+
+
+def test_every_entrypoint_with_published_weights_has_exactly_one_default():
+    served = {}
+    for entry in ENTRIES:
+        key = (entry["entrypoint"], entry.get("model_type"))
+        served[key] = served.get(key, 0) + entry["default"]
+    assert all(count == 1 for count in served.values()), served
+    assert {entrypoint for entrypoint, _ in served} == {name for name, spec in SPECS.items() if spec.default_cfg is None}
+
+
+def _upstream_facts():
+    for family in ("nvidia_convnets", "facebook_semi_supervised"):
+        yield from UPSTREAM[family].items()
+
+
+@pytest.mark.parametrize(("entrypoint", "facts"), list(_upstream_facts()))
+def test_entries_agree_with_the_upstream_facts(entrypoint, facts):
+    entry = next(e for e in ENTRIES if e["entrypoint"] == entrypoint and e["default"])
+    assert entry["urls"][0] == facts["url"] and entry["file_name"] == facts["file_name"]
+    assert entry["hash_prefix"] == facts.get("hash_prefix")
+    assert entry["metrics"]["imagenet_top1"] == facts["published"]["imagenet_top1"]
+    for key in ("input_size", "crop_pct", "interpolation", "mean", "std"):
+        assert entry["preprocessing"][key] == facts["preprocessing"][key]
+
+
+def test_pin_command_writes_sha256_and_size(hub_home, server, tmp_path, monkeypatch):
+    payload = b"weights" * 1000
+    url = server.serve("/pin/file.pth", Reply(body=payload))
+    manifest = tmp_path / "manifest.json"
+    entry = {**ENTRIES[0], "id": "x.pin", "urls": [url], "file_name": "file.pth", "sha256": None, "size": None}
+    manifest.write_text(json.dumps({"schema_version": 1, "entries": [entry]}))
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
+    (pinned,) = pin(progress=False)
+    assert pinned.sha256 == hashlib.sha256(payload).hexdigest() and pinned.size == len(payload)
+    assert json.loads(manifest.read_text())["entries"][0]["sha256"] == pinned.sha256
