@@ -77,3 +77,12 @@ def test_pin_command_writes_sha256_and_size(hub_home, server, tmp_path, monkeypa
     (pinned,) = pin(progress=False)
     assert pinned.sha256 == hashlib.sha256(payload).hexdigest() and pinned.size == len(payload)
     assert json.loads(manifest.read_text())["entries"][0]["sha256"] == pinned.sha256
+
+
+def test_readme_table_lists_every_entry_with_its_published_accuracy():
+    rows = {line.split("|")[1]: line for line in (REPO / "README.md").read_text().splitlines()
+            if line.startswith("| `")}
+    for entry in ENTRIES:
+        row = next((line for names, line in rows.items() if f"`{entry['entrypoint']}`" in names), None)
+        assert row is not None, f"README lists no {entry['entrypoint']}"
+        assert f"{entry['metrics']['imagenet_top1']:g}" in row
