@@ -13,7 +13,7 @@ from torch import nn
 from .checkpoint import extract_state_dict, load_into, read_checkpoint, rename_keys
 from .download import download_url, is_offline, resolve_weights_file
 from .errors import InvalidArgumentError, WeightsUnavailableError
-from .manifest import WeightsEntry, load_manifest
+from .manifest import Manifest, WeightsEntry, load_manifest
 from .registry import ALIASES, SPECS, ModelSpec
 
 PRETRAINED_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
@@ -29,23 +29,32 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     name = ALIASES.get(entrypoint, entrypoint)
     spec = SPECS[name]
     _check_keywords(entrypoint, spec, kwargs)
+    model_type = None
+    if spec.canonical_type is not None:
+        kwargs["model_type"] = model_type = spec.canonical_type(kwargs["model_type"])
     manifest = load_manifest()
-    default_entry = manifest.default(name)
-    entry, checkpoint = _select_weights(name, pretrained, weights, progress, manifest)
+    entry, checkpoint = _select_weights(name, model_type, pretrained, weights, progress, manifest)
     model = spec.build(**kwargs)
     if checkpoint is not None:
         _load_checkpoint(model, spec, checkpoint, entry)
-    preprocessing = (entry or default_entry).preprocessing if (entry or default_entry) else spec.default_cfg
+    described = entry or manifest.default(name, model_type)
+    preprocessing = described.preprocessing if described else spec.default_cfg
     model.pretrained_cfg = {
         **{key: tuple(value) if isinstance(value, list) else value
            for key, value in preprocessing.items() if key in PRETRAINED_CFG_KEYS},
-        "num_classes": _num_classes(model, spec),
-        "classifier": spec.classifier,
+        "num_classes": classifier_of(model)[1].out_features,
+        "classifier": classifier_of(model)[0],
         "id": entry.id if entry else None,
         "entrypoint": entrypoint,
+        "model_type": model_type,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
     }
     return model
+
+
+def classifier_of(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The classification layer: the last ``nn.Linear`` of the model, with its name."""
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
 
 
 def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) -> None:
@@ -56,13 +65,14 @@ def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) ->
                             f"it accepts pretrained, progress, weights, {', '.join(accepted)}")
 
 
-def _select_weights(entrypoint: str, pretrained: bool, weights: str | os.PathLike | None, progress: bool,
-                    manifest) -> tuple[WeightsEntry | None, Path | None]:
+def _select_weights(entrypoint: str, model_type: str | None, pretrained: bool,
+                    weights: str | os.PathLike | None, progress: bool,
+                    manifest: Manifest) -> tuple[WeightsEntry | None, Path | None]:
     """The manifest entry (if any) and the local file of the weights to load (None: no weights)."""
     if weights is None:
         if not pretrained:
             return None, None
-        entry = manifest.default(entrypoint)
+        entry = manifest.default(entrypoint, model_type)
         if entry is None:
             raise InvalidArgumentError(f"{entrypoint} has no published weights in {manifest.path}; "
                                        "use pretrained=False or weights=<checkpoint path or URL>")
@@ -71,7 +81,7 @@ def _select_weights(entrypoint: str, pretrained: bool, weights: str | os.PathLik
         raise InvalidArgumentError(f"weights={weights!r} was given with pretrained=False; drop one of them")
     text = os.fspath(weights)
     if text in manifest:
-        entry = manifest.get(text, entrypoint)
+        entry = manifest.get(text, entrypoint, model_type)
         return entry, resolve_weights_file(entry, progress)
     if text.startswith(("http://", "https://")):
         if is_offline():
@@ -80,25 +90,19 @@ def _select_weights(entrypoint: str, pretrained: bool, weights: str | os.PathLik
         return None, download_url(text, progress)
     if Path(text).expanduser().is_file():
         return None, Path(text).expanduser()
-    return manifest.get(text, entrypoint), None
+    return manifest.get(text, entrypoint, model_type), None
 
 
 def _load_checkpoint(model: nn.Module, spec: ModelSpec, path: Path, entry: WeightsEntry | None) -> None:
     state = extract_state_dict(read_checkpoint(path, entry.archive_member if entry else None), str(path))
     if spec.key_map is not None:
         state = rename_keys(state, spec.key_map)
-    classifier_weight = f"{spec.classifier}.weight"
-    model_classifier = model.state_dict().get(classifier_weight)
-    given_classifier = state.get(classifier_weight)
+    name, classifier = classifier_of(model)
+    given = state.get(f"{name}.weight")
     skip = ()
-    if model_classifier is not None and given_classifier is not None \
-            and model_classifier.shape[0] != given_classifier.shape[0]:
-        skip = (f"{spec.classifier}.",)
-        warnings.warn(f"{path.name} has a {given_classifier.shape[0]}-class classifier and the model "
-                      f"{model_classifier.shape[0]} classes: the backbone is pretrained, the classifier "
-                      f"'{spec.classifier}' is freshly initialised", FreshClassifierWarning, stacklevel=4)
+    if given is not None and given.shape[0] != classifier.out_features:
+        skip = (f"{name}.",)
+        warnings.warn(f"{path.name} has a {given.shape[0]}-class classifier and the model "
+                      f"{classifier.out_features} classes: the backbone is pretrained, the classifier "
+                      f"'{name}' is freshly initialised", FreshClassifierWarning, stacklevel=4)
     load_into(model, state, str(path), skip)
-
-
-def _num_classes(model: nn.Module, spec: ModelSpec) -> int:
-    return int(model.state_dict()[f"{spec.classifier}.weight"].shape[0])
