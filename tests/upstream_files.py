@@ -1,0 +1,71 @@
+"""Checkpoint files in the exact upstream layouts, made from the seeded parity weights.
+
+Used to serve real-looking NGC, Facebook and torchvision files from a loopback mirror, so that
+``pretrained=True`` runs the whole loading path offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import torch
+from conftest import REPO, parity_fixture, seeded_checkpoint
+
+
+def fixture_name(entry: dict) -> str:
+    """The parity oracle holding this entry's upstream keys and shapes."""
+    if entry["entrypoint"] == "nvidia_gpunet":
+        return f"gpunet_{entry['model_type']}"
+    if entry["entrypoint"].startswith("nvidia_"):
+        return entry["entrypoint"]
+    return entry["entrypoint"].rsplit("_", 1)[0] + "_ssl_swsl"
+
+
+def upstream_bytes(entry: dict, state: dict[str, torch.Tensor]) -> bytes:
+    """``state`` serialised as the upstream file of ``entry`` is."""
+    buffer = io.BytesIO()
+    if entry["layout"] == "nvidia_convnets":
+        torch.save({f"module.{key}": value for key, value in state.items()}, buffer)
+    elif entry["layout"] == "nvidia_gpunet" and entry["model_type"] in ("GPUNet-P0", "GPUNet-P1"):
+        torch.save(state, buffer)
+    elif entry["layout"] == "nvidia_gpunet":
+        stale = {key: torch.zeros_like(value) for key, value in state.items()}
+        torch.save({"epoch": 450, "arch": "gpunet", "state_dict": stale, "state_dict_ema": state,
+                    "args": argparse.Namespace(model="gpunet", lr=0.08), "version": 2}, buffer)
+    else:
+        torch.save(state, buffer)
+    if entry.get("archive_member"):
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr(entry["archive_member"], buffer.getvalue())
+        return archive.getvalue()
+    return buffer.getvalue()
+
+
+def write_mirror(directory: Path, entry_ids: list[str], states: dict[str, dict] | None = None) -> Path:
+    """Write the chosen entries' files into ``directory`` and a manifest pinning them; returns the manifest.
+
+    ``states`` may give an entry's weights by id; by default the seeded parity weights are used.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((REPO / "weights_manifest.json").read_text())
+    pinned = []
+    for entry in manifest["entries"]:
+        if entry["id"] not in entry_ids:
+            continue
+        state = (states or {}).get(entry["id"]) or seeded_checkpoint(parity_fixture(fixture_name(entry)))
+        payload = upstream_bytes(entry, state)
+        (directory / entry["file_name"]).write_bytes(payload)
+        pinned.append({**entry, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload),
+                       "hash_prefix": None})
+    missing = set(entry_ids) - {entry["id"] for entry in pinned}
+    if missing:
+        raise KeyError(f"no manifest entries {sorted(missing)}")
+    path = directory / "manifest.json"
+    path.write_text(json.dumps({**manifest, "entries": pinned}))
+    return path
