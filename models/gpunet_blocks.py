@@ -175,7 +175,7 @@ class EdgeResidual(nn.Module):
 
 
 class Epilogue(nn.Module):
-    """Head of the network (``tail``): 1x1 conv, BatchNorm, ReLU, global pool, dropout, linear.
+    """Classifier end (``tail``): 1x1 conv, BatchNorm, ReLU, global pool, dropout, linear.
 
     ``net[CLASSIFIER_INDEX]`` is the classifier.
     """

@@ -98,7 +98,7 @@ class FusedInvertedResidualD(_ResidualBody):
 
 
 class EpilogueD(nn.Module):
-    """Head of the network (``tail``): 1x1 conv to 1152, BN, ReLU, pool, 1x1 conv, ReLU, dropout, linear.
+    """Classifier end (``tail``): 1x1 conv to 1152, BN, ReLU, pool, 1x1 conv, ReLU, dropout, linear.
 
     ``net[CLASSIFIER_INDEX]`` is the classifier.
     """
