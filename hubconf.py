@@ -91,3 +91,24 @@ resnext50_32x4d_swsl = _model_entrypoint("resnext50_32x4d_swsl", _SWSL.format(ar
 resnext101_32x4d_swsl = _model_entrypoint("resnext101_32x4d_swsl", _SWSL.format(arch="ResNeXt-101 32x4d"))
 resnext101_32x8d_swsl = _model_entrypoint("resnext101_32x8d_swsl", _SWSL.format(arch="ResNeXt-101 32x8d"))
 resnext101_32x16d_swsl = _model_entrypoint("resnext101_32x16d_swsl", _SWSL.format(arch="ResNeXt-101 32x16d"))
+
+
+def nvidia_gpunet(pretrained=True, progress=True, weights=None, model_type="GPUNet-0", model_math="fp32", **kwargs):
+    return _import("models.hub").create_model(
+        "nvidia_gpunet", pretrained=pretrained, progress=progress, weights=weights, model_type=model_type,
+        model_math=model_math, **kwargs)
+
+
+nvidia_gpunet.__doc__ = _import("models.docs").entrypoint_doc("nvidia_gpunet", """
+GPUNet from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoints.
+
+GPUNets were found by neural architecture search for low GPU inference latency (Wang et al.,
+2022, arXiv:2205.00841); the P types are pruned, the D types distilled. Each type has its own
+input resolution (``pretrained_cfg["input_size"]``), crop_pct 1.0 and bicubic resizing: pass
+``model=`` to ``prepare_input_from_uri`` to feed it its native input.
+
+""" + _import("models.docs").gpunet_types_table(), extra_args="""
+    model_type (str): one of the types above, in any case, or NVIDIA's latency key ("0.65ms", ...).
+    model_math (str): "fp32", "fp16", "bf16" or "fp64": the precision of the returned model; it
+        accepts the float32 batch that prepare_input_from_uri returns and gives logits in its own dtype.
+""")

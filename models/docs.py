@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .gpunet_types import GPUNET_TYPES
 from .manifest import WeightsEntry, load_manifest
 from .registry import ALIASES
 
@@ -26,10 +27,11 @@ Example:
 
 def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
     """``summary``, then every manifest entry of ``entrypoint``, then the common arguments."""
-    entries = load_manifest().for_entrypoint(ALIASES.get(entrypoint, entrypoint))
+    name = ALIASES.get(entrypoint, entrypoint)
+    entries = [entry for entry in load_manifest().entries if entry.entrypoint == name]
     weights = "\n".join(describe_entry(entry) for entry in entries) or "    (no published weights)"
     return (f"{summary.strip()}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
-            + _COMMON_ARGS.format(extra_args=extra_args.rstrip(), name=entrypoint))
+            + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint))
 
 
 def describe_entry(entry: WeightsEntry) -> str:
@@ -42,3 +44,13 @@ def describe_entry(entry: WeightsEntry) -> str:
             f"        ImageNet-1k {accuracy} ({metrics.get('source', 'published')}); input {size}, "
             f"crop_pct {entry.preprocessing['crop_pct']}, {entry.preprocessing['interpolation']}; "
             f"license: {entry.license}")
+
+
+def gpunet_types_table() -> str:
+    """The GPUNet types with resolution, parameters, published top-1 and batch-1 FP16 latency."""
+    rows = ["    type        resolution  params   top-1   latency ms, TensorRT / PyTorch (V100; A100)"]
+    for gpunet in GPUNET_TYPES.values():
+        latency = "; ".join(f"{p.tensorrt_ms:.2f} / {p.pytorch_ms:.2f}" for p in gpunet.published_latency)
+        rows.append(f"    {gpunet.name:<11} {gpunet.resolution:>4} px   {gpunet.params_m:6.2f} M  "
+                    f"{gpunet.top1:.1f} %  {latency}")
+    return "Types (NVIDIA's published figures):\n" + "\n".join(rows)

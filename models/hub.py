@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from .checkpoint import extract_state_dict, load_into, read_checkpoint, rename_keys
@@ -17,6 +18,7 @@ from .manifest import Manifest, WeightsEntry, load_manifest
 from .registry import ALIASES, SPECS, ModelSpec
 
 PRETRAINED_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
+MODEL_MATH = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 
 
 class FreshClassifierWarning(UserWarning):
@@ -24,8 +26,10 @@ class FreshClassifierWarning(UserWarning):
 
 
 def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = True,
-                 weights: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
-    """Build ``entrypoint``'s model, load its weights and attach ``pretrained_cfg``."""
+                 weights: str | os.PathLike | None = None, model_math: str = "fp32", **kwargs: Any) -> nn.Module:
+    """Build ``entrypoint``'s model, load its weights, set its precision and attach ``pretrained_cfg``."""
+    if model_math not in MODEL_MATH:
+        raise InvalidArgumentError(f"model_math={model_math!r} is not a precision; valid: {list(MODEL_MATH)}")
     name = ALIASES.get(entrypoint, entrypoint)
     spec = SPECS[name]
     _check_keywords(entrypoint, spec, kwargs)
@@ -45,11 +49,12 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         "num_classes": classifier_of(model)[1].out_features,
         "classifier": classifier_of(model)[0],
         "id": entry.id if entry else None,
+        "metrics": entry.metrics if entry else None,
         "entrypoint": entrypoint,
         "model_type": model_type,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
     }
-    return model
+    return model.to(MODEL_MATH[model_math])
 
 
 def classifier_of(model: nn.Module) -> tuple[str, nn.Linear]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from .gpunet import build_gpunet, canonical_gpunet_type
 from .resnet import build_resnet, nvidia_se_key
 
 
@@ -39,6 +40,7 @@ SPECS: dict[str, ModelSpec] = {
                                             key_map=nvidia_se_key),
     **{f"{arch}_{kind}": ModelSpec(partial(build_resnet, arch))
        for arch in _FACEBOOK_ARCHITECTURES for kind in ("ssl", "swsl")},
+    "nvidia_gpunet": ModelSpec(build_gpunet, canonical_type=canonical_gpunet_type),
 }
 
 ALIASES = {"nvidia_resnext101_32x4d": "nvidia_resneXt"}

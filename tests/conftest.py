@@ -31,7 +31,6 @@ def _load_hubconf():
 
 HUBCONF = _load_hubconf()
 HUBCONF._package()  # registers ``convnets_hub`` even before any entrypoint imports through it
-sys.modules.setdefault("convnets_hub_hubconf", HUBCONF)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import torch
 from conftest import REPO, parity_fixture, seeded_checkpoint
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from convnets_hub.models.hub import FreshClassifierWarning
+from convnets_hub.models.manifest import load_manifest
 from convnets_hub.models.registry import ALIASES, SPECS
 
 MODEL_ENTRYPOINTS = sorted([*SPECS, *ALIASES])
@@ -38,7 +39,7 @@ def test_signature_and_docstring(hubconf, name):
     assert [(p.name, p.default) for p in list(parameters.values())[:3]] == [
         ("pretrained", True), ("progress", True), ("weights", None)]
     doc = inspect.getdoc(entrypoint)
-    assert "top-1" in doc and "license" in doc and "3x224x224" in doc
+    assert "top-1" in doc and "license" in doc and "input 3x" in doc
 
 
 def test_hub_help_text_gives_the_published_accuracy(hubconf):
@@ -57,14 +58,17 @@ def no_network(monkeypatch):
 @pytest.mark.parametrize("name", MODEL_ENTRYPOINTS)
 def test_every_entrypoint_builds_untrained_without_network(repo_dir, hub_home, no_network, name):
     model = torch.hub.load(str(repo_dir), name, source="local", pretrained=False).eval()
-    with torch.no_grad():
-        assert model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
     cfg = model.pretrained_cfg
-    assert cfg["input_size"] == (3, 224, 224) and cfg["num_classes"] == 1000 and cfg["id"] is None
-    assert cfg["interpolation"] == "bilinear" and cfg["crop_pct"] == 0.875 and len(cfg["mean"]) == 3
+    default = load_manifest().default(ALIASES.get(name, name), cfg["model_type"])
+    assert cfg["input_size"] == tuple(default.preprocessing["input_size"])
+    assert (cfg["interpolation"], cfg["crop_pct"]) == (default.preprocessing["interpolation"],
+                                                       default.preprocessing["crop_pct"])
+    assert cfg["num_classes"] == 1000 and cfg["id"] is None and len(cfg["mean"]) == len(cfg["std"]) == 3
+    with torch.no_grad():
+        assert model(torch.randn(1, *cfg["input_size"])).shape == (1, 1000)
     small = torch.hub.load(str(repo_dir), name, source="local", pretrained=False, num_classes=10).eval()
     with torch.no_grad():
-        assert small(torch.randn(1, 3, 224, 224)).shape == (1, 10)
+        assert small(torch.randn(1, *cfg["input_size"])).shape == (1, 10)
     assert small.pretrained_cfg["num_classes"] == 10
 
 

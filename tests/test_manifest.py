@@ -83,6 +83,17 @@ def test_readme_table_lists_every_entry_with_its_published_accuracy():
     rows = {line.split("|")[1]: line for line in (REPO / "README.md").read_text().splitlines()
             if line.startswith("| `")}
     for entry in ENTRIES:
-        row = next((line for names, line in rows.items() if f"`{entry['entrypoint']}`" in names), None)
+        row = next((line for names, line in rows.items() if f"`{entry['entrypoint']}`" in names
+                    and (entry.get("model_type") is None or f'"{entry["model_type"]}"' in names)), None)
         assert row is not None, f"README lists no {entry['entrypoint']}"
         assert f"{entry['metrics']['imagenet_top1']:g}" in row
+
+
+@pytest.mark.parametrize(("model_type", "facts"), list(UPSTREAM["nvidia_gpunet"].items()))
+def test_gpunet_entries_agree_with_the_upstream_facts(model_type, facts):
+    entry = next(e for e in ENTRIES if e.get("model_type") == model_type and e["default"])
+    assert entry["entrypoint"] == "nvidia_gpunet" and entry["urls"] == [facts["url"]]
+    assert (entry["file_name"], entry["archive_member"]) == (facts["suggested_file_name"], facts["archive_member"])
+    assert entry["metrics"]["imagenet_top1"] == facts["published"]["imagenet_top1"]
+    for key in ("input_size", "crop_pct", "interpolation", "mean", "std"):
+        assert entry["preprocessing"][key] == facts["preprocessing"][key]

@@ -1,0 +1,63 @@
+"""nvidia_gpunet through torch.hub: NGC zip checkpoints, the resolver, precisions, errors."""
+
+import pytest
+import torch
+from conftest import Reply, parity_fixture, reference_error, seeded_checkpoint
+from convnets_hub.models.manifest import load_manifest
+from upstream_files import upstream_bytes, write_mirror
+
+TYPES = ["GPUNet-0", "GPUNet-1", "GPUNet-2", "GPUNet-P0", "GPUNet-P1", "GPUNet-D1", "GPUNet-D2"]
+ENTRIES = {e.model_type: e for e in load_manifest().entries if e.entrypoint == "nvidia_gpunet"}
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_ngc_zip_reproduces_reference_logits_with_ema_weights(repo_dir, hub_home, tmp_path, model_type):
+    entry = ENTRIES[model_type]
+    fixture = parity_fixture(f"gpunet_{model_type}")
+    path = tmp_path / entry.file_name
+    path.write_bytes(upstream_bytes(vars(entry), seeded_checkpoint(fixture)))
+    model = torch.hub.load(str(repo_dir), "nvidia_gpunet", source="local", model_type=model_type, weights=str(path))
+    assert reference_error(model, fixture) <= 1e-6
+    assert model.pretrained_cfg["input_size"] == tuple(fixture["input_shape"][1:])
+
+
+def test_pretrained_through_a_mirror_in_fp64(repo_dir, hub_home, tmp_path, server, monkeypatch):
+    entry = ENTRIES["GPUNet-P0"]
+    manifest = write_mirror(tmp_path / "mirror", [entry.id])
+    server.serve(f"/ngc/{entry.file_name}", Reply(body=(tmp_path / "mirror" / entry.file_name).read_bytes()))
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
+    monkeypatch.setenv("CONVNETS_HUB_MIRROR", server.url("/ngc/"))
+    model = torch.hub.load(str(repo_dir), "nvidia_gpunet", source="local", pretrained=True, model_type="0.5ms-D",
+                           model_math="fp64", progress=False)
+    assert next(model.parameters()).dtype == torch.float64
+    assert model.pretrained_cfg["id"] == entry.id and model.pretrained_cfg["metrics"]["imagenet_top1"] == 80.3
+    assert reference_error(model, parity_fixture("gpunet_GPUNet-P0")) <= 1e-6
+    assert server.hits == [f"/ngc/{entry.file_name}"]
+
+
+@pytest.mark.parametrize(("model_math", "dtype"), [("fp32", torch.float32), ("fp16", torch.float16),
+                                                    ("bf16", torch.bfloat16), ("fp64", torch.float64)])
+def test_model_math_sets_the_precision_and_accepts_a_float32_batch(hubconf, model_math, dtype):
+    model = hubconf.nvidia_gpunet(pretrained=False, model_type="GPUNet-P0", model_math=model_math).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 224, 224))
+    assert logits.dtype == dtype and logits.shape == (1, 1000) and torch.isfinite(logits).all()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 224, 224).half()).dtype == dtype  # NVIDIA's `batch.half()` still works
+
+
+@pytest.mark.parametrize("bad", ["fp8", "FP32x", "float32", 16])
+def test_unknown_model_math_is_a_value_error(hubconf, bad):
+    with pytest.raises(ValueError, match="model_math"):
+        hubconf.nvidia_gpunet(pretrained=False, model_math=bad)
+
+
+def test_unknown_model_type_lists_the_valid_ones(hubconf):
+    with pytest.raises(ValueError, match="GPUNet-D2"):
+        hubconf.nvidia_gpunet(pretrained=False, model_type="GPUNet-3")
+
+
+def test_native_preprocessing_in_pretrained_cfg(hubconf):
+    for model_type, size in [("GPUNet-0", 320), ("GPUNet-1", 288), ("GPUNet-D2", 528)]:
+        cfg = hubconf.nvidia_gpunet(pretrained=False, model_type=model_type).pretrained_cfg
+        assert cfg["input_size"] == (3, size, size) and cfg["crop_pct"] == 1.0 and cfg["interpolation"] == "bicubic"
