@@ -49,7 +49,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         "num_classes": classifier_of(model)[1].out_features,
         "classifier": classifier_of(model)[0],
         "id": entry.id if entry else None,
-        "metrics": entry.metrics if entry else None,
+        "metrics": described.metrics if described else None,
         "entrypoint": entrypoint,
         "model_type": model_type,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,

@@ -1,0 +1,70 @@
+"""Every notebook runs end to end, offline: local checkout, local images, weights from a loopback mirror."""
+
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import pytest
+import skimage
+from conftest import REPO, LoopbackServer, Reply
+from nbclient import NotebookClient
+from upstream_files import write_mirror
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+IMAGES = [Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+          Path(skimage.data_dir) / "chelsea.png", Path(skimage.data_dir) / "coffee.png"]
+# Papermill-style overrides injected after a notebook's "parameters" cell: the smaller choices.
+OVERRIDES = {"semi_supervised_resnet_resnext.ipynb": 'ARCH = "resnet18"'}
+PRETRAINED = [("nvidia_resneXt", None), ("nvidia_gpunet", "GPUNet-0"), ("resnet18_ssl", None),
+              ("resnet18_swsl", None)]
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """The pretrained files the notebooks load, in upstream layouts, served from 127.0.0.1."""
+    manifest = json.loads((REPO / "weights_manifest.json").read_text())
+    ids = [e["id"] for e in manifest["entries"] if e["default"]
+           and (e["entrypoint"], e.get("model_type")) in PRETRAINED]
+    directory = tmp_path_factory.mktemp("mirror")
+    manifest_path = write_mirror(directory, ids)
+    server = LoopbackServer()
+    for entry in json.loads(manifest_path.read_text())["entries"]:
+        server.serve(f"/mirror/{entry['file_name']}", Reply(body=(directory / entry["file_name"]).read_bytes()))
+    yield manifest_path, server.url("/mirror/")
+    server.close()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_stored_notebook_has_no_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: outputs not stripped"
+
+
+def _with_overrides(notebook, override):
+    index = next(i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", []))
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(override))
+    return notebook
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_end_to_end(path, mirror, tmp_path, monkeypatch):
+    manifest, mirror_url = mirror
+    for name, value in {"CONVNETS_HUB_REPO": str(REPO), "CONVNETS_HUB_SOURCE": "local",
+                        "CONVNETS_HUB_IMAGES": ",".join(map(str, IMAGES)), "CONVNETS_HUB_MANIFEST": str(manifest),
+                        "CONVNETS_HUB_MIRROR": mirror_url, "TORCH_HOME": str(tmp_path / "torch"),
+                        "MPLBACKEND": "Agg"}.items():
+        monkeypatch.setenv(name, value)
+    notebook = nbformat.read(path, as_version=4)
+    if path.name in OVERRIDES:
+        notebook = _with_overrides(notebook, OVERRIDES[path.name])
+    start = time.monotonic()
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    print(f"{path.name}: {time.monotonic() - start:.1f} s")
+    outputs = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "Traceback" not in outputs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["torch"], "a notebook wrote into its working directory"
