@@ -112,3 +112,30 @@ input resolution (``pretrained_cfg["input_size"]``), crop_pct 1.0 and bicubic re
     model_math (str): "fp32", "fp16", "bf16" or "fp64": the precision of the returned model; it
         accepts the float32 batch that prepare_input_from_uri returns and gives logits in its own dtype.
 """)
+
+
+def nvidia_convnets_processing_utils(**kwargs):
+    """Image preprocessing and prediction decoding, drop-in compatible with NVIDIA's utilities.
+
+    Methods of the returned object:
+        prepare_input_from_uri(uri, cuda=False, model=None, config=None) -> 1 x 3 x H x W float32
+            uri: http(s) URL, path, bytes, binary file object or PIL image. Without model/config:
+            NVIDIA's pipeline (shorter side 256, bilinear, center crop 224, ImageNet mean/std);
+            with model= (anything with pretrained_cfg) or config=: that model's input size,
+            crop_pct, interpolation, mean and std (GPUNet-0: 320 px, bicubic, no crop margin).
+        prepare_inputs(uris, cuda=False, model=None, config=None, workers=None, skip_errors=False)
+            -> N x 3 x H x W, decoded in parallel threads.
+        pick_n_best(predictions, n=5, labels=None, verbose=True) -> [[(label, "xx.x%"), ...], ...]
+            NVIDIA's output format; the ImageNet-1k labels are bundled, never downloaded.
+        show(images_or_uris, results) -> matplotlib Figure of thumbnails with their top-k bars.
+
+    Keyword arguments: connect_timeout (10 s), read_timeout (30 s), max_bytes (64 MiB) for image
+    files and URLs, max_pixels (120 M) against decompression bombs, workers (decoding threads).
+    Every bad input raises a ValueError subclass naming the input (URL, path or index) and the cause.
+
+    Example:
+        utils = torch.hub.load("<owner>/convnets-hub", "nvidia_convnets_processing_utils")
+        batch = torch.cat([utils.prepare_input_from_uri(uri) for uri in uris])
+        results = utils.pick_n_best(predictions=torch.softmax(model(batch), dim=1), n=5)
+    """
+    return _import("processing").ConvNetsProcessingUtils(**kwargs)

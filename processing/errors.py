@@ -1,0 +1,22 @@
+"""Errors of the processing utilities: each is a ValueError naming the input and the cause."""
+
+
+class ImageInputError(ValueError):
+    """An image input (URL, path, bytes, file object or index in a batch) cannot be used."""
+
+
+class ImageFetchError(ImageInputError):
+    """A URL gave no image: refused scheme, HTTP error, timeout, oversized or non-image body."""
+
+
+class ImageDecodeError(ImageInputError):
+    """The bytes are not a decodable image (truncated, corrupt, not an image at all)."""
+
+
+class ImageTooLargeError(ImageInputError):
+    """The image's canvas exceeds the pixel limit (a decompression bomb guard)."""
+
+
+class ProcessingArgumentError(ValueError):
+    """Another argument is unusable: ``model=``/``config=`` without a preprocessing configuration, a
+    ``cuda=`` device that is not there, predictions or labels of the wrong shape."""

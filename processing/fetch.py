@@ -1,0 +1,50 @@
+"""Bytes of an image URL: http(s) only, timeouts, a size limit enforced while streaming."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import requests
+
+from .errors import ImageFetchError
+
+_ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_bytes: int = 64 * 1024 * 1024
+
+
+def is_url(text: str) -> bool:
+    return "://" in text[:16]
+
+
+def fetch_bytes(url: str, settings: FetchSettings) -> bytes:
+    """The body of ``url``, or ImageFetchError naming the URL and why not."""
+    scheme = urlparse(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ImageFetchError(f"{url}: only http and https URLs are fetched, not {scheme!r}")
+    try:
+        with requests.get(url, stream=True, timeout=(settings.connect_timeout, settings.read_timeout)) as response:
+            if not 200 <= response.status_code < 300:
+                raise ImageFetchError(f"{url}: HTTP {response.status_code} {response.reason}")
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if content_type and not content_type.startswith(_ACCEPTED_TYPES):
+                raise ImageFetchError(f"{url}: the server sent {content_type!r}, not an image")
+            announced = int(response.headers.get("Content-Length") or 0)
+            if announced > settings.max_bytes:
+                raise ImageFetchError(f"{url}: {announced} bytes exceed the limit of {settings.max_bytes}")
+            body = bytearray()
+            for block in response.iter_content(1 << 16):
+                body += block
+                if len(body) > settings.max_bytes:
+                    raise ImageFetchError(f"{url}: the body exceeds the limit of {settings.max_bytes} bytes")
+            return bytes(body)
+    except requests.Timeout as exc:
+        raise ImageFetchError(f"{url}: timed out ({settings.read_timeout:g} s read timeout)") from exc
+    except requests.RequestException as exc:
+        raise ImageFetchError(f"{url}: {exc}") from exc

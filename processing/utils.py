@@ -1,0 +1,131 @@
+"""``nvidia_convnets_processing_utils``: NVIDIA's preprocessing and top-k, made safe, fast and model-aware."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .decode import ImageSource, describe, load_rgb
+from .errors import ImageInputError, ProcessingArgumentError
+from .fetch import FetchSettings
+from .labels import imagenet_labels
+from .topk import Prediction, pick_n_best
+from .transforms import PreprocessConfig, image_to_tensor
+from .visualize import show_predictions
+
+DEFAULT_MAX_PIXELS = 120_000_000
+# Decode JPEGs at a reduced scale only while the decoded image stays this many times larger than
+# the resize target: the antialiased resize then sees almost the pixels of a full decode.
+DRAFT_MARGIN = 2
+
+
+class SkippedImagesWarning(UserWarning):
+    """``prepare_inputs(..., skip_errors=True)`` left out inputs that could not be used."""
+
+
+class ConvNetsProcessingUtils:
+    """Image preprocessing and prediction decoding, drop-in compatible with NVIDIA's utilities.
+
+    Args:
+        connect_timeout, read_timeout: seconds for fetching image URLs.
+        max_bytes: the largest image file or response body accepted (default 64 MiB).
+        max_pixels: the largest decoded canvas accepted (a decompression-bomb guard).
+        workers: threads that decode a batch in parallel (default: up to 8, two per core).
+    """
+
+    def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 30.0,
+                 max_bytes: int = 64 * 1024 * 1024, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 workers: int | None = None):
+        self.fetch = FetchSettings(connect_timeout, read_timeout, max_bytes)
+        self.max_pixels = max_pixels
+        self.workers = workers or min(8, 2 * (os.cpu_count() or 1))
+
+    def prepare_input_from_uri(self, uri: ImageSource, cuda: bool | str | torch.device = False, model: Any = None,
+                               config: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """One image as a normalized float32 batch of one (1 x C x H x W).
+
+        ``uri``: an http(s) URL, a path, bytes, a binary file object or a PIL image. Without
+        ``model``/``config``: NVIDIA's pipeline (shorter side 256, bilinear, center crop 224,
+        ImageNet mean/std); with them: the model's own input size, crop_pct, interpolation, mean
+        and std. ``cuda``: True, or a device, to return the tensor there.
+        """
+        device = _device(cuda)
+        preprocess = PreprocessConfig.resolve(model, config)
+        return self._tensor(uri, preprocess).unsqueeze(0).to(device)
+
+    def prepare_inputs(self, uris: Sequence[ImageSource], cuda: bool | str | torch.device = False, model: Any = None,
+                       config: Mapping[str, Any] | None = None, workers: int | None = None,
+                       skip_errors: bool = False) -> torch.Tensor:
+        """Several images as one batch (N x C x H x W), decoded in parallel threads.
+
+        A bad input raises an ImageInputError naming its index and input; with ``skip_errors`` it
+        is left out instead and a SkippedImagesWarning lists what was left out and why.
+        """
+        device = _device(cuda)
+        preprocess = PreprocessConfig.resolve(model, config)
+        items = list(uris)
+        with ThreadPoolExecutor(max_workers=workers or self.workers) as pool:
+            outcomes = list(pool.map(lambda uri: self._attempt(uri, preprocess), items))
+        failures = [(index, items[index], outcome) for index, outcome in enumerate(outcomes)
+                    if isinstance(outcome, ImageInputError)]
+        if failures and not skip_errors:
+            index, uri, error = failures[0]
+            raise type(error)(f"input {index} ({describe(uri)}): {error}") from error
+        if failures:
+            warnings.warn("left out " + "; ".join(f"input {index} ({describe(uri)}): {error}"
+                                                  for index, uri, error in failures), SkippedImagesWarning,
+                          stacklevel=2)
+        tensors = [outcome for outcome in outcomes if isinstance(outcome, torch.Tensor)]
+        if not tensors:
+            return torch.empty(0, *preprocess.input_size, device=device)
+        return torch.stack(tensors).to(device)
+
+    @staticmethod
+    def pick_n_best(predictions: torch.Tensor, n: int = 5, labels: Sequence[str] | None = None,
+                    verbose: bool = True) -> list[Prediction]:
+        """The ``n`` best ``(label, "xx.x%")`` of each sample, printed as ``sample i: [...]`` (NVIDIA's format)."""
+        return pick_n_best(predictions, n=n, labels=labels, verbose=verbose)
+
+    @staticmethod
+    def get_imgnet_classes() -> np.ndarray:
+        """The 1000 ImageNet-1k class names (NVIDIA's method; bundled, never downloaded)."""
+        return np.array(imagenet_labels())
+
+    def show(self, images_or_uris: Sequence[ImageSource], results: Sequence[Prediction]) -> Figure:
+        """A matplotlib Figure: each image's thumbnail beside bars of its predictions."""
+        images = [load_rgb(item, self.fetch, self.max_pixels, draft_size=(256, 256)) for item in images_or_uris]
+        titles = [Path(item).name if isinstance(item, (str, os.PathLike)) else describe(item)
+                  for item in images_or_uris]
+        return show_predictions(images, results, titles)
+
+    def _tensor(self, uri: ImageSource, preprocess: PreprocessConfig) -> torch.Tensor:
+        margin = DRAFT_MARGIN * preprocess.resize_size
+        return image_to_tensor(load_rgb(uri, self.fetch, self.max_pixels, draft_size=(margin, margin)), preprocess)
+
+    def _attempt(self, uri: ImageSource, preprocess: PreprocessConfig) -> torch.Tensor | ImageInputError:
+        try:
+            return self._tensor(uri, preprocess)
+        except ImageInputError as error:
+            return error
+
+
+def _device(cuda: bool | str | torch.device | None) -> torch.device:
+    """``cuda`` as a device: False is the CPU, True the current GPU; a missing GPU is a clear error."""
+    if cuda is None or cuda is False:
+        return torch.device("cpu")
+    try:
+        device = torch.device("cuda") if cuda is True else torch.device(cuda)
+    except (RuntimeError, TypeError) as exc:
+        raise ProcessingArgumentError(f"cuda={cuda!r} is not a device: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ProcessingArgumentError(f"cuda={cuda!r} asks for a GPU, but torch.cuda.is_available() is False "
+                                      "(no GPU or a CPU-only torch); use cuda=False")
+    return device
