@@ -1,0 +1,256 @@
+"""nvidia_convnets_processing_utils: every image kind, URLs on loopback, NVIDIA's format, fuzzing."""
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import skimage
+import torch
+from conftest import Reply
+from convnets_hub.processing import (
+    ConvNetsProcessingUtils,
+    ImageDecodeError,
+    ImageFetchError,
+    ImageInputError,
+    ImageTooLargeError,
+    ProcessingArgumentError,
+    SkippedImagesWarning,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from matplotlib.figure import Figure
+from PIL import Image
+
+GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+SKIMAGE = Path(skimage.data_dir)
+PIXELS = {"input_size": (3, 224, 224), "crop_pct": 1.0, "interpolation": "bilinear", "mean": (0, 0, 0),
+          "std": (1, 1, 1)}  # a config whose output is the plain [0, 1] pixels
+
+
+@pytest.fixture(scope="module")
+def utils():
+    return ConvNetsProcessingUtils(read_timeout=1.0)
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("path", [GRACE_HOPPER, *(SKIMAGE / name for name in (
+    "camera.png", "logo.png", "horse.png", "no_time_for_that_tiny.gif", "multipage.tif", "retina.jpg", "chelsea.png"))],
+    ids=lambda p: p.name)
+def test_real_images_of_every_mode_become_a_normalized_rgb_batch(utils, path):
+    mode = Image.open(path).mode
+    tensor = utils.prepare_input_from_uri(str(path))
+    assert tensor.shape == (1, 3, 224, 224) and tensor.dtype == torch.float32 and torch.isfinite(tensor).all(), mode
+    assert -2.2 < tensor.min() and tensor.max() < 2.7  # ImageNet-normalized [0, 1] pixels
+
+
+def test_transparent_pixels_are_composited_on_white(utils):
+    image = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
+    assert torch.allclose(utils.prepare_input_from_uri(image, config=PIXELS), torch.ones(1, 3, 224, 224))
+    horse = utils.prepare_input_from_uri(SKIMAGE / "horse.png", config=PIXELS)
+    assert horse[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]  # the transparent corner of a real RGBA image
+
+
+def test_cmyk_jpeg_and_16_bit_png(utils):
+    cmyk = Image.new("CMYK", (300, 200), (0, 255, 255, 0))  # red in CMYK
+    red = utils.prepare_input_from_uri(encoded(cmyk, "JPEG"), config=PIXELS)[0].mean(dim=(1, 2))
+    assert red[0] > 0.9 and red[1] < 0.1 and red[2] < 0.1
+    ramp = np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (256, 1))
+    sixteen = Image.fromarray(ramp)
+    assert sixteen.mode.startswith("I;16")
+    pixels = utils.prepare_input_from_uri(encoded(sixteen, "PNG"), config=PIXELS)
+    assert pixels.max() > 0.97 and pixels.min() < 0.03, "16-bit values are scaled, not clipped"
+
+
+def test_exif_orientation_is_applied(utils):
+    image = Image.new("RGB", (400, 200), (255, 0, 0))
+    image.paste((0, 0, 255), (200, 0, 400, 200))  # left half red, right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    pixels = utils.prepare_input_from_uri(encoded(image, "JPEG", exif=exif), config=PIXELS)[0]
+    top, bottom = pixels[:, :50].mean(dim=(1, 2)), pixels[:, -50:].mean(dim=(1, 2))
+    assert top[0] > 0.8 and bottom[2] > 0.8, "the displayed image is portrait: red on top, blue below"
+
+
+def test_first_frame_of_an_animation(utils):
+    frames = [Image.new("RGB", (64, 64), color) for color in ((0, 255, 0), (255, 0, 0))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    green = utils.prepare_input_from_uri(buffer.getvalue(), config=PIXELS)[0].mean(dim=(1, 2))
+    assert green[1] > 0.9 and green[0] < 0.1
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels, with almost no data behind it."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + _png_chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("payload", "error"), [
+    (encoded(Image.open(GRACE_HOPPER), "JPEG")[:5000], ImageDecodeError),
+    (b"", ImageDecodeError),
+    (os.urandom(4096), ImageDecodeError),
+    (b"just some text, certainly not an image\n" * 10, ImageDecodeError),
+    (_png_header(100_000, 100_000), ImageTooLargeError),
+], ids=["truncated-jpeg", "zero-bytes", "random-bytes", "text", "bomb-header"])
+def test_broken_inputs_raise_a_value_error_naming_the_cause(utils, payload, error):
+    with pytest.raises(error) as raised:
+        utils.prepare_input_from_uri(payload)
+    assert isinstance(raised.value, ValueError) and f"<{len(payload)} bytes>" in str(raised.value)
+
+
+def test_input_kinds(utils, tmp_path):
+    reference = utils.prepare_input_from_uri(str(GRACE_HOPPER))
+    data = GRACE_HOPPER.read_bytes()
+    for kind in (GRACE_HOPPER, data, bytearray(data), io.BytesIO(data), Image.open(GRACE_HOPPER)):
+        assert torch.allclose(utils.prepare_input_from_uri(kind), reference, atol=1e-6), type(kind)
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hello")
+    with open(text_file) as handle, pytest.raises(ImageInputError, match="binary mode"):
+        utils.prepare_input_from_uri(handle)
+    with pytest.raises(ImageDecodeError, match="notes.txt"):
+        utils.prepare_input_from_uri(text_file)
+    with pytest.raises(ImageInputError, match="no such file"):
+        utils.prepare_input_from_uri(tmp_path / "missing.jpg")
+    with pytest.raises(ImageInputError, match="expected a URL"):
+        utils.prepare_input_from_uri(42)
+
+
+def test_urls_against_a_loopback_server(utils, server):
+    jpeg = GRACE_HOPPER.read_bytes()
+    good = server.serve("/img.jpg", Reply(body=jpeg, headers={"Content-Type": "image/jpeg"}))
+    assert utils.prepare_input_from_uri(good).shape == (1, 3, 224, 224)
+    moved = server.serve("/old.jpg", Reply(status=302, headers={"Location": "/img.jpg"}))
+    assert torch.equal(utils.prepare_input_from_uri(moved), utils.prepare_input_from_uri(good))
+    cases = {
+        "/missing.jpg": (Reply(status=404, body=b"nope"), "HTTP 404"),
+        "/broken.jpg": (Reply(status=500, body=b"oops"), "HTTP 500"),
+        "/page.jpg": (Reply(body=b"<html>hi</html>", headers={"Content-Type": "text/html; charset=utf-8"}),
+                      "text/html"),
+    }
+    for path, (reply, cause) in cases.items():
+        url = server.serve(path, reply)
+        with pytest.raises(ImageFetchError, match=cause) as raised:
+            utils.prepare_input_from_uri(url)
+        assert url in str(raised.value)
+    small = ConvNetsProcessingUtils(max_bytes=10_000)
+    with pytest.raises(ImageFetchError, match="exceed"):
+        small.prepare_input_from_uri(good)
+    chunked = server.serve("/chunked.jpg", Reply(body=jpeg, headers={"Content-Type": "image/jpeg",
+                                                                     "Content-Length": ""}))
+    with pytest.raises(ImageFetchError, match="limit"):
+        small.prepare_input_from_uri(chunked)
+
+
+def test_a_stalled_server_times_out(utils, server):
+    import time
+    url = server.serve("/stall.jpg", Reply(stall=True))
+    start = time.monotonic()
+    with pytest.raises(ImageFetchError, match="timed out"):
+        utils.prepare_input_from_uri(url)
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/a.jpg", "file:///etc/passwd", "gopher://127.0.0.1/x"])
+def test_other_schemes_are_refused(utils, url):
+    with pytest.raises(ImageFetchError, match="only http and https"):
+        utils.prepare_input_from_uri(url)
+
+
+def test_model_aware_preprocessing(utils, hubconf):
+    gpunet = hubconf.nvidia_gpunet(pretrained=False, model_type="GPUNet-0")
+    assert utils.prepare_input_from_uri(GRACE_HOPPER, model=gpunet).shape == (1, 3, 320, 320)
+    compiled_like = torch.nn.Module()
+    compiled_like._orig_mod = gpunet
+    assert utils.prepare_input_from_uri(GRACE_HOPPER, model=compiled_like).shape == (1, 3, 320, 320)
+    config = {**gpunet.pretrained_cfg, "input_size": (3, 96, 96)}
+    assert utils.prepare_input_from_uri(GRACE_HOPPER, config=config).shape == (1, 3, 96, 96)
+    with pytest.raises(ProcessingArgumentError, match="pretrained_cfg"):
+        utils.prepare_input_from_uri(GRACE_HOPPER, model=torch.nn.Linear(2, 2))
+    with pytest.raises(ProcessingArgumentError):
+        utils.prepare_input_from_uri(GRACE_HOPPER, config={"input_size": (3, 224, 224)})
+
+
+def test_bicubic_native_resolution_differs_from_nvidia_crop(utils, hubconf):
+    gpunet = hubconf.nvidia_gpunet(pretrained=False, model_type="GPUNet-0")
+    native = utils.prepare_input_from_uri(GRACE_HOPPER, model=gpunet)
+    nvidia = utils.prepare_input_from_uri(GRACE_HOPPER)
+    assert native.shape[-1] == 320 and nvidia.shape[-1] == 224
+
+
+def test_prepare_inputs_batches_in_threads_and_names_bad_items(utils):
+    uris = [GRACE_HOPPER, SKIMAGE / "chelsea.png", SKIMAGE / "camera.png"]
+    batch = utils.prepare_inputs(uris, workers=3)
+    assert torch.allclose(batch, torch.cat([utils.prepare_input_from_uri(uri) for uri in uris]), atol=1e-6)
+    with pytest.raises(ImageDecodeError, match=r"input 1 \(<3 bytes>\)"):
+        utils.prepare_inputs([GRACE_HOPPER, b"bad", GRACE_HOPPER])
+    with pytest.warns(SkippedImagesWarning, match="input 1"):
+        assert utils.prepare_inputs([GRACE_HOPPER, b"bad", GRACE_HOPPER], skip_errors=True).shape[0] == 2
+
+
+def test_cuda_without_a_gpu_is_a_clear_value_error(utils):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for cuda in (True, "cuda", torch.device("cuda:0")):
+        with pytest.raises(ProcessingArgumentError, match="torch.cuda.is_available"):
+            utils.prepare_input_from_uri(GRACE_HOPPER, cuda=cuda)
+    assert utils.prepare_input_from_uri(GRACE_HOPPER, cuda="cpu").device.type == "cpu"
+
+
+def test_pick_n_best_in_nvidia_format(utils, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scores = torch.zeros(2, 1000)
+    scores[0, 0], scores[0, 1], scores[1, 999] = 0.7, 0.2, 0.9
+    results = utils.pick_n_best(predictions=scores, n=2)
+    assert results[0] == [("tench, Tinca tinca", "70.0%"), ("goldfish, Carassius auratus", "20.0%")]
+    assert results[1][0] == ("toilet tissue, toilet paper, bathroom tissue", "90.0%")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"sample {i}: {result}" for i, result in enumerate(results)]
+    assert list(tmp_path.iterdir()) == [], "labels are bundled: nothing is downloaded or written"
+    assert utils.pick_n_best(scores, verbose=False) and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_pick_n_best_dtypes_shapes_and_custom_labels(utils, dtype):
+    scores = torch.softmax(torch.randn(1000), 0).to(dtype)
+    assert len(utils.pick_n_best(scores, n=3, verbose=False)) == 1  # a 1-D tensor is one sample
+    head = torch.tensor([[0.125, 0.5, 0.25]], dtype=dtype)  # exact in every dtype
+    assert utils.pick_n_best(head, n=10, labels=["cat", "dog", "bird"], verbose=False) == [
+        [("dog", "50.0%"), ("bird", "25.0%"), ("cat", "12.5%")]]
+    with pytest.raises(ProcessingArgumentError, match="2 names"):
+        utils.pick_n_best(head, labels=["cat", "dog"])
+
+
+def test_show_returns_a_headless_figure(utils):
+    uris = [GRACE_HOPPER, SKIMAGE / "chelsea.png"]
+    results = utils.pick_n_best(torch.softmax(torch.randn(2, 1000), 1), n=3, verbose=False)
+    figure = utils.show(uris, results)
+    assert isinstance(figure, Figure) and len(figure.axes) == 4
+    assert [t.get_text() for t in figure.axes[1].get_yticklabels()][-1] == results[0][0][0].split(",")[0]
+    figure.savefig(io.BytesIO(), format="png")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=2048), st.binary(max_size=512).map(lambda tail: _png_header(8, 8) + tail),
+                 st.binary(max_size=512).map(lambda tail: b"\xff\xd8\xff\xe0" + tail)))
+def test_arbitrary_bytes_give_a_tensor_or_a_value_error(utils, data):
+    try:
+        tensor = utils.prepare_input_from_uri(data)
+    except ValueError as error:
+        assert isinstance(error, ImageInputError)
+    else:
+        assert tensor.shape == (1, 3, 224, 224)
