@@ -35,6 +35,7 @@ __all__ = [
     "build_gpunet",
     "canonical_gpunet_type",
     "classifier_keys",
+    "gpunet_cfg",
 ]
 
 # Stochastic depth of the plain family grows linearly with depth up to this rate (training only).
@@ -68,6 +69,13 @@ class GPUNet(nn.Module):
                 f"GPUNet input must have shape (N, 3, H, W), got {tuple(x.shape)}"
             )
         return self.network(x.to(next(self.parameters()).dtype))
+
+
+def gpunet_cfg(model_type: str) -> dict[str, object]:
+    """The preprocessing NVIDIA evaluated ``model_type`` with: its own resolution, no crop margin, bicubic."""
+    size = GPUNET_TYPES[model_type].resolution
+    return {"input_size": (3, size, size), "crop_pct": 1.0, "interpolation": "bicubic",
+            "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 
 
 def classifier_keys(model: GPUNet) -> list[str]:

@@ -42,7 +42,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     if checkpoint is not None:
         _load_checkpoint(model, spec, checkpoint, entry)
     described = entry or manifest.default(name, model_type)
-    preprocessing = described.preprocessing if described else spec.default_cfg
+    preprocessing = described.preprocessing if described else spec.preprocessing(model_type)
     model.pretrained_cfg = {
         **{key: tuple(value) if isinstance(value, list) else value
            for key, value in preprocessing.items() if key in PRETRAINED_CFG_KEYS},

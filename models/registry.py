@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from torch import nn
 
-from .gpunet import build_gpunet, canonical_gpunet_type
+from .gpunet import build_gpunet, canonical_gpunet_type, gpunet_cfg
 from .resnet import build_resnet, nvidia_se_key
+
+IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
+                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 
 
 @dataclass(frozen=True)
@@ -20,14 +23,17 @@ class ModelSpec:
     ``build`` takes ``num_classes`` and the architecture's own keyword options; ``key_map``
     renames upstream checkpoint keys to the model's keys; ``canonical_type`` normalises the
     ``model_type`` keyword of entrypoints that serve several variants (their manifest entries
-    are looked up per variant); ``default_cfg`` is the preprocessing of models that have no
-    manifest entry.
+    are looked up per variant); ``default_cfg`` is the preprocessing used when the manifest in use
+    has no entry for the model (a dict, or a function of the model type).
     """
 
     build: Callable[..., nn.Module]
     key_map: Callable[[str], str] | None = None
     canonical_type: Callable[[str], str] | None = None
-    default_cfg: dict[str, Any] | None = None
+    default_cfg: dict[str, Any] | Callable[[str], dict[str, Any]] = field(default_factory=lambda: IMAGENET_CFG)
+
+    def preprocessing(self, model_type: str | None) -> dict[str, Any]:
+        return self.default_cfg(model_type) if callable(self.default_cfg) else self.default_cfg
 
 
 _FACEBOOK_ARCHITECTURES = ("resnet18", "resnet50", "resnext50_32x4d", "resnext101_32x4d",
@@ -40,7 +46,7 @@ SPECS: dict[str, ModelSpec] = {
                                             key_map=nvidia_se_key),
     **{f"{arch}_{kind}": ModelSpec(partial(build_resnet, arch))
        for arch in _FACEBOOK_ARCHITECTURES for kind in ("ssl", "swsl")},
-    "nvidia_gpunet": ModelSpec(build_gpunet, canonical_type=canonical_gpunet_type),
+    "nvidia_gpunet": ModelSpec(build_gpunet, canonical_type=canonical_gpunet_type, default_cfg=gpunet_cfg),
 }
 
 ALIASES = {"nvidia_resnext101_32x4d": "nvidia_resneXt"}

@@ -61,3 +61,13 @@ def test_native_preprocessing_in_pretrained_cfg(hubconf):
     for model_type, size in [("GPUNet-0", 320), ("GPUNet-1", 288), ("GPUNet-D2", 528)]:
         cfg = hubconf.nvidia_gpunet(pretrained=False, model_type=model_type).pretrained_cfg
         assert cfg["input_size"] == (3, size, size) and cfg["crop_pct"] == 1.0 and cfg["interpolation"] == "bicubic"
+
+
+def test_native_preprocessing_without_manifest_entries(hubconf, tmp_path, monkeypatch):
+    """An air-gapped manifest listing only some files still gives every type its own preprocessing."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"entries": []}')
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
+    cfg = hubconf.nvidia_gpunet(pretrained=False, model_type="GPUNet-1").pretrained_cfg
+    assert cfg["input_size"] == (3, 288, 288) and cfg["interpolation"] == "bicubic" and cfg["crop_pct"] == 1.0
+    assert hubconf.resnet50_ssl(pretrained=False).pretrained_cfg["input_size"] == (3, 224, 224)

@@ -1,4 +1,4 @@
-"""Every notebook runs end to end, offline: local checkout, local images, weights from a loopback mirror."""
+"""Every notebook runs end to end, offline: local checkout, local images, weights from a mirror directory."""
 
 import json
 import time
@@ -8,7 +8,7 @@ import matplotlib
 import nbformat
 import pytest
 import skimage
-from conftest import REPO, LoopbackServer, Reply
+from conftest import REPO
 from nbclient import NotebookClient
 from upstream_files import write_mirror
 
@@ -23,17 +23,12 @@ PRETRAINED = [("nvidia_resneXt", None), ("nvidia_gpunet", "GPUNet-0"), ("resnet1
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
-    """The pretrained files the notebooks load, in upstream layouts, served from 127.0.0.1."""
+    """A mirror directory with the pretrained files the notebooks load, in upstream layouts."""
     manifest = json.loads((REPO / "weights_manifest.json").read_text())
     ids = [e["id"] for e in manifest["entries"] if e["default"]
            and (e["entrypoint"], e.get("model_type")) in PRETRAINED]
     directory = tmp_path_factory.mktemp("mirror")
-    manifest_path = write_mirror(directory, ids)
-    server = LoopbackServer()
-    for entry in json.loads(manifest_path.read_text())["entries"]:
-        server.serve(f"/mirror/{entry['file_name']}", Reply(body=(directory / entry["file_name"]).read_bytes()))
-    yield manifest_path, server.url("/mirror/")
-    server.close()
+    return write_mirror(directory, ids), directory
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -52,10 +47,11 @@ def _with_overrides(notebook, override):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_end_to_end(path, mirror, tmp_path, monkeypatch):
-    manifest, mirror_url = mirror
+    manifest, mirror_directory = mirror
     for name, value in {"CONVNETS_HUB_REPO": str(REPO), "CONVNETS_HUB_SOURCE": "local",
                         "CONVNETS_HUB_IMAGES": ",".join(map(str, IMAGES)), "CONVNETS_HUB_MANIFEST": str(manifest),
-                        "CONVNETS_HUB_MIRROR": mirror_url, "TORCH_HOME": str(tmp_path / "torch"),
+                        "CONVNETS_HUB_MIRROR": str(mirror_directory), "CONVNETS_HUB_OFFLINE": "1",
+                        "TORCH_HOME": str(tmp_path / "torch"),
                         "MPLBACKEND": "Agg"}.items():
         monkeypatch.setenv(name, value)
     notebook = nbformat.read(path, as_version=4)
@@ -67,4 +63,4 @@ def test_notebook_runs_end_to_end(path, mirror, tmp_path, monkeypatch):
     print(f"{path.name}: {time.monotonic() - start:.1f} s")
     outputs = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
     assert "Traceback" not in outputs
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["torch"], "a notebook wrote into its working directory"
+    assert {p.name for p in tmp_path.iterdir()} <= {"torch"}, "a notebook wrote into its working directory"

@@ -48,24 +48,24 @@ def upstream_bytes(entry: dict, state: dict[str, torch.Tensor]) -> bytes:
 
 
 def write_mirror(directory: Path, entry_ids: list[str], states: dict[str, dict] | None = None) -> Path:
-    """Write the chosen entries' files into ``directory`` and a manifest pinning them; returns the manifest.
+    """Write the chosen entries' files into ``directory``; returns a copy of the manifest pinning them.
 
-    ``states`` may give an entry's weights by id; by default the seeded parity weights are used.
+    The other entries stay as they are. ``states`` may give an entry's weights by id; by default the
+    seeded parity weights are used.
     """
     directory.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((REPO / "weights_manifest.json").read_text())
-    pinned = []
+    entries = []
     for entry in manifest["entries"]:
-        if entry["id"] not in entry_ids:
-            continue
-        state = (states or {}).get(entry["id"]) or seeded_checkpoint(parity_fixture(fixture_name(entry)))
-        payload = upstream_bytes(entry, state)
-        (directory / entry["file_name"]).write_bytes(payload)
-        pinned.append({**entry, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload),
-                       "hash_prefix": None})
-    missing = set(entry_ids) - {entry["id"] for entry in pinned}
+        if entry["id"] in entry_ids:
+            state = (states or {}).get(entry["id"]) or seeded_checkpoint(parity_fixture(fixture_name(entry)))
+            payload = upstream_bytes(entry, state)
+            (directory / entry["file_name"]).write_bytes(payload)
+            entry = {**entry, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload), "hash_prefix": None}
+        entries.append(entry)
+    missing = set(entry_ids) - {entry["id"] for entry in manifest["entries"]}
     if missing:
         raise KeyError(f"no manifest entries {sorted(missing)}")
     path = directory / "manifest.json"
-    path.write_text(json.dumps({**manifest, "entries": pinned}))
+    path.write_text(json.dumps({**manifest, "entries": entries}))
     return path
