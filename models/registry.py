@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from torch import nn
 
+from . import classic
 from .gpunet import build_gpunet, canonical_gpunet_type
 from .resnet import build_resnet, nvidia_se_key
 
@@ -21,13 +22,18 @@ class ModelSpec:
     renames upstream checkpoint keys to the model's keys; ``canonical_type`` normalises the
     ``model_type`` keyword of entrypoints that serve several variants (their manifest entries
     are looked up per variant); ``default_cfg`` is the preprocessing of models that have no
-    manifest entry.
+    manifest entry; ``no_weights_hint`` completes the error of ``pretrained=True`` for them.
+    ``pretrained_build_kwargs`` are build options that the checkpoints need (used, and fixed, only
+    when weights are loaded) and ``after_load`` adapts the model once they are loaded.
     """
 
     build: Callable[..., nn.Module]
     key_map: Callable[[str], str] | None = None
     canonical_type: Callable[[str], str] | None = None
     default_cfg: dict[str, Any] | None = None
+    no_weights_hint: str = ""
+    pretrained_build_kwargs: dict[str, Any] = field(default_factory=dict)
+    after_load: Callable[[nn.Module], None] | None = None
 
 
 _FACEBOOK_ARCHITECTURES = ("resnet18", "resnet50", "resnext50_32x4d", "resnext101_32x4d",
@@ -41,6 +47,18 @@ SPECS: dict[str, ModelSpec] = {
     **{f"{arch}_{kind}": ModelSpec(partial(build_resnet, arch))
        for arch in _FACEBOOK_ARCHITECTURES for kind in ("ssl", "swsl")},
     "nvidia_gpunet": ModelSpec(build_gpunet, canonical_type=canonical_gpunet_type),
+    "alexnet": ModelSpec(classic.build_alexnet),
+    "vgg16": ModelSpec(classic.build_vgg16),
+    "vgg16_bn": ModelSpec(classic.build_vgg16_bn),
+    # As torchvision.models.googlenet(weights=...): built with the auxiliary heads that the
+    # checkpoint holds and the input transform it was trained with, then the heads are dropped.
+    "googlenet": ModelSpec(classic.build_googlenet, after_load=classic.drop_googlenet_aux,
+                           pretrained_build_kwargs={"aux_logits": True, "transform_input": True,
+                                                    "init_weights": False}),
+    "resnet50": ModelSpec(classic.build_resnet50),
+    "lenet5": ModelSpec(classic.build_lenet5, no_weights_hint="train it as notebooks/lenet5_digits.ipynb does",
+                        default_cfg={"input_size": (1, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
+                                     "mean": (0.5,), "std": (0.5,)}),
 }
 
 ALIASES = {"nvidia_resnext101_32x4d": "nvidia_resneXt"}
