@@ -41,10 +41,10 @@ def _import(module: str):
     return _importlib.import_module(f"{_package().__name__}.{module}")
 
 
-def _model_entrypoint(name: str, summary: str):
-    """A hub entrypoint ``name(pretrained=True, progress=True, weights=None, **kwargs)``."""
+def _model_entrypoint(name: str, summary: str, pretrained_default: bool = True):
+    """A hub entrypoint ``name(pretrained=pretrained_default, progress=True, weights=None, **kwargs)``."""
 
-    def entrypoint(pretrained=True, progress=True, weights=None, **kwargs):
+    def entrypoint(pretrained=pretrained_default, progress=True, weights=None, **kwargs):
         return _import("models.hub").create_model(
             name, pretrained=pretrained, progress=progress, weights=weights, **kwargs)
 
@@ -91,6 +91,38 @@ resnext50_32x4d_swsl = _model_entrypoint("resnext50_32x4d_swsl", _SWSL.format(ar
 resnext101_32x4d_swsl = _model_entrypoint("resnext101_32x4d_swsl", _SWSL.format(arch="ResNeXt-101 32x4d"))
 resnext101_32x8d_swsl = _model_entrypoint("resnext101_32x8d_swsl", _SWSL.format(arch="ResNeXt-101 32x8d"))
 resnext101_32x16d_swsl = _model_entrypoint("resnext101_32x16d_swsl", _SWSL.format(arch="ResNeXt-101 32x16d"))
+
+alexnet = _model_entrypoint("alexnet", """
+AlexNet (Krizhevsky, Sutskever and Hinton, 2012), torchvision's model and ImageNet weights.
+
+Five convolutions with ReLU, max pooling and dropout, then three fully connected layers;
+torchvision's single-tower variant ("one weird trick", arXiv:1404.5997).""")
+vgg16 = _model_entrypoint("vgg16", """
+VGG-16 (Simonyan and Zisserman, 2014, arXiv:1409.1556), torchvision's model and ImageNet weights.
+
+Thirteen 3x3 convolutions in five stages, each closed by max pooling, then three fully
+connected layers (138 M parameters).""")
+vgg16_bn = _model_entrypoint("vgg16_bn", """
+VGG-16 with batch normalization after every convolution, torchvision's model and ImageNet weights.""")
+googlenet = _model_entrypoint("googlenet", """
+GoogLeNet / Inception v1 (Szegedy et al., 2014, arXiv:1409.4842), torchvision's model and weights.
+
+Nine Inception modules (parallel 1x1, 3x3, 5x5 and pooling branches). Pretrained, it is exactly
+torchvision's googlenet(weights=IMAGENET1K_V1): transform_input=True (it takes ImageNet-normalised
+input and re-normalises it as the original Caffe training did) and no auxiliary heads.""")
+resnet50 = _model_entrypoint("resnet50", """
+ResNet-50 (He et al., 2015, arXiv:1512.03385), torchvision's model and ImageNet weights.
+
+Bottleneck residual blocks (1x1, 3x3, 1x1) in four stages of 3, 4, 6 and 3 blocks; the stride
+is on the 3x3 convolution (v1.5). Two recipes: torchvision's original weights (default) and its
+2021 recipe (weights="resnet50.tv2_in1k", 80.9 % top-1, resize 232).""")
+lenet5 = _model_entrypoint("lenet5", """
+LeNet-5 (LeCun et al., 1998) for 1x32x32 grey images: three 5x5 convolutions with tanh and
+average pooling, then two fully connected layers (61,706 parameters for 10 classes).
+
+It has no published weights: pretrained defaults to False and a small training run such as
+notebooks/lenet5_digits.ipynb (scikit-learn's digits, under a minute on a CPU) trains it.""",
+                           pretrained_default=False)
 
 
 def nvidia_gpunet(pretrained=True, progress=True, weights=None, model_type="GPUNet-0", model_math="fp32", **kwargs):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .gpunet_types import GPUNET_TYPES
 from .manifest import WeightsEntry, load_manifest
-from .registry import ALIASES
+from .registry import ALIASES, SPECS
 
 _COMMON_ARGS = """
 Args:
@@ -21,7 +21,7 @@ Returns:
     num_classes, id), which ``nvidia_convnets_processing_utils`` uses to prepare images.
 
 Example:
-    model = torch.hub.load("<owner>/convnets-hub", "{name}", pretrained=True).eval()
+    model = torch.hub.load("<owner>/convnets-hub", "{name}"{pretrained}).eval()
 """
 
 
@@ -29,9 +29,17 @@ def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
     """``summary``, then every manifest entry of ``entrypoint``, then the common arguments."""
     name = ALIASES.get(entrypoint, entrypoint)
     entries = [entry for entry in load_manifest().entries if entry.entrypoint == name]
-    weights = "\n".join(describe_entry(entry) for entry in entries) or "    (no published weights)"
+    weights = "\n".join(describe_entry(entry) for entry in entries) or _describe_untrained(name)
     return (f"{summary.strip()}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
-            + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint))
+            + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint,
+                                  pretrained=", pretrained=True" if entries else ""))
+
+
+def _describe_untrained(name: str) -> str:
+    cfg = SPECS[name].preprocessing(None)
+    size = "x".join(str(v) for v in cfg.get("input_size", ()))
+    return (f"    (no published weights); input {size}, crop_pct {cfg.get('crop_pct')}, "
+            f"{cfg.get('interpolation')}, mean {cfg.get('mean')}, std {cfg.get('std')}")
 
 
 def describe_entry(entry: WeightsEntry) -> str:

@@ -37,10 +37,12 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     if spec.canonical_type is not None:
         kwargs["model_type"] = model_type = spec.canonical_type(kwargs["model_type"])
     manifest = load_manifest()
-    entry, checkpoint = _select_weights(name, model_type, pretrained, weights, progress, manifest)
-    model = spec.build(**kwargs)
+    entry, checkpoint = _select_weights(name, spec, model_type, pretrained, weights, progress, manifest)
+    model = spec.build(**(kwargs if checkpoint is None else _pretrained_kwargs(entrypoint, spec, kwargs)))
     if checkpoint is not None:
         _load_checkpoint(model, spec, checkpoint, entry)
+        if spec.after_load is not None:
+            spec.after_load(model)
     described = entry or manifest.default(name, model_type)
     preprocessing = described.preprocessing if described else spec.preprocessing(model_type)
     model.pretrained_cfg = {
@@ -70,7 +72,16 @@ def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) ->
                             f"it accepts pretrained, progress, weights, {', '.join(accepted)}")
 
 
-def _select_weights(entrypoint: str, model_type: str | None, pretrained: bool,
+def _pretrained_kwargs(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The build options with those the checkpoints need; the user may not set these otherwise."""
+    for key, value in spec.pretrained_build_kwargs.items():
+        if key in kwargs and kwargs[key] != value:
+            raise InvalidArgumentError(f"{entrypoint}({key}={kwargs[key]!r}) cannot load pretrained weights, "
+                                       f"which need {key}={value!r}; use pretrained=False")
+    return {**kwargs, **spec.pretrained_build_kwargs}
+
+
+def _select_weights(entrypoint: str, spec: ModelSpec, model_type: str | None, pretrained: bool,
                     weights: str | os.PathLike | None, progress: bool,
                     manifest: Manifest) -> tuple[WeightsEntry | None, Path | None]:
     """The manifest entry (if any) and the local file of the weights to load (None: no weights)."""
@@ -80,7 +91,8 @@ def _select_weights(entrypoint: str, model_type: str | None, pretrained: bool,
         entry = manifest.default(entrypoint, model_type)
         if entry is None:
             raise InvalidArgumentError(f"{entrypoint} has no published weights in {manifest.path}; "
-                                       "use pretrained=False or weights=<checkpoint path or URL>")
+                                       "use pretrained=False or weights=<checkpoint path or URL>"
+                                       + (f", or {spec.no_weights_hint}" if spec.no_weights_hint else ""))
         return entry, resolve_weights_file(entry, progress)
     if not pretrained:
         raise InvalidArgumentError(f"weights={weights!r} was given with pretrained=False; drop one of them")
@@ -102,12 +114,13 @@ def _load_checkpoint(model: nn.Module, spec: ModelSpec, path: Path, entry: Weigh
     state = extract_state_dict(read_checkpoint(path, entry.archive_member if entry else None), str(path))
     if spec.key_map is not None:
         state = rename_keys(state, spec.key_map)
-    name, classifier = classifier_of(model)
-    given = state.get(f"{name}.weight")
-    skip = ()
-    if given is not None and given.shape[0] != classifier.out_features:
-        skip = (f"{name}.",)
-        warnings.warn(f"{path.name} has a {given.shape[0]}-class classifier and the model "
-                      f"{classifier.out_features} classes: the backbone is pretrained, the classifier "
-                      f"'{name}' is freshly initialised", FreshClassifierWarning, stacklevel=4)
+    resized = [(name, layer, state[f"{name}.weight"].shape[0]) for name, layer in model.named_modules()
+               if isinstance(layer, nn.Linear) and f"{name}.weight" in state
+               and state[f"{name}.weight"].shape[0] != layer.out_features]
+    skip = tuple(f"{name}." for name, _, _ in resized)
+    if resized:
+        names = ", ".join(f"'{name}'" for name, _, _ in resized)
+        warnings.warn(f"{path.name} has a {resized[-1][2]}-class classifier and the model "
+                      f"{resized[-1][1].out_features} classes: the backbone is pretrained, the classifier "
+                      f"layers {names} are freshly initialised", FreshClassifierWarning, stacklevel=4)
     load_into(model, state, str(path), skip)

@@ -3,7 +3,7 @@
 The repository's ``weights_manifest.json`` is used unless ``CONVNETS_HUB_MANIFEST`` names another
 file (air-gapped installations and tests). Each entry describes one upstream checkpoint: the
 entrypoint (and ``model_type``) it serves, its URLs, file name, hashes, archive member, layout,
-published metrics, preprocessing and license.
+published metrics, parameter count, preprocessing and license.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class WeightsEntry:
     size: int | None = None
     archive_member: str | None = None
     num_classes: int = 1000
+    num_params: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 

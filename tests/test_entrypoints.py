@@ -36,10 +36,15 @@ def test_only_entrypoints_are_public(hubconf):
 def test_signature_and_docstring(hubconf, name):
     entrypoint = getattr(hubconf, name)
     parameters = inspect.signature(entrypoint).parameters
+    spec = SPECS[ALIASES.get(name, name)]
+    published = bool(load_manifest(REPO / "weights_manifest.json").for_entrypoint(
+        ALIASES.get(name, name), "GPUNet-0" if name == "nvidia_gpunet" else None))
     assert [(p.name, p.default) for p in list(parameters.values())[:3]] == [
-        ("pretrained", True), ("progress", True), ("weights", None)]
+        ("pretrained", published), ("progress", True), ("weights", None)]
     doc = inspect.getdoc(entrypoint)
-    assert "top-1" in doc and "license" in doc and "input 3x" in doc
+    channels = 3 if published else spec.preprocessing(None)["input_size"][0]
+    assert f"input {channels}x" in doc
+    assert ("top-1" in doc and "license" in doc) if published else "no published weights" in doc
 
 
 def test_hub_help_text_gives_the_published_accuracy(hubconf):
@@ -59,17 +64,20 @@ def no_network(monkeypatch):
 def test_every_entrypoint_builds_untrained_without_network(repo_dir, hub_home, no_network, name):
     model = torch.hub.load(str(repo_dir), name, source="local", pretrained=False).eval()
     cfg = model.pretrained_cfg
+    spec = SPECS[ALIASES.get(name, name)]
     default = load_manifest().default(ALIASES.get(name, name), cfg["model_type"])
-    assert cfg["input_size"] == tuple(default.preprocessing["input_size"])
-    assert (cfg["interpolation"], cfg["crop_pct"]) == (default.preprocessing["interpolation"],
-                                                       default.preprocessing["crop_pct"])
-    assert cfg["num_classes"] == 1000 and cfg["id"] is None and len(cfg["mean"]) == len(cfg["std"]) == 3
+    expected = default.preprocessing if default else spec.preprocessing(cfg["model_type"])
+    num_classes = inspect.signature(spec.build).parameters["num_classes"].default
+    assert cfg["input_size"] == tuple(expected["input_size"])
+    assert (cfg["interpolation"], cfg["crop_pct"]) == (expected["interpolation"], expected["crop_pct"])
+    assert cfg["num_classes"] == num_classes and cfg["id"] is None
+    assert len(cfg["mean"]) == len(cfg["std"]) == cfg["input_size"][0]
     with torch.no_grad():
-        assert model(torch.randn(1, *cfg["input_size"])).shape == (1, 1000)
-    small = torch.hub.load(str(repo_dir), name, source="local", pretrained=False, num_classes=10).eval()
+        assert model(torch.randn(1, *cfg["input_size"])).shape == (1, num_classes)
+    small = torch.hub.load(str(repo_dir), name, source="local", pretrained=False, num_classes=7).eval()
     with torch.no_grad():
-        assert small(torch.randn(1, *cfg["input_size"])).shape == (1, 10)
-    assert small.pretrained_cfg["num_classes"] == 10
+        assert small(torch.randn(1, *cfg["input_size"])).shape == (1, 7)
+    assert small.pretrained_cfg["num_classes"] == 7
 
 
 def test_unknown_keyword_is_a_type_error_naming_it(hubconf):

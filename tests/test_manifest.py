@@ -42,6 +42,7 @@ def test_entry_schema(entry):
     assert all(0 < v < 1 for v in prep["mean"] + prep["std"]) and len(prep["mean"]) == len(prep["std"]) == 3
     assert 0 < entry["metrics"]["imagenet_top1"] < 100 and entry["metrics"]["source"]
     assert entry["license"] and entry["description"] and entry["num_classes"] == 1000
+    assert entry.get("num_params") is None or (isinstance(entry["num_params"], int) and entry["num_params"] > 0)
 
 
 def test_every_entrypoint_with_published_weights_has_exactly_one_default():
@@ -84,9 +85,11 @@ def test_readme_table_lists_every_entry_with_its_published_accuracy():
     rows = {line.split("|")[1]: line for line in (REPO / "README.md").read_text().splitlines()
             if line.startswith("| `")}
     for entry in ENTRIES:
-        row = next((line for names, line in rows.items() if f"`{entry['entrypoint']}`" in names
-                    and (entry.get("model_type") is None or f'"{entry["model_type"]}"' in names)), None)
-        assert row is not None, f"README lists no {entry['entrypoint']}"
+        candidates = [line for names, line in rows.items() if f"`{entry['entrypoint']}`" in names
+                      and (entry.get("model_type") is None or f'"{entry["model_type"]}"' in names)]
+        # Entrypoints with several weights without model_type get one row per weights id.
+        row = next((line for line in candidates if len(candidates) == 1 or f'"{entry["id"]}"' in line), None)
+        assert row is not None, f"README lists no {entry['id']}"
         assert f"{entry['metrics']['imagenet_top1']:g}" in row
 
 

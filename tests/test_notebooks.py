@@ -1,6 +1,7 @@
 """Every notebook runs end to end, offline: local checkout, local images, weights from a mirror directory."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ IMAGES = [Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
           Path(skimage.data_dir) / "chelsea.png", Path(skimage.data_dir) / "coffee.png"]
 # Papermill-style overrides injected after a notebook's "parameters" cell: the smaller choices.
 OVERRIDES = {"semi_supervised_resnet_resnext.ipynb": 'ARCH = "resnet18"'}
+# The accuracy (in %) a notebook that trains a model must print as "test accuracy: XX.X %".
+MIN_ACCURACY = {"lenet5_digits.ipynb": 97.0}
 PRETRAINED = [("nvidia_resneXt", None), ("nvidia_gpunet", "GPUNet-0"), ("resnet18_ssl", None),
               ("resnet18_swsl", None)]
 
@@ -63,4 +66,7 @@ def test_notebook_runs_end_to_end(path, mirror, tmp_path, monkeypatch):
     print(f"{path.name}: {time.monotonic() - start:.1f} s")
     outputs = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
     assert "Traceback" not in outputs
+    if path.name in MIN_ACCURACY:
+        (accuracy,) = re.findall(r"test accuracy: ([\d.]+) %", outputs)
+        assert float(accuracy) >= MIN_ACCURACY[path.name], outputs
     assert {p.name for p in tmp_path.iterdir()} <= {"torch"}, "a notebook wrote into its working directory"

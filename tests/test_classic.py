@@ -1,0 +1,199 @@
+"""The classic CNNs: parity with torchvision's own pretrained models, the weights resolver, LeNet-5."""
+
+import hashlib
+import io
+import json
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from conftest import REPO, Reply, seeded_input, seeded_state_dict
+from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
+from convnets_hub.models.hub import FreshClassifierWarning
+from sklearn.datasets import load_digits
+
+TOLERANCE = 1e-6
+WEIGHTS = {  # entrypoint: the torchvision weights its default manifest entry serves
+    "alexnet": torchvision.models.AlexNet_Weights.IMAGENET1K_V1,
+    "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+    "vgg16_bn": torchvision.models.VGG16_BN_Weights.IMAGENET1K_V1,
+    "googlenet": torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1,
+    "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
+}
+MANIFEST = json.loads((REPO / "weights_manifest.json").read_text())
+
+
+def torchvision_checkpoint(name: str) -> dict[str, torch.Tensor]:
+    """Seeded float32 weights under the keys and shapes of torchvision's file for ``name``."""
+    # torchvision's GoogLeNet file holds the auxiliary heads, which its builder drops after loading.
+    options = {"aux_logits": True, "init_weights": False} if name == "googlenet" else {}
+    with torch.device("meta"):
+        keys = [(key, value.shape) for key, value in
+                torchvision.models.get_model(name, weights=None, **options).state_dict().items()]
+    return {key: value.float() if value.is_floating_point() else value
+            for key, value in seeded_state_dict(keys, 0).items()}
+
+
+def torchvision_pretrained(name: str, state: dict, monkeypatch, **kwargs) -> torch.nn.Module:
+    """torchvision's own ``name(weights=...)``, with ``state`` standing in for the downloaded file."""
+    weights = WEIGHTS[name]
+    monkeypatch.setattr(type(weights), "get_state_dict", lambda self, *args, **kw: state)
+    return torchvision.models.get_model(name, weights=weights, **kwargs)
+
+
+def entry(weights_id: str) -> dict:
+    return next(e for e in MANIFEST["entries"] if e["id"] == weights_id)
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out - ref).norm() / ref.norm())
+
+
+def _logits(model: torch.nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model(torch.from_numpy(seeded_input((1, 3, 224, 224), 0)))
+
+
+@pytest.mark.parametrize("name", list(WEIGHTS))
+def test_pretrained_model_equals_torchvision_in_float64(repo_dir, hub_home, tmp_path, monkeypatch, name):
+    state = torchvision_checkpoint(name)
+    path = tmp_path / entry(f"{name}.tv_in1k")["file_name"]
+    torch.save(state, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a local torchvision file loads without any warning
+        model = torch.hub.load(str(repo_dir), name, source="local", weights=str(path), model_math="fp64").eval()
+    reference = torchvision_pretrained(name, state, monkeypatch).double().eval()
+    error = relative_error(_logits(model), _logits(reference))
+    print(f"{name}: relative L2 error {error:.2e}")
+    assert error <= TOLERANCE
+    assert sum(p.numel() for p in model.parameters()) == entry(f"{name}.tv_in1k")["num_params"]
+    classifier = "fc" if name in ("googlenet", "resnet50") else "classifier.6"
+    assert (model.pretrained_cfg["classifier"], model.pretrained_cfg["num_classes"]) == (classifier, 1000)
+
+
+@pytest.fixture(scope="module")
+def googlenet_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("googlenet") / "googlenet-1378be20.pth"
+    torch.save(torchvision_checkpoint("googlenet"), path)
+    return path
+
+
+def test_pretrained_googlenet_is_torchvisions_without_aux_heads(hubconf, hub_home, googlenet_file):
+    model = hubconf.googlenet(weights=str(googlenet_file))
+    assert model.aux1 is None and model.aux2 is None and not model.aux_logits and model.transform_input
+    model.train()
+    assert isinstance(model(torch.randn(2, 3, 224, 224)), torch.Tensor)  # no aux outputs in training either
+    untrained = hubconf.googlenet(pretrained=False)
+    assert untrained.aux1 is None and not untrained.transform_input
+
+
+def test_googlenet_with_other_num_classes_keeps_the_pretrained_backbone(hubconf, hub_home, googlenet_file):
+    with pytest.warns(FreshClassifierWarning, match="'fc'") as caught:
+        model = hubconf.googlenet(weights=str(googlenet_file), num_classes=10).eval()
+    assert "aux1.fc2" in str(caught[0].message)  # the aux heads' classifiers differ too, then are dropped
+    state = torch.load(googlenet_file, weights_only=True)
+    assert torch.equal(model.inception5b.branch4[1].conv.weight, state["inception5b.branch4.1.conv.weight"])
+    assert model.aux1 is None and model.pretrained_cfg["num_classes"] == 10
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 224, 224)).shape == (1, 10)
+
+
+def test_googlenet_options_the_weights_forbid_are_a_value_error(hubconf, hub_home, googlenet_file):
+    with pytest.raises(InvalidArgumentError, match="transform_input=False.*pretrained=False"):
+        hubconf.googlenet(weights=str(googlenet_file), transform_input=False)
+
+
+@pytest.fixture(scope="module")
+def resnet50_bytes() -> bytes:
+    buffer = io.BytesIO()
+    torch.save(torchvision_checkpoint("resnet50"), buffer)
+    return buffer.getvalue()
+
+
+def pinned_manifest(tmp_path, monkeypatch, payload: bytes, ids: list[str], urls=None) -> None:
+    """A manifest of our entries ``ids`` pinned (sha256 and size) to ``payload``, in use."""
+    pinned = [{**entry(i), "hash_prefix": None, "sha256": hashlib.sha256(payload).hexdigest(),
+               "size": len(payload), **({"urls": urls} if urls else {})} for i in ids]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({**MANIFEST, "entries": pinned}))
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(path))
+
+
+def test_pinned_weights_are_downloaded_and_loaded(hubconf, hub_home, server, tmp_path, monkeypatch, resnet50_bytes):
+    url = server.serve("/models/resnet50-0676ba61.pth", Reply(body=resnet50_bytes))
+    pinned_manifest(tmp_path, monkeypatch, resnet50_bytes, ["resnet50.tv_in1k"], [url])
+    model = hubconf.resnet50(progress=False)
+    assert server.hits == ["/models/resnet50-0676ba61.pth"]
+    assert (hub_home / "checkpoints" / "resnet50-0676ba61.pth").read_bytes() == resnet50_bytes
+    assert torch.equal(model.fc.weight, torchvision_checkpoint("resnet50")["fc.weight"])
+    assert model.pretrained_cfg["id"] == "resnet50.tv_in1k" and model.pretrained_cfg["crop_pct"] == 0.875
+
+
+def test_a_file_in_torchvisions_cache_is_used_without_network(hubconf, hub_home, server, tmp_path, monkeypatch,
+                                                              resnet50_bytes):
+    url = server.serve("/models/resnet50-0676ba61.pth", Reply(status=500))
+    pinned_manifest(tmp_path, monkeypatch, resnet50_bytes, ["resnet50.tv_in1k"], [url])
+    (hub_home / "checkpoints").mkdir(parents=True)
+    (hub_home / "checkpoints" / "resnet50-0676ba61.pth").write_bytes(resnet50_bytes)
+    model = hubconf.resnet50()
+    assert server.hits == [] and model.pretrained_cfg["checkpoint"].endswith("resnet50-0676ba61.pth")
+
+
+def test_the_2021_recipe_has_its_own_id_and_preprocessing(hubconf, hub_home, tmp_path, monkeypatch, resnet50_bytes):
+    pinned_manifest(tmp_path, monkeypatch, resnet50_bytes, ["resnet50.tv_in1k", "resnet50.tv2_in1k"])
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "resnet50-11ad3fa6.pth").write_bytes(resnet50_bytes)
+    monkeypatch.setenv("CONVNETS_HUB_MIRROR", str(mirror))
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    cfg = hubconf.resnet50(weights="resnet50.tv2_in1k").pretrained_cfg
+    assert cfg["id"] == "resnet50.tv2_in1k" and cfg["crop_pct"] == pytest.approx(224 / 232)
+    assert cfg["metrics"]["imagenet_top1"] == 80.858 and cfg["interpolation"] == "bilinear"
+
+
+def test_an_unknown_weights_id_lists_both_recipes(hubconf, hub_home):
+    with pytest.raises(UnknownWeightsError, match="resnet50.tv3") as error:
+        hubconf.resnet50(weights="resnet50.tv3")
+    assert "resnet50.tv_in1k" in str(error.value) and "resnet50.tv2_in1k" in str(error.value)
+
+
+def test_lenet5_shape_size_and_no_published_weights(repo_dir, hub_home):
+    model = torch.hub.load(str(repo_dir), "lenet5", source="local")
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    assert sum(p.numel() for p in model.parameters()) == 61_706
+    assert model.pretrained_cfg["input_size"] == (1, 32, 32) and model.pretrained_cfg["mean"] == (0.5,)
+    with pytest.raises(InvalidArgumentError, match="no published weights.*notebooks/lenet5_digits.ipynb"):
+        torch.hub.load(str(repo_dir), "lenet5", source="local", pretrained=True)
+
+
+def test_lenet5_learns_digits(hubconf):
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16
+    x = (F.interpolate(images, size=32, mode="bilinear", align_corners=False) - 0.5) / 0.5
+    y = torch.tensor(digits.target)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small trains fastest without thread synchronisation
+    try:
+        losses = _train_lenet5(hubconf, x, y)
+    finally:
+        torch.set_num_threads(threads)
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert first > 2.0 and last < 0.25 * first, (first, last)
+
+
+def _train_lenet5(hubconf, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """The losses of 200 Adam steps on batches of 64."""
+    torch.manual_seed(0)
+    model = hubconf.lenet5()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(200):
+        batch = torch.randint(len(x), (64,))
+        loss = F.cross_entropy(model(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
