@@ -141,8 +141,6 @@ input resolution (``pretrained_cfg["input_size"]``), crop_pct 1.0 and bicubic re
 
 """ + _import("models.docs").gpunet_types_table(), extra_args="""
     model_type (str): one of the types above, in any case, or NVIDIA's latency key ("0.65ms", ...).
-    model_math (str): "fp32", "fp16", "bf16" or "fp64": the precision of the returned model; it
-        accepts the float32 batch that prepare_input_from_uri returns and gives logits in its own dtype.
 """)
 
 

@@ -15,6 +15,16 @@ Args:
         checkpoint file or an http(s) URL, in any layout the upstream files use.
     num_classes (int): classifier size. With pretrained weights of another size, the backbone
         is loaded, the classifier is freshly initialised and a warning says so.
+    model_math (str): "fp32" (default), "fp16", "bf16" or "fp64", in any case: the precision of
+        the returned model. It accepts the float32 batch that prepare_input_from_uri returns and
+        gives logits in its own dtype.
+    device (str | torch.device): where the model lives, "cpu" (default) or "cuda[:index]"
+        (a ValueError where no GPU is present). Inputs are cast, never moved: pass them on it.
+    optimize (bool): return an inference-only model (eval mode, no gradients) for that device
+        and precision: BatchNorm folded into the convolutions, channels_last weights, and on
+        CUDA torch.compile with CUDA graphs (falling back to eager with a warning where compile
+        fails). Outputs equal the eager model's within the precision's tolerance. The CPU keeps
+        the eager-optimized model (compiling takes minutes there for little gain).
 {extra_args}
 Returns:
     torch.nn.Module with ``pretrained_cfg`` (input_size, crop_pct, interpolation, mean, std,

@@ -26,6 +26,7 @@ from .gpunet_types import (
     PublishedLatency,
     canonical_gpunet_type,
 )
+from .precision import cast_inputs_to_model
 
 __all__ = [
     "GPUNET_TYPES",
@@ -45,8 +46,9 @@ DROP_PATH_RATE = 0.2
 class GPUNet(nn.Module):
     """A GPUNet: ``network`` is the sequence of layers named as in NVIDIA's checkpoints.
 
-    ``forward`` takes a float batch ``(N, 3, H, W)`` of any floating dtype, casts it to the dtype
-    of the model's parameters and returns logits ``(N, num_classes)`` in that dtype.
+    ``forward`` takes a float batch ``(N, 3, H, W)`` of any floating dtype (a forward pre-hook,
+    :func:`cast_inputs_to_model`, casts it to the dtype of the model's parameters) and returns
+    logits ``(N, num_classes)`` in that dtype.
     """
 
     def __init__(self, model_type: str, network: nn.Sequential, classifier_name: str) -> None:
@@ -55,6 +57,7 @@ class GPUNet(nn.Module):
         self.resolution = GPUNET_TYPES[model_type].resolution
         self.network = network
         self.classifier_name = classifier_name
+        cast_inputs_to_model(self)
 
     def get_classifier(self) -> nn.Linear:
         """The final linear layer (the only part that depends on ``num_classes``)."""
@@ -68,7 +71,7 @@ class GPUNet(nn.Module):
             raise InvalidArgumentError(
                 f"GPUNet input must have shape (N, 3, H, W), got {tuple(x.shape)}"
             )
-        return self.network(x.to(next(self.parameters()).dtype))
+        return self.network(x)
 
 
 def gpunet_cfg(model_type: str) -> dict[str, object]:

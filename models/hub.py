@@ -15,10 +15,11 @@ from .checkpoint import extract_state_dict, load_into, read_checkpoint, rename_k
 from .download import download_url, is_offline, resolve_weights_file
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .manifest import Manifest, WeightsEntry, load_manifest
+from .optimize import optimize_for_inference
+from .precision import cast_inputs_to_model, parse_device, parse_model_math
 from .registry import ALIASES, SPECS, ModelSpec
 
 PRETRAINED_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
-MODEL_MATH = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 
 
 class FreshClassifierWarning(UserWarning):
@@ -26,10 +27,18 @@ class FreshClassifierWarning(UserWarning):
 
 
 def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = True,
-                 weights: str | os.PathLike | None = None, model_math: str = "fp32", **kwargs: Any) -> nn.Module:
-    """Build ``entrypoint``'s model, load its weights, set its precision and attach ``pretrained_cfg``."""
-    if model_math not in MODEL_MATH:
-        raise InvalidArgumentError(f"model_math={model_math!r} is not a precision; valid: {list(MODEL_MATH)}")
+                 weights: str | os.PathLike | None = None, model_math: str = "fp32",
+                 device: str | torch.device | None = None, optimize: bool = False, **kwargs: Any) -> nn.Module:
+    """Build ``entrypoint``'s model, load its weights, attach ``pretrained_cfg``, set precision and device.
+
+    With ``optimize=True`` the result is :func:`optimize_for_inference`'s inference-only model;
+    otherwise the model (in training mode) is moved to ``device`` and ``model_math`` and accepts a
+    float batch of any dtype.
+    """
+    dtype = parse_model_math(model_math)
+    target = parse_device(device)
+    if not isinstance(optimize, bool):
+        raise InvalidArgumentError(f"optimize={optimize!r} must be True or False")
     name = ALIASES.get(entrypoint, entrypoint)
     spec = SPECS[name]
     _check_keywords(entrypoint, spec, kwargs)
@@ -56,7 +65,9 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         "model_type": model_type,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
     }
-    return model.to(MODEL_MATH[model_math])
+    if optimize:
+        return optimize_for_inference(model, dtype=dtype, device=target)
+    return cast_inputs_to_model(model.to(device=target, dtype=dtype))
 
 
 def classifier_of(model: nn.Module) -> tuple[str, nn.Linear]:
@@ -69,7 +80,8 @@ def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) ->
     for key in kwargs:
         if key not in accepted:
             raise TypeError(f"{entrypoint}() got an unexpected keyword argument {key!r}; "
-                            f"it accepts pretrained, progress, weights, {', '.join(accepted)}")
+                            f"it accepts pretrained, progress, weights, model_math, device, optimize, "
+                            f"{', '.join(accepted)}")
 
 
 def _pretrained_kwargs(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) -> dict[str, Any]:

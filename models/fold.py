@@ -1,0 +1,78 @@
+"""Folding of BatchNorm layers into the convolutions that feed them (inference only).
+
+A ``Conv2d`` is folded into a ``BatchNorm2d`` only where the BatchNorm provably consumes the
+convolution's output and nothing else does:
+
+* neighbours in an ``nn.Sequential`` (timm's downsample, torchvision's VGG ``features``,
+  GPUNet's ``net``/``body`` sequences, whatever their child names);
+* known attribute pairs of block classes whose ``forward`` applies the BatchNorm right after
+  the convolution (:data:`FOLDABLE_PAIRS`, matched by exact class, so a subclass that may
+  override ``forward`` is left alone).
+
+Only exact ``nn.Conv2d`` and ``nn.BatchNorm2d`` (with running statistics) are folded.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torchvision.models.googlenet import BasicConv2d as GoogLeNetBasicConv2d
+from torchvision.models.inception import BasicConv2d as InceptionBasicConv2d
+from torchvision.models.resnet import BasicBlock as TorchvisionBasicBlock
+from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
+from torchvision.models.resnet import ResNet as TorchvisionResNet
+
+from .gpunet_blocks import ConvBnAct, EdgeResidual, InvertedResidual
+
+_RESNET_BLOCK = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
+
+FOLDABLE_PAIRS: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
+    ResNet: (("conv1", "bn1"),),
+    BasicBlock: _RESNET_BLOCK[:2],
+    Bottleneck: _RESNET_BLOCK,
+    TorchvisionResNet: (("conv1", "bn1"),),
+    TorchvisionBasicBlock: _RESNET_BLOCK[:2],
+    TorchvisionBottleneck: _RESNET_BLOCK,
+    GoogLeNetBasicConv2d: (("conv", "bn"),),
+    InceptionBasicConv2d: (("conv", "bn"),),
+    ConvBnAct: (("conv", "bn1"),),
+    InvertedResidual: (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
+    EdgeResidual: (("conv_exp", "bn1"), ("conv_pwl", "bn2")),
+}
+"""Block classes → (convolution, BatchNorm) attribute pairs that their ``forward`` applies in a row."""
+
+
+def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+    return (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.running_mean is not None
+            and conv.out_channels == bn.num_features)
+
+
+def fold_conv_bn(model: nn.Module) -> int:
+    """Fold every provably adjacent Conv2d → BatchNorm2d pair of ``model`` (in eval mode), in place.
+
+    The convolution is replaced by one carrying the folded weight and bias, the BatchNorm by
+    ``nn.Identity``, so parameter names of other layers stay as they were. Returns the number of
+    pairs folded.
+    """
+    if model.training:
+        raise ValueError("fold_conv_bn needs a model in eval mode (BatchNorm running statistics)")
+    folded = 0
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for first, second in pairwise(names):
+                conv, bn = module._modules[first], module._modules[second]
+                if _foldable(conv, bn):
+                    module._modules[first] = fuse_conv_bn_eval(conv, bn)
+                    module._modules[second] = nn.Identity()
+                    folded += 1
+        for conv_name, bn_name in FOLDABLE_PAIRS.get(type(module), ()):
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if _foldable(conv, bn):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+                folded += 1
+    return folded

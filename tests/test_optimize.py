@@ -1,0 +1,283 @@
+"""optimize=True, model_math and device: folding exactness, precisions, compile fallback, errors (CPU)."""
+
+import copy
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from convnets_hub.models.errors import InvalidArgumentError
+from convnets_hub.models.fold import fold_conv_bn
+from convnets_hub.models.gpunet import build_gpunet
+from convnets_hub.models.optimize import (
+    CompiledModel,
+    CompileUnavailableWarning,
+    optimize_for_inference,
+)
+from convnets_hub.models.precision import (
+    cast_inputs_to_model,
+    parse_device,
+    parse_model_math,
+)
+from convnets_hub.models.resnet import build_resnet
+from torch import nn
+from torchvision.models import googlenet, vgg11_bn
+
+
+def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, so that folding is really tested."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            size = module.num_features
+            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.1)
+    return model.eval()
+
+
+class _Named(nn.Module):
+    """Children named like GPUNet's: spaces and colons, conv → BN in a Sequential."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.network = nn.Sequential()
+        self.network.add_module("head: 1", nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8),
+                                                         nn.ReLU()))
+        self.network.add_module("stage: 1 layer2", nn.Conv2d(8, 16, 3, padding=1))
+        self.network.add_module("stage: 1 bn", nn.BatchNorm2d(16))
+        self.network.add_module(" layer3", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+class _SharedConv(nn.Module):
+    """A BatchNorm that does not directly follow a conv: nothing may be folded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.bn(torch.relu(y)) + y
+
+
+_HUBCONF = Path(__file__).resolve().parents[1] / "hubconf.py"
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+MODELS = {
+    "resnet18": lambda: build_resnet("resnet18"),
+    "resnext50": lambda: build_resnet("resnext50_32x4d"),
+    "se_resnext101": lambda: build_resnet("se_resnext101_32x4d"),
+    "vgg11_bn": lambda: vgg11_bn(num_classes=10),
+    "googlenet": lambda: googlenet(num_classes=10, aux_logits=False, init_weights=False),
+    "named": _Named,
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_folding_is_exact_in_fp32_and_removes_every_bn_after_a_conv(name):
+    torch.manual_seed(0)
+    model = _randomize_bn(MODELS[name]())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        optimized = optimize_for_inference(model, dtype=torch.float32, device="cpu")
+        got = optimized(x)
+    assert _relative(got, expected) <= 1e-5
+    assert not any(isinstance(module, nn.BatchNorm2d) for module in optimized.modules())
+    assert not optimized.training and not any(p.requires_grad for p in optimized.parameters())
+
+
+def test_gpunet_folds_exactly_at_its_resolution():
+    model = _randomize_bn(build_gpunet("GPUNet-P0"))
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        expected = model(x)
+        got = optimize_for_inference(model, dtype=torch.float32, device="cpu")(x)
+    assert _relative(got, expected) <= 1e-5
+    assert not any(isinstance(module, nn.BatchNorm2d) for module in model.modules())
+
+
+def test_a_bn_not_fed_by_a_conv_is_kept():
+    model = _randomize_bn(_SharedConv())
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        expected = model(x)
+        assert fold_conv_bn(model) == 0
+        assert torch.equal(model(x), expected)
+
+
+def test_folding_needs_eval_mode():
+    with pytest.raises(ValueError, match="eval"):
+        fold_conv_bn(build_resnet("resnet18"))
+
+
+@pytest.fixture(scope="module")
+def resnet18_checkpoint(tmp_path_factory):
+    """A resnet18 checkpoint with non-trivial BatchNorms, and the eager fp32 model holding it."""
+    torch.manual_seed(0)
+    model = _randomize_bn(build_resnet("resnet18"))
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(model.state_dict(), path)
+    return path, model
+
+
+@pytest.mark.parametrize(("model_math", "dtype", "tolerance"), [
+    ("fp32", torch.float32, 1e-5), ("BF16", torch.bfloat16, 2e-2), ("fp16", torch.float16, 1e-2),
+    ("fp64", torch.float64, 1e-5)])
+def test_every_precision_is_close_to_eager_fp32_and_takes_a_float32_batch(hubconf, resnet18_checkpoint,
+                                                                          model_math, dtype, tolerance):
+    path, reference = resnet18_checkpoint
+    optimized = hubconf.resnet18_ssl(weights=str(path), model_math=model_math, optimize=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference(x)
+        got = optimized(x)
+    assert got.dtype == dtype and next(optimized.parameters()).dtype == dtype
+    assert _relative(got, expected) <= tolerance
+    assert not optimized.training and optimized.pretrained_cfg["checkpoint"] == str(path)
+    assert next(optimized.parameters()).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("model_math", ["fp32", "bf16", "fp64"])
+def test_without_optimize_model_math_and_device_give_a_trainable_model(hubconf, model_math):
+    model = hubconf.nvidia_resnet50(pretrained=False, model_math=model_math, device="cpu", num_classes=3)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert model(torch.randn(2, 3, 32, 32)).dtype == parse_model_math(model_math)
+
+
+def test_compile_unavailable_warns_once_and_gives_the_eager_optimized_model(monkeypatch, resnet18_checkpoint):
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    model = copy.deepcopy(resnet18_checkpoint[1])
+    model.pretrained_cfg = {"input_size": (3, 64, 64)}
+    with pytest.warns(CompileUnavailableWarning, match="no compiler here") as caught:
+        optimized = optimize_for_inference(model, dtype=torch.float32, device="cpu", compile=True)
+    assert len(caught) == 1 and optimized is model and optimized.pretrained_cfg == {"input_size": (3, 64, 64)}
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert _relative(optimized(x), resnet18_checkpoint[1](x)) <= 1e-5
+
+
+def test_compile_failing_at_the_first_call_warns_once_and_stays_eager(resnet18_checkpoint):
+    model = copy.deepcopy(resnet18_checkpoint[1])
+    model.pretrained_cfg = {"id": "x"}
+    compiled = optimize_for_inference(model, dtype=torch.float32, device="cpu", compile=True)
+    assert isinstance(compiled, CompiledModel) and compiled.pretrained_cfg == {"id": "x"}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("inductor failed")
+
+    object.__setattr__(compiled, "_compiled", broken)
+    x = torch.randn(1, 3, 64, 64)
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        first, second = compiled(x), compiled(x)
+    assert [type(w.message) for w in caught] == [CompileUnavailableWarning]
+    with torch.no_grad():
+        assert torch.equal(first, second) and _relative(first, resnet18_checkpoint[1](x)) <= 1e-5
+    assert list(compiled.state_dict()) == [f"eager.{key}" for key in model.state_dict()]
+
+
+def test_compile_on_cpu_matches_eager():
+    """torch.compile of a tiny model, in a fresh process (its cost stays out of the other tests)."""
+    script = (
+        "import torch, warnings\n"
+        "from torch import nn\n"
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('hubconf', {str(_HUBCONF)!r})\n"
+        "hub = importlib.util.module_from_spec(spec); spec.loader.exec_module(hub)\n"
+        "from convnets_hub.models.optimize import optimize_for_inference, CompiledModel\n"
+        "torch.manual_seed(0)\n"
+        "m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))\n"
+        "x = torch.randn(2, 3, 16, 16); m(x); m.eval()\n"
+        "with torch.no_grad(): ref = m(x)\n"
+        "warnings.simplefilter('error')\n"
+        "c = optimize_for_inference(m, dtype=torch.float32, device='cpu', compile=True)\n"
+        "assert isinstance(c, CompiledModel)\n"
+        "with torch.no_grad(): out = c(x)\n"
+        "assert not c._failed\n"
+        "print(float((out - ref).norm() / ref.norm()))\n"
+    )
+    try:
+        result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
+                                timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.skip("torch.compile on this CPU takes over 90 s for a tiny model")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.split()[-1]) <= 1e-5
+
+
+@pytest.mark.parametrize("bad", ["fp8", "float32", "", 16, None, torch.float32])
+def test_bad_model_math_is_a_value_error_listing_the_valid_ones(hubconf, bad):
+    with pytest.raises(InvalidArgumentError, match="model_math=.*fp32, fp16, bf16, fp64"):
+        hubconf.resnet18_ssl(pretrained=False, model_math=bad, optimize=True)
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:x", "tpu", 3.5, "mps"])
+def test_bad_device_is_a_value_error(hubconf, bad):
+    with pytest.raises(ValueError, match="device="):
+        hubconf.resnet18_ssl(pretrained=False, device=bad, optimize=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("device", ["cuda", torch.device("cuda", 0)])
+def test_cuda_without_a_gpu_says_so(device):
+    with pytest.raises(InvalidArgumentError, match="CUDA is not available"):
+        parse_device(device)
+
+
+def test_device_and_model_math_parsing():
+    assert parse_device(None) == parse_device("cpu") == torch.device("cpu")
+    assert parse_model_math("Fp16") is torch.float16
+
+
+def test_optimize_must_be_a_bool(hubconf):
+    with pytest.raises(InvalidArgumentError, match="optimize="):
+        hubconf.resnet18_ssl(pretrained=False, optimize="yes")
+
+
+def test_unknown_keyword_lists_the_new_options(hubconf):
+    with pytest.raises(TypeError, match="model_math, device, optimize"):
+        hubconf.resnet18_ssl(pretrained=False, optimise=True)
+
+
+def test_docstrings_document_the_new_options(hubconf):
+    for name in ("nvidia_resneXt", "resnet18_ssl", "nvidia_gpunet"):
+        doc = getattr(hubconf, name).__doc__
+        assert all(f"    {option} (" in doc for option in ("model_math", "device", "optimize")), name
+
+
+def test_cast_hook_keeps_channels_last_and_is_registered_once():
+    model = nn.Conv2d(3, 4, 1).to(torch.float64, memory_format=torch.channels_last)
+    cast_inputs_to_model(cast_inputs_to_model(model))
+    assert len(model._forward_pre_hooks) == 1
+    out = model(torch.randn(1, 3, 8, 8))
+    assert out.dtype == torch.float64 and out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_hub_load_optimize_end_to_end(repo_dir):
+    model = torch.hub.load(str(repo_dir), "resnet18_ssl", source="local", pretrained=False, optimize=True)
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 224, 224))
+    assert logits.shape == (1, 1000) and torch.isfinite(logits).all()
+    assert model.pretrained_cfg["entrypoint"] == "resnet18_ssl" and not model.training
+    assert not any(isinstance(module, nn.BatchNorm2d) for module in model.modules())
+
+
+def test_hub_load_unknown_device_raises(repo_dir):
+    with pytest.raises(ValueError, match="device='warp-drive'"):
+        torch.hub.load(str(repo_dir), "resnet18_ssl", source="local", pretrained=False, device="warp-drive")
