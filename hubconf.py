@@ -17,7 +17,7 @@ import importlib.util as _importlib_util
 import sys as _sys
 from pathlib import Path as _Path
 
-dependencies = ["torch", "torchvision", "timm", "requests", "tqdm", "PIL", "filelock"]
+dependencies = ["torch", "torchvision", "timm", "requests", "tqdm", "PIL", "filelock", "numpy", "matplotlib"]
 
 _ROOT = _Path(__file__).resolve().parent
 
@@ -159,8 +159,9 @@ def nvidia_convnets_processing_utils(**kwargs):
             NVIDIA's output format; the ImageNet-1k labels are bundled, never downloaded.
         show(images_or_uris, results) -> matplotlib Figure of thumbnails with their top-k bars.
 
-    Keyword arguments: connect_timeout (10 s), read_timeout (30 s), max_bytes (64 MiB) for image
-    files and URLs, max_pixels (120 M) against decompression bombs, workers (decoding threads).
+    Keyword arguments: connect_timeout (10 s), read_timeout (30 s), total_timeout (120 s) for
+    URLs, max_bytes (64 MiB) for image files and URLs, max_pixels (120 M) against decompression
+    bombs, workers (decoding threads).
     Every bad input raises a ValueError subclass naming the input (URL, path or index) and the cause.
 
     Example:

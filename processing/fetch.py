@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -17,6 +18,7 @@ class FetchSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     max_bytes: int = 64 * 1024 * 1024
+    total_timeout: float = 120.0  # a server dripping bytes slower than the read timeout is cut off too
 
 
 def is_url(text: str) -> bool:
@@ -39,7 +41,10 @@ def fetch_bytes(url: str, settings: FetchSettings) -> bytes:
             if announced > settings.max_bytes:
                 raise ImageFetchError(f"{url}: {announced} bytes exceed the limit of {settings.max_bytes}")
             body = bytearray()
-            for block in response.iter_content(1 << 16):
+            deadline = time.monotonic() + settings.total_timeout
+            while block := response.raw.read1(1 << 16):  # what has arrived, so the deadline is checked often
+                if time.monotonic() > deadline:
+                    raise ImageFetchError(f"{url}: timed out ({settings.total_timeout:g} s for the whole body)")
                 body += block
                 if len(body) > settings.max_bytes:
                     raise ImageFetchError(f"{url}: the body exceeds the limit of {settings.max_bytes} bytes")

@@ -35,7 +35,8 @@ class ConvNetsProcessingUtils:
     """Image preprocessing and prediction decoding, drop-in compatible with NVIDIA's utilities.
 
     Args:
-        connect_timeout, read_timeout: seconds for fetching image URLs.
+        connect_timeout, read_timeout, total_timeout: seconds for fetching image URLs (to connect,
+            between two reads, for the whole body).
         max_bytes: the largest image file or response body accepted (default 64 MiB).
         max_pixels: the largest decoded canvas accepted (a decompression-bomb guard).
         workers: threads that decode a batch in parallel (default: up to 8, two per core).
@@ -43,8 +44,8 @@ class ConvNetsProcessingUtils:
 
     def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 30.0,
                  max_bytes: int = 64 * 1024 * 1024, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 workers: int | None = None):
-        self.fetch = FetchSettings(connect_timeout, read_timeout, max_bytes)
+                 workers: int | None = None, total_timeout: float = 120.0):
+        self.fetch = FetchSettings(connect_timeout, read_timeout, max_bytes, total_timeout)
         self.max_pixels = max_pixels
         self.workers = workers or min(8, 2 * (os.cpu_count() or 1))
 

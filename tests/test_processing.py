@@ -165,6 +165,16 @@ def test_a_stalled_server_times_out(utils, server):
     assert time.monotonic() - start < 5
 
 
+def test_a_server_dripping_bytes_is_cut_off_by_the_total_timeout(server):
+    import time
+    url = server.serve("/drip.jpg", Reply(body=GRACE_HOPPER.read_bytes(), seconds=10.0,
+                                          headers={"Content-Type": "image/jpeg"}))
+    start = time.monotonic()
+    with pytest.raises(ImageFetchError, match="whole body"):
+        ConvNetsProcessingUtils(read_timeout=2.0, total_timeout=1.0).prepare_input_from_uri(url)
+    assert time.monotonic() - start < 5
+
+
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/a.jpg", "file:///etc/passwd", "gopher://127.0.0.1/x"])
 def test_other_schemes_are_refused(utils, url):
     with pytest.raises(ImageFetchError, match="only http and https"):
