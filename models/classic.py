@@ -6,6 +6,9 @@ load unchanged; LeNet-5 is small enough to be written here.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import torch
 import torchvision
 from torch import nn
@@ -30,8 +33,13 @@ def build_googlenet(num_classes: int = 1000, aux_logits: bool = False, transform
                                         transform_input=transform_input, init_weights=init_weights)
 
 
-def drop_googlenet_aux(model: nn.Module) -> None:
-    """What torchvision does after loading GoogLeNet's ImageNet weights: remove the auxiliary heads."""
+def drop_googlenet_aux(model: nn.Module, options: dict[str, Any]) -> None:
+    """What torchvision does after loading GoogLeNet's ImageNet weights: remove the auxiliary heads,
+    unless the user asked for them with ``aux_logits=True`` (then they stay, to be trained)."""
+    if options.get("aux_logits"):
+        warnings.warn("the auxiliary heads of googlenet are kept (aux_logits=True): train them before use",
+                      stacklevel=4)
+        return
     model.aux_logits = False
     model.aux1 = None
     model.aux2 = None

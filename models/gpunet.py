@@ -35,7 +35,6 @@ __all__ = [
     "PublishedLatency",
     "build_gpunet",
     "canonical_gpunet_type",
-    "classifier_keys",
     "gpunet_cfg",
 ]
 
@@ -79,15 +78,6 @@ def gpunet_cfg(model_type: str) -> dict[str, object]:
     size = GPUNET_TYPES[model_type].resolution
     return {"input_size": (3, size, size), "crop_pct": 1.0, "interpolation": "bicubic",
             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
-
-
-def classifier_keys(model: GPUNet) -> list[str]:
-    """The state-dict keys of ``model``'s classifier, e.g. ``network. layer15.net.6.weight`` and bias.
-
-    Load a checkpoint's backbone into a model with a different ``num_classes`` by leaving these
-    keys out.
-    """
-    return [f"{model.classifier_name}.{key}" for key in model.get_classifier().state_dict()]
 
 
 def _plain_layer(index: int, count: int, layer: LayerConfig, num_classes: int) -> tuple[str, nn.Module]:

@@ -51,7 +51,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     if checkpoint is not None:
         _load_checkpoint(model, spec, checkpoint, entry)
         if spec.after_load is not None:
-            spec.after_load(model)
+            spec.after_load(model, kwargs)
     described = entry or manifest.default(name, model_type)
     preprocessing = described.preprocessing if described else spec.preprocessing(model_type)
     model.pretrained_cfg = {
@@ -106,7 +106,7 @@ def _select_weights(entrypoint: str, spec: ModelSpec, model_type: str | None, pr
                                        "use pretrained=False or weights=<checkpoint path or URL>"
                                        + (f", or {spec.no_weights_hint}" if spec.no_weights_hint else ""))
         return entry, resolve_weights_file(entry, progress)
-    if not pretrained:
+    if not pretrained and manifest.default(entrypoint, model_type) is not None:
         raise InvalidArgumentError(f"weights={weights!r} was given with pretrained=False; drop one of them")
     text = os.fspath(weights)
     if text in manifest:

@@ -28,7 +28,8 @@ class ModelSpec:
     has no entry for the model (a dict, or a function of the model type); ``no_weights_hint``
     completes the error of ``pretrained=True`` for models without published weights.
     ``pretrained_build_kwargs`` are build options that the checkpoints need (used, and fixed, only
-    when weights are loaded) and ``after_load`` adapts the model once they are loaded.
+    when weights are loaded) and ``after_load(model, options)`` adapts the model once they are
+    loaded, given the user's build options.
     """
 
     build: Callable[..., nn.Module]
@@ -37,7 +38,7 @@ class ModelSpec:
     default_cfg: dict[str, Any] | Callable[[str], dict[str, Any]] = field(default_factory=lambda: IMAGENET_CFG)
     no_weights_hint: str = ""
     pretrained_build_kwargs: dict[str, Any] = field(default_factory=dict)
-    after_load: Callable[[nn.Module], None] | None = None
+    after_load: Callable[[nn.Module, dict[str, Any]], None] | None = None
 
     def preprocessing(self, model_type: str | None) -> dict[str, Any]:
         return self.default_cfg(model_type) if callable(self.default_cfg) else self.default_cfg

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchvision
 from conftest import REPO, Reply, seeded_input, seeded_state_dict
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
-from convnets_hub.models.hub import FreshClassifierWarning
+from convnets_hub.models.hub import FreshClassifierWarning, classifier_of
 from sklearn.datasets import load_digits
 
 TOLERANCE = 1e-6
@@ -197,3 +197,19 @@ def _train_lenet5(hubconf, x: torch.Tensor, y: torch.Tensor) -> list[float]:
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+def test_lenet5_loads_a_trained_checkpoint_given_by_path(hubconf, tmp_path):
+    trained = hubconf.lenet5()
+    torch.nn.init.constant_(trained.state_dict()[classifier_of(trained)[0] + ".bias"], 0.25)
+    path = tmp_path / "lenet5_digits.pth"
+    torch.save(trained.state_dict(), path)
+    loaded = hubconf.lenet5(weights=str(path))  # pretrained defaults to False for lenet5
+    assert torch.equal(loaded.state_dict()[classifier_of(loaded)[0] + ".bias"], torch.full((10,), 0.25))
+    assert loaded.pretrained_cfg["checkpoint"] == str(path)
+
+
+def test_googlenet_keeps_its_aux_heads_when_asked_as_torchvision_does(hubconf, hub_home, googlenet_file):
+    with pytest.warns(UserWarning, match="auxiliary heads"):
+        model = hubconf.googlenet(weights=str(googlenet_file), aux_logits=True)
+    assert model.aux1 is not None and model.aux_logits

@@ -12,9 +12,9 @@ from convnets_hub.models.gpunet import (
     GPUNET_TYPES,
     build_gpunet,
     canonical_gpunet_type,
-    classifier_keys,
 )
 from convnets_hub.models.gpunet_config import load_config
+from convnets_hub.models.hub import classifier_of
 
 sys.path.insert(0, str(REFERENCE))
 seeded_weights = importlib.import_module("seeded_weights")
@@ -105,10 +105,10 @@ def test_trains(name):
 def test_backbone_loads_under_a_fresh_classifier(name, model_of):
     checkpoint_keys = [key for key, _, _ in _parity_fixture(name)["state_dict"]]
     model = build_gpunet(name, num_classes=10)
-    keys = classifier_keys(model)
+    classifier, _ = classifier_of(model)  # the generic detection the hub's loader relies on
+    keys = [f"{classifier}.weight", f"{classifier}.bias"]
     assert keys == checkpoint_keys[-2:]
-    assert keys[0].endswith(".weight") and keys[1].endswith(".bias")
-    assert classifier_keys(model_of(name)) == keys
+    assert classifier_of(model_of(name))[0] == classifier
     backbone = {k: v for k, v in model_of(name).float().state_dict().items() if k not in keys}
     result = model.load_state_dict(backbone, strict=False)
     assert (result.missing_keys, result.unexpected_keys) == (keys, [])
