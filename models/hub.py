@@ -48,6 +48,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     manifest = load_manifest()
     entry, checkpoint = _select_weights(name, spec, model_type, pretrained, weights, progress, manifest)
     model = spec.build(**(kwargs if checkpoint is None else _pretrained_kwargs(entrypoint, spec, kwargs)))
+    model.to(dtype)  # before loading, so that a float64 checkpoint keeps its precision
     if checkpoint is not None:
         _load_checkpoint(model, spec, checkpoint, entry)
         if spec.after_load is not None:

@@ -49,3 +49,14 @@ def test_ngc_layout_with_module_prefix_and_conv_shaped_se(repo_dir, hub_home, tm
     torch.save(state, path)
     assert reference_error(_load(repo_dir, entrypoint, path), fixture) <= TOLERANCE
 
+
+
+@pytest.mark.parametrize(("entrypoint", "fixture_name"), [("nvidia_se_resnext101_32x4d", "nvidia_se_resnext101_32x4d"),
+                                                         ("resnet18_swsl", "resnet18_ssl_swsl")])
+def test_float64_checkpoint_in_fp64_is_exact(repo_dir, hub_home, tmp_path, entrypoint, fixture_name):
+    """model_math="fp64" builds the model in float64 before loading, so no precision is lost on the way."""
+    fixture = parity_fixture(fixture_name)
+    path = tmp_path / "checkpoint.pth"
+    torch.save(seeded_checkpoint(fixture, torch.float64), path)
+    model = torch.hub.load(str(repo_dir), entrypoint, source="local", weights=str(path), model_math="fp64")
+    assert reference_error(model, fixture) <= 1e-12
