@@ -46,9 +46,13 @@ def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
 
 
 def _describe_untrained(name: str) -> str:
-    cfg = SPECS[name].preprocessing(None)
+    """The line for an entrypoint that the manifest in use (the repo's or CONVNETS_HUB_MANIFEST) gives no weights."""
+    spec = SPECS[name]
+    if callable(spec.default_cfg):
+        return "    (no published weights in the manifest in use); input size and resizing follow model_type"
+    cfg = spec.default_cfg
     size = "x".join(str(v) for v in cfg.get("input_size", ()))
-    return (f"    (no published weights); input {size}, crop_pct {cfg.get('crop_pct')}, "
+    return (f"    (no published weights in the manifest in use); input {size}, crop_pct {cfg.get('crop_pct')}, "
             f"{cfg.get('interpolation')}, mean {cfg.get('mean')}, std {cfg.get('std')}")
 
 

@@ -168,3 +168,22 @@ print(calls)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_hubconf_imports_under_a_manifest_that_lists_one_entrypoint(repo_dir, tmp_path):
+    """An air-gapped user's manifest may list only the weights they mirror; every other docstring still renders."""
+    manifest = json.loads((REPO / "weights_manifest.json").read_text())
+    manifest["entries"] = [e for e in manifest["entries"] if e["entrypoint"] == "resnet18_ssl"]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    script = ("import importlib.util\n"
+              f"spec = importlib.util.spec_from_file_location('hubconf', {str(repo_dir / 'hubconf.py')!r})\n"
+              "hubconf = importlib.util.module_from_spec(spec)\n"
+              "spec.loader.exec_module(hubconf)\n"
+              "print(hubconf.nvidia_gpunet.__doc__, hubconf.nvidia_resneXt.__doc__)\n")
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), "CONVNETS_HUB_MANIFEST": str(path)}
+    result = subprocess.run([sys.executable, "-c", script], check=False, cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("no published weights in the manifest in use") == 2
+    assert "follow model_type" in result.stdout and "input 3x224x224" in result.stdout
