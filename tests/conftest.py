@@ -8,6 +8,7 @@ unrelated top-level ``models`` package.
 
 import importlib.util
 import json
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ def _load_hubconf():
     spec.loader.exec_module(module)
     return module
 
+
+# pytest-xdist workers share the cores: torch's default of one thread per core in every worker
+# oversubscribes them, and the many small parallel regions of float64 depthwise convolutions then
+# run a hundred times slower.
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 HUBCONF = _load_hubconf()
 HUBCONF._package()  # registers ``convnets_hub`` even before any entrypoint imports through it
