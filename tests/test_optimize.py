@@ -146,6 +146,7 @@ def test_every_precision_is_close_to_eager_fp32_and_takes_a_float32_batch(hubcon
         got = optimized(x)
     assert got.dtype == dtype and next(optimized.parameters()).dtype == dtype
     assert _relative(got, expected) <= tolerance
+    assert isinstance(optimized, CompiledModel) and not optimized._failed  # compiled on the CPU too
     assert not optimized.training and optimized.pretrained_cfg["checkpoint"] == str(path)
     assert next(optimized.parameters()).is_contiguous(memory_format=torch.channels_last)
 
