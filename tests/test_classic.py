@@ -213,3 +213,25 @@ def test_googlenet_keeps_its_aux_heads_when_asked_as_torchvision_does(hubconf, h
     with pytest.warns(UserWarning, match="auxiliary heads"):
         model = hubconf.googlenet(weights=str(googlenet_file), aux_logits=True)
     assert model.aux1 is not None and model.aux_logits
+
+
+@pytest.mark.parametrize("name", [*WEIGHTS, "lenet5"])
+def test_optimize_matches_the_eager_model_and_compiles(hubconf, tmp_path, name):
+    """optimize=True (folded, channels_last, torch.compile on the CPU) gives the eager model's logits."""
+    if name == "lenet5":
+        torch.manual_seed(0)
+        state, shape = hubconf.lenet5().state_dict(), (2, 1, 32, 32)
+    else:
+        state, shape = torchvision_checkpoint(name), (2, 3, 64, 64)
+    path = tmp_path / "weights.pth"
+    torch.save(state, path)
+    eager = getattr(hubconf, name)(weights=str(path)).eval()
+    optimized = getattr(hubconf, name)(weights=str(path), optimize=True)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        expected = eager(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = optimized(x)
+    assert relative_error(got, expected) <= 1e-5
+    assert optimized.pretrained_cfg["checkpoint"] == str(path) and not optimized.training
