@@ -8,7 +8,8 @@ Rows per model and batch size, all in one process and under ``torch.inference_mo
 in eager fp32 (timm's ``create_model`` of the same architecture, our state dict copied in; for
 entrypoints without a timm twin, GPUNet or NVIDIA's SE-ResNeXt, our own plain eager model),
 our eager fp32 model, both in eager bf16 (fp16 on CUDA) channels_last, and ours with
-``optimize=True`` (fp32; and bf16/fp16). Every figure is measured twice (two interleaved passes
+``optimize=True`` (fp32; and bf16/fp16). "first call" is the first warm-up call, which includes
+torch.compile's compilation for the optimized rows. Every figure is measured twice (two interleaved passes
 over the rows, so that load drift on a shared machine hits every row alike) and both are reported.
 ``--models nvidia_gpunet:GPUNet-0`` selects a GPUNet type; NVIDIA's published latencies of that
 type are quoted under its table.
@@ -55,6 +56,7 @@ class Row:
     peak_memory_mib: float | None = None
     relative_error: float | None = None
     setup_s: float = 0.0
+    first_call_s: float = 0.0
 
 
 class Timer:
@@ -141,7 +143,7 @@ def bench_model(spec: str, device: torch.device, batch_sizes: list[int], warmup:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 warm = [timer.once(lambda model=model, x=x: model(x)) for _ in range(warmup)]
-                row = Row(spec, label, batch, setup_s=round(setup, 2))
+                row = Row(spec, label, batch, setup_s=round(setup, 2), first_call_s=round(warm[0] / 1e3, 2))
                 output = model(x).float()
                 row.relative_error = float((output - expected).norm() / expected.norm())
                 if device.type == "cuda":
@@ -174,8 +176,9 @@ def markdown(rows: list[Row], device_label: str, cfgs: dict[str, dict]) -> str:
     """The table: img/s and p50/p90 of both passes, ratio vs the peer's eager fp32 (first row)."""
     lines = [(f"Device: {device_label}; torch {torch.__version__}, timm {timm.__version__}; "
               "times in ms per batch under torch.inference_mode, pass 1 / pass 2."), ""]
-    header = "| model | batch | configuration | img/s | p50 ms | p90 ms | speed-up vs peer fp32 | rel. error |"
-    lines += [header, "|" + "---|" * 8]
+    header = ("| model | batch | configuration | img/s | p50 ms | p90 ms | speed-up vs peer fp32 | rel. error "
+              "| first call s |")
+    lines += [header, "|" + "---|" * 9]
     base: dict[tuple[str, int], list[float]] = {}
     for row in rows:
         key = (row.model, row.batch_size)
@@ -185,7 +188,8 @@ def markdown(rows: list[Row], device_label: str, cfgs: dict[str, dict]) -> str:
         memory = f" ({row.peak_memory_mib:.0f} MiB peak)" if row.peak_memory_mib is not None else ""
         lines.append(f"| {row.model} | {row.batch_size} | {row.label}{memory} | {throughput} | "
                      + " / ".join(f"{p:.1f}" for p in row.p50_ms) + " | "
-                     + " / ".join(f"{p:.1f}" for p in row.p90_ms) + f" | {ratio} | {row.relative_error:.1e} |")
+                     + " / ".join(f"{p:.1f}" for p in row.p90_ms)
+                     + f" | {ratio} | {row.relative_error:.1e} | {row.first_call_s:.1f} |")
     for spec, cfg in cfgs.items():
         published = (cfg.get("metrics") or {}).get("latency_published_ms")
         if published:
