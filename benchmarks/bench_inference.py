@@ -9,8 +9,9 @@ in eager fp32 (timm's ``create_model`` of the same architecture, our state dict 
 entrypoints without a timm twin, GPUNet or NVIDIA's SE-ResNeXt, our own plain eager model),
 our eager fp32 model, both in eager bf16 (fp16 on CUDA) channels_last, and ours with
 ``optimize=True`` (fp32; and bf16/fp16). "first call" is the first warm-up call, which includes
-torch.compile's compilation for the optimized rows. Every figure is measured twice (two interleaved passes
-over the rows, so that load drift on a shared machine hits every row alike) and both are reported.
+torch.compile's compilation for the optimized rows. Every figure is measured twice (two
+interleaved passes over the rows, so that load drift on a shared machine hits every row alike)
+and both are reported.
 ``--models nvidia_gpunet:GPUNet-0`` selects a GPUNet type; NVIDIA's published latencies of that
 type are quoted under its table.
 """

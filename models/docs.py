@@ -47,7 +47,7 @@ def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
 
 
 def _describe_untrained(name: str) -> str:
-    """The line for an entrypoint that the manifest in use (the repo's or CONVNETS_HUB_MANIFEST) gives no weights."""
+    """The weights line of an entrypoint without weights in the manifest in use (repo's or env's)."""
     spec = SPECS[name]
     if callable(spec.default_cfg):
         return "    (no published weights in the manifest in use); input size and resizing follow model_type"

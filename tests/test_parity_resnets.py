@@ -50,7 +50,6 @@ def test_ngc_layout_with_module_prefix_and_conv_shaped_se(repo_dir, hub_home, tm
     assert reference_error(_load(repo_dir, entrypoint, path), fixture) <= TOLERANCE
 
 
-
 @pytest.mark.parametrize(("entrypoint", "fixture_name"), [("nvidia_se_resnext101_32x4d", "nvidia_se_resnext101_32x4d"),
                                                          ("resnet18_swsl", "resnet18_ssl_swsl")])
 def test_float64_checkpoint_in_fp64_is_exact(repo_dir, hub_home, tmp_path, entrypoint, fixture_name):
