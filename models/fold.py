@@ -9,13 +9,17 @@ convolution's output and nothing else does:
   the convolution (:data:`FOLDABLE_PAIRS`, matched by exact class, so a subclass that may
   override ``forward`` is left alone).
 
-Only exact ``nn.Conv2d`` and ``nn.BatchNorm2d`` (with running statistics) are folded.
+Only exact ``nn.Conv2d`` and ``nn.BatchNorm2d`` (with running statistics) are folded, and timm's
+``BatchNormAct2d`` (BatchNorm then activation, as in its EfficientNet blocks), which is then
+replaced by its activation.
 """
 
 from __future__ import annotations
 
 from itertools import pairwise
 
+from timm.layers import BatchNormAct2d
+from timm.models._efficientnet_blocks import EdgeResidual, InvertedResidual
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -25,7 +29,7 @@ from torchvision.models.resnet import BasicBlock as TorchvisionBasicBlock
 from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
 from torchvision.models.resnet import ResNet as TorchvisionResNet
 
-from .gpunet_blocks import ConvBnAct, EdgeResidual, InvertedResidual
+from .gpunet_blocks import ConvBnAct
 
 _RESNET_BLOCK = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
@@ -45,16 +49,22 @@ FOLDABLE_PAIRS: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
 """Block classes → (convolution, BatchNorm) attribute pairs that their ``forward`` applies in a row."""
 
 
-def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
-    return (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.running_mean is not None
-            and conv.out_channels == bn.num_features)
+def _after_folding(conv: nn.Module, bn: nn.Module) -> nn.Module | None:
+    """What replaces ``bn`` once folded into ``conv``: nothing, or the activation of a
+    ``BatchNormAct2d``; None where the pair cannot be folded."""
+    if (type(conv) is not nn.Conv2d or type(bn) not in (nn.BatchNorm2d, BatchNormAct2d)
+            or bn.running_mean is None or conv.out_channels != bn.num_features):
+        return None
+    if type(bn) is nn.BatchNorm2d:
+        return nn.Identity()
+    return bn.act if isinstance(bn.drop, nn.Identity) else None
 
 
 def fold_conv_bn(model: nn.Module) -> int:
     """Fold every provably adjacent Conv2d → BatchNorm2d pair of ``model`` (in eval mode), in place.
 
     The convolution is replaced by one carrying the folded weight and bias, the BatchNorm by
-    ``nn.Identity``, so parameter names of other layers stay as they were. Returns the number of
+    ``nn.Identity`` (a ``BatchNormAct2d`` by its activation), so parameter names of other layers stay as they were. Returns the number of
     pairs folded.
     """
     if model.training:
@@ -65,14 +75,16 @@ def fold_conv_bn(model: nn.Module) -> int:
             names = list(module._modules)
             for first, second in pairwise(names):
                 conv, bn = module._modules[first], module._modules[second]
-                if _foldable(conv, bn):
+                replacement = _after_folding(conv, bn)
+                if replacement is not None:
                     module._modules[first] = fuse_conv_bn_eval(conv, bn)
-                    module._modules[second] = nn.Identity()
+                    module._modules[second] = replacement
                     folded += 1
         for conv_name, bn_name in FOLDABLE_PAIRS.get(type(module), ()):
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-            if _foldable(conv, bn):
+            replacement = _after_folding(conv, bn)
+            if replacement is not None:
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
-                setattr(module, bn_name, nn.Identity())
+                setattr(module, bn_name, replacement)
                 folded += 1
     return folded

@@ -11,7 +11,13 @@ import torch
 from torch import nn
 
 from .errors import InvalidArgumentError
-from .gpunet_blocks import ConvBnAct, EdgeResidual, Epilogue, InvertedResidual, Prologue
+from .gpunet_blocks import (
+    ConvBnAct,
+    Epilogue,
+    Prologue,
+    edge_residual,
+    inverted_residual,
+)
 from .gpunet_config import LayerConfig, config_is_distilled, load_config
 from .gpunet_distilled_blocks import (
     EpilogueD,
@@ -95,7 +101,7 @@ def _plain_layer(index: int, count: int, layer: LayerConfig, num_classes: int) -
     args = (layer["num_in_channels"], layer["num_out_channels"], layer["kernel_size"], layer["stride"])
     if kind == "conv":
         return name, ConvBnAct(*args, act_layer=layer["act"])
-    block: Callable[..., nn.Module] = {"irb": InvertedResidual, "fused_irb": EdgeResidual}[kind]
+    block: Callable[..., nn.Module] = {"irb": inverted_residual, "fused_irb": edge_residual}[kind]
     return name, block(
         *args,
         exp_ratio=layer["expansion"],

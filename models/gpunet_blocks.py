@@ -2,11 +2,19 @@
 
 Submodule names and registration order reproduce the state-dict layout of NVIDIA's checkpoints
 (``conv_pw``/``bn1``/``conv_dw``/..., ``se.conv_reduce``/``se.conv_expand``, ``net.<index>``).
-Every BatchNorm of this family uses ``eps=1e-3``.
+The ``irb`` and ``fused_irb`` layers are timm's EfficientNet blocks, whose math and parameter
+names are NVIDIA's. Every BatchNorm of this family uses ``eps=1e-3``.
 """
 
+from functools import partial
+
 import torch
-from timm.layers import DropPath, create_act_layer, get_padding, make_divisible
+from timm.layers import create_act_layer, get_padding
+from timm.models._efficientnet_blocks import (
+    EdgeResidual,
+    InvertedResidual,
+    SqueezeExcite,
+)
 from torch import nn
 
 BN_EPS = 1e-3
@@ -17,43 +25,37 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS)
 
 
-def _drop_path(rate: float) -> nn.Module:
-    return DropPath(rate) if rate > 0.0 else nn.Identity()
+def _block_options(exp_ratio: float, use_se: bool, act_layer: str, drop_path_rate: float) -> dict:
+    """timm block keywords shared by ``irb`` and ``fused_irb``: the SE width is a quarter of the
+    block's input width, i.e. ``SE_RATIO / exp_ratio`` of its expanded width."""
+    return {
+        "exp_ratio": exp_ratio,
+        "act_layer": act_layer,
+        "norm_layer": partial(nn.BatchNorm2d, eps=BN_EPS),
+        "se_layer": partial(SqueezeExcite, rd_ratio=SE_RATIO / exp_ratio) if use_se else None,
+        "drop_path_rate": drop_path_rate,
+    }
 
 
-def fused_irb_padding(kernel_size: int, stride: int) -> int:
-    """Padding of a fused IRB's expansion conv, as NVIDIA's builder computes it.
+def inverted_residual(in_chs: int, out_chs: int, kernel_size: int, stride: int, exp_ratio: float, use_se: bool,
+                      act_layer: str, drop_path_rate: float = 0.0) -> InvertedResidual:
+    """``irb`` layer (MBConv): 1x1 expansion, depthwise conv, optional SE, 1x1 linear projection."""
+    return InvertedResidual(in_chs, out_chs, dw_kernel_size=kernel_size, stride=stride,
+                            **_block_options(exp_ratio, use_se, act_layer, drop_path_rate))
 
-    The builder asks for TensorFlow-style "same" padding but only applies it where it is static
-    (stride 1): symmetric ``kernel_size // 2``. Where "same" would need dynamic, asymmetric padding
-    (stride 2), it falls back to a plain convolution with no padding at all. The checkpoints were
-    trained with that behaviour, so it is reproduced here.
+
+def edge_residual(in_chs: int, out_chs: int, kernel_size: int, stride: int, exp_ratio: float, use_se: bool,
+                  act_layer: str, drop_path_rate: float = 0.0) -> EdgeResidual:
+    """``fused_irb`` layer (FusedMBConv): full expansion conv, optional SE, 1x1 linear projection.
+
+    Padding of the expansion conv is NVIDIA's: their builder asks for TensorFlow-style "same"
+    padding but only applies it where it is static (stride 1, symmetric ``kernel_size // 2``);
+    where it would need dynamic, asymmetric padding (stride 2) it falls back to no padding at all.
+    The checkpoints were trained that way, so stride 2 here is timm's "valid".
     """
-    return get_padding(kernel_size) if stride == 1 else 0
-
-
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation: global mean, 1x1 reduce, activation, 1x1 expand, sigmoid gate.
-
-    The reduced width is ``round(channels * rd_ratio)``. (timm's ``timm.layers.SqueezeExcite`` has the
-    same math but names its convs ``fc1``/``fc2``; the checkpoints use ``conv_reduce``/``conv_expand``.)
-    """
-
-    def __init__(self, channels: int, rd_ratio: float, act_layer: str) -> None:
-        super().__init__()
-        rd_channels = round(channels * rd_ratio)
-        self.conv_reduce = nn.Conv2d(channels, rd_channels, 1, bias=True)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.conv_expand = nn.Conv2d(rd_channels, channels, 1, bias=True)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.conv_expand(self.act1(self.conv_reduce(x.mean((2, 3), keepdim=True))))
-        return x * self.gate(scale)
-
-
-def _squeeze_excite(channels: int, exp_ratio: float, act_layer: str, use_se: bool) -> nn.Module:
-    return SqueezeExcite(channels, SE_RATIO / exp_ratio, act_layer) if use_se else nn.Identity()
+    return EdgeResidual(in_chs, out_chs, exp_kernel_size=kernel_size, stride=stride,
+                        pad_type="" if stride == 1 else "valid",
+                        **_block_options(exp_ratio, use_se, act_layer, drop_path_rate))
 
 
 class Prologue(nn.Module):
@@ -83,95 +85,6 @@ class ConvBnAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act1(self.bn1(self.conv(x)))
-
-
-class InvertedResidual(nn.Module):
-    """``irb`` layer (MBConv): 1x1 expansion, depthwise conv, optional SE, 1x1 linear projection.
-
-    The expanded width is ``make_divisible(in_chs * exp_ratio, 8)``; the block is residual when
-    stride is 1 and the width is unchanged.
-    """
-
-    def __init__(
-        self,
-        in_chs: int,
-        out_chs: int,
-        kernel_size: int,
-        stride: int,
-        exp_ratio: float,
-        use_se: bool,
-        act_layer: str,
-        drop_path_rate: float = 0.0,
-    ) -> None:
-        super().__init__()
-        mid_chs = make_divisible(in_chs * exp_ratio)
-        self.has_residual = stride == 1 and in_chs == out_chs
-        self.conv_pw = nn.Conv2d(in_chs, mid_chs, 1, bias=False)
-        self.bn1 = _bn(mid_chs)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.conv_dw = nn.Conv2d(
-            mid_chs,
-            mid_chs,
-            kernel_size,
-            stride=stride,
-            padding=get_padding(kernel_size, stride),
-            groups=mid_chs,
-            bias=False,
-        )
-        self.bn2 = _bn(mid_chs)
-        self.act2 = create_act_layer(act_layer, inplace=True)
-        self.se = _squeeze_excite(mid_chs, exp_ratio, act_layer, use_se)
-        self.conv_pwl = nn.Conv2d(mid_chs, out_chs, 1, bias=False)
-        self.bn3 = _bn(out_chs)
-        self.drop_path = _drop_path(drop_path_rate)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv_pw(x)))
-        out = self.act2(self.bn2(self.conv_dw(out)))
-        out = self.bn3(self.conv_pwl(self.se(out)))
-        return self.drop_path(out) + x if self.has_residual else out
-
-
-class EdgeResidual(nn.Module):
-    """``fused_irb`` layer (FusedMBConv): full expansion conv, optional SE, 1x1 linear projection.
-
-    The expanded width is ``make_divisible(in_chs * exp_ratio, 8)``; padding follows
-    :func:`fused_irb_padding`; the block is residual when stride is 1 and the width is unchanged.
-    """
-
-    def __init__(
-        self,
-        in_chs: int,
-        out_chs: int,
-        kernel_size: int,
-        stride: int,
-        exp_ratio: float,
-        use_se: bool,
-        act_layer: str,
-        drop_path_rate: float = 0.0,
-    ) -> None:
-        super().__init__()
-        mid_chs = make_divisible(in_chs * exp_ratio)
-        self.has_residual = stride == 1 and in_chs == out_chs
-        self.conv_exp = nn.Conv2d(
-            in_chs,
-            mid_chs,
-            kernel_size,
-            stride=stride,
-            padding=fused_irb_padding(kernel_size, stride),
-            bias=False,
-        )
-        self.bn1 = _bn(mid_chs)
-        self.act1 = create_act_layer(act_layer, inplace=True)
-        self.se = _squeeze_excite(mid_chs, exp_ratio, act_layer, use_se)
-        self.conv_pwl = nn.Conv2d(mid_chs, out_chs, 1, bias=False)
-        self.bn2 = _bn(out_chs)
-        self.drop_path = _drop_path(drop_path_rate)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv_exp(x)))
-        out = self.bn2(self.conv_pwl(self.se(out)))
-        return self.drop_path(out) + x if self.has_residual else out
 
 
 class Epilogue(nn.Module):
