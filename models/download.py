@@ -1,6 +1,6 @@
 """Resolve a manifest entry to a verified local file: cache, then mirror, then upstream URLs.
 
-Downloads are streamed into a temporary file inside the cache directory, hashed on the way,
+Downloads are streamed into a temporary file inside the cache directory, then hashed and
 verified against the manifest (sha256 when pinned, else the file name's hash prefix, and the
 size when known) and renamed atomically into place. An inter-process file lock makes several
 processes that need the same file download it once.

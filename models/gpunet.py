@@ -159,8 +159,8 @@ def _build_network(gpunet_type: GPUNetType, num_classes: int) -> tuple[nn.Sequen
 def build_gpunet(model_type: str, num_classes: int = 1000) -> GPUNet:
     """Build the GPUNet ``model_type`` (see :func:`canonical_gpunet_type`) with fresh weights.
 
-    ``num_classes`` sets the width of the classifier (NVIDIA's checkpoints have 1000); the keys of
-    the classifier are :func:`classifier_keys`. The model is returned in training mode, in float32.
+    ``num_classes`` sets the width of the classifier (NVIDIA's checkpoints have 1000), which
+    :meth:`GPUNet.get_classifier` returns. The model is returned in training mode, in float32.
     """
     canonical = canonical_gpunet_type(model_type)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:

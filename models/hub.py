@@ -53,13 +53,14 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         _load_checkpoint(model, spec, checkpoint, entry)
         if spec.after_load is not None:
             spec.after_load(model, kwargs)
+    classifier_name, classifier = classifier_of(model)
     described = entry or manifest.default(name, model_type)
     preprocessing = described.preprocessing if described else spec.preprocessing(model_type)
     model.pretrained_cfg = {
         **{key: tuple(value) if isinstance(value, list) else value
            for key, value in preprocessing.items() if key in PRETRAINED_CFG_KEYS},
-        "num_classes": classifier_of(model)[1].out_features,
-        "classifier": classifier_of(model)[0],
+        "num_classes": classifier.out_features,
+        "classifier": classifier_name,
         "id": entry.id if entry else None,
         "metrics": described.metrics if described else None,
         "entrypoint": entrypoint,
