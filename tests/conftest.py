@@ -49,6 +49,9 @@ def hubconf():
     return HUBCONF
 
 
+if not (REFERENCE / "seeded_weights.py").is_file():
+    raise pytest.UsageError(f"the tests need the reference fixtures at {REFERENCE} (../shared beside the checkout: "
+                            "parity files and seeded_weights.py); clone the repository next to it")
 sys.path.insert(0, str(REFERENCE))
 from seeded_weights import seeded_input, seeded_state_dict
 
