@@ -1,7 +1,7 @@
-"""Maintainer command: download manifest entries and pin their sha256 and size into the manifest.
+"""Download manifest entries and pin their sha256 and size into the manifest.
 
-    python3 -m models.pin_weights                       # every entry without a sha256
-    python3 -m models.pin_weights nvidia_resneXt.ngc_amp_20.06.0 ...   # these entries
+    python3 -m models pin-weights                       # every entry without a sha256
+    python3 -m models pin-weights nvidia_resneXt.ngc_amp_20.06.0 ...   # these entries
 
 Files come through the normal resolver (cache, CONVNETS_HUB_MIRROR, then the URLs), so an
 entry with a hash prefix is checked against it before its sha256 is written.
@@ -9,13 +9,13 @@ entry with a hash prefix is checked against it before its sha256 is written.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import warnings
 from collections.abc import Sequence
 
 from .download import UnverifiedWeightsWarning, resolve_weights_file, sha256_of
+from .errors import UnknownWeightsError
 from .manifest import WeightsEntry, load_manifest
 
 
@@ -25,7 +25,7 @@ def pin(ids: Sequence[str] = (), progress: bool = True) -> list[WeightsEntry]:
     chosen = [e for e in manifest.entries if (e.id in ids if ids else e.sha256 is None)]
     unknown = sorted(set(ids) - {e.id for e in chosen})
     if unknown:
-        raise SystemExit(f"no such manifest ids: {unknown}")
+        raise UnknownWeightsError(f"no such manifest ids: {unknown} in {manifest.path}")
     pinned = {}
     for entry in chosen:
         with warnings.catch_warnings():
@@ -37,14 +37,3 @@ def pin(ids: Sequence[str] = (), progress: bool = True) -> list[WeightsEntry]:
         item.update(pinned.get(item["id"], {}))
     manifest.path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     return [e for e in load_manifest().entries if e.id in pinned]
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("ids", nargs="*", help="manifest ids to pin (default: every entry without a sha256)")
-    for entry in pin(parser.parse_args(argv).ids):
-        print(f"{entry.id}: sha256 {entry.sha256}, {entry.size} bytes")
-
-
-if __name__ == "__main__":
-    main()

@@ -6,6 +6,7 @@ The repository root is never put on ``sys.path``, so nothing here hides a collis
 unrelated top-level ``models`` package.
 """
 
+import gzip
 import importlib.util
 import json
 import os
@@ -19,8 +20,8 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-REFERENCE = SHARED / "reference"
+REFERENCE = Path(__file__).resolve().parent / "reference"  # vendored copy of ../shared/reference
+SHARED_REFERENCE = REPO.parent / "shared" / "reference"  # the source of that copy, where it is beside us
 
 
 def _load_hubconf():
@@ -49,21 +50,21 @@ def hubconf():
     return HUBCONF
 
 
-if not (REFERENCE / "seeded_weights.py").is_file():
-    raise pytest.UsageError(f"the tests need the reference fixtures at {REFERENCE} (../shared beside the checkout: "
-                            "parity files and seeded_weights.py); clone the repository next to it")
 sys.path.insert(0, str(REFERENCE))
 from seeded_weights import seeded_input, seeded_state_dict
 
 
 def parity_fixture(name: str) -> dict:
-    """One architecture's oracle from ``../shared/reference/parity``."""
-    return json.loads((REFERENCE / "parity" / f"{name}.json").read_text())
+    """One architecture's oracle (``tests/reference/parity/<name>.json.gz``)."""
+    with gzip.open(REFERENCE / "parity" / f"{name}.json.gz", "rt", encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def seeded_checkpoint(fixture: dict, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """The fixture's seeded weights under the upstream key names, stored as upstream files store them."""
     state = seeded_state_dict([(key, shape) for key, shape, _ in fixture["state_dict"]], fixture["weights_seed"])
+    for prefix, scale in fixture.get("running_var_scale", {}).items():
+        state[f"{prefix}.running_var"] = state[f"{prefix}.running_var"] * scale
     return {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
 
 

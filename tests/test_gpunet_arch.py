@@ -1,12 +1,16 @@
 """GPUNet architectures: parity with NVIDIA's builder, checkpoint names, sizes, dtypes, type names."""
 
-import importlib
 import json
-import sys
 
 import pytest
 import torch
-from conftest import REFERENCE
+from conftest import (
+    REFERENCE,
+    SHARED_REFERENCE,
+    parity_fixture,
+    seeded_input,
+    seeded_state_dict,
+)
 from convnets_hub.models.errors import InvalidArgumentError
 from convnets_hub.models.gpunet import (
     GPUNET_TYPES,
@@ -15,9 +19,6 @@ from convnets_hub.models.gpunet import (
 )
 from convnets_hub.models.gpunet_config import load_config
 from convnets_hub.models.hub import classifier_of
-
-sys.path.insert(0, str(REFERENCE))
-seeded_weights = importlib.import_module("seeded_weights")
 
 TYPES = list(GPUNET_TYPES)
 LATENCY_KEYS = {
@@ -32,7 +33,7 @@ LATENCY_KEYS = {
 
 
 def _parity_fixture(name: str) -> dict:
-    return json.loads((REFERENCE / "parity" / f"gpunet_{name}.json").read_text())
+    return parity_fixture(f"gpunet_{name}")
 
 
 def _upstream_facts(name: str) -> dict:
@@ -57,11 +58,11 @@ def test_matches_nvidia_builder_in_float64(name, model_of):
     fixture = _parity_fixture(name)
     model = model_of(name).double().eval()
     assert list(model.state_dict()) == [key for key, _, _ in fixture["state_dict"]]
-    state = seeded_weights.seeded_state_dict(
+    state = seeded_state_dict(
         [(key, shape) for key, shape, _ in fixture["state_dict"]], fixture["weights_seed"]
     )
     model.load_state_dict(state, strict=True)
-    x = torch.from_numpy(seeded_weights.seeded_input(fixture["input_shape"], fixture["input_seed"]))
+    x = torch.from_numpy(seeded_input(fixture["input_shape"], fixture["input_seed"]))
     with torch.no_grad():
         out = model(x)
     ref = torch.tensor(fixture["logits"], dtype=torch.float64)
@@ -155,10 +156,11 @@ def test_type_table_order():
     assert TYPES == list(LATENCY_KEYS)
 
 
+@pytest.mark.skipif(not SHARED_REFERENCE.is_dir(), reason="needs ../shared/reference beside the checkout")
 @pytest.mark.parametrize("file_name", sorted({t.config_file for t in GPUNET_TYPES.values()}))
 def test_shipped_configs_are_nvidias(file_name):
     shipped = load_config(file_name)
-    assert shipped == json.loads((REFERENCE / "gpunet_configs" / file_name).read_text())
+    assert shipped == json.loads((SHARED_REFERENCE / "gpunet_configs" / file_name).read_text())
 
 
 @pytest.mark.parametrize(

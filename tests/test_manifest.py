@@ -69,7 +69,7 @@ def test_entries_agree_with_the_upstream_facts(entrypoint, facts):
         assert entry["preprocessing"][key] == facts["preprocessing"][key]
 
 
-def test_pin_command_writes_sha256_and_size(hub_home, server, tmp_path, monkeypatch):
+def test_pin_writes_sha256_and_size(hub_home, server, tmp_path, monkeypatch):
     payload = b"weights" * 1000
     url = server.serve("/pin/file.pth", Reply(body=payload))
     manifest = tmp_path / "manifest.json"
@@ -79,6 +79,11 @@ def test_pin_command_writes_sha256_and_size(hub_home, server, tmp_path, monkeypa
     (pinned,) = pin(progress=False)
     assert pinned.sha256 == hashlib.sha256(payload).hexdigest() and pinned.size == len(payload)
     assert json.loads(manifest.read_text())["entries"][0]["sha256"] == pinned.sha256
+
+
+def test_pin_of_an_unknown_id_names_it(hub_home):
+    with pytest.raises(ValueError, match="no-such-id"):
+        pin(["no-such-id"], progress=False)
 
 
 def test_readme_table_lists_every_entry_with_its_published_accuracy():

@@ -1,0 +1,44 @@
+"""Arguments shared by the commands, one meaning everywhere, and the one-line error style."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+
+class CommandError(Exception):
+    """A command cannot go on: one line on stderr and ``exit_code`` (2: the user's input is wrong)."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, optimize: bool = True) -> None:
+    """``--entrypoint``, ``--model-type``, ``--weights``/``--no-pretrained``, ``--device``, ``--model-math``
+    (and ``--optimize``): the keyword arguments of every hub entrypoint."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--entrypoint", required=True, metavar="E",
+                       help="a model entrypoint of hubconf.py (python3 -m models list shows them)")
+    group.add_argument("--model-type", metavar="T", help="the variant of entrypoints that serve several "
+                       "(nvidia_gpunet: GPUNet-0 ... GPUNet-D2)")
+    weights = group.add_mutually_exclusive_group()
+    weights.add_argument("--weights", metavar="ID|PATH|URL",
+                         help="a weights id of the manifest, a checkpoint file or an http(s) URL "
+                              "(default: the entrypoint's default weights)")
+    weights.add_argument("--no-pretrained", action="store_true", help="randomly initialised weights")
+    group.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    group.add_argument("--model-math", default="fp32", metavar="fp32|fp16|bf16|fp64",
+                       help="the model's precision (default fp32)")
+    if optimize:
+        group.add_argument("--optimize", action="store_true",
+                           help="BatchNorm folding, channels_last and torch.compile (inference only)")

@@ -1,0 +1,73 @@
+"""``python3 -m models``: the front door's commands and its one-line errors (run as a user runs them)."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, Reply
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python3 -m models ARGS`` from the repository root, offline."""
+    environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "models", *args], check=False, cwd=REPO, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_every_command():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("list", "help", "pin-weights"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("args", [["no-such-command"], ["help"], ["help", "nvidia_resnext"], ["list", "--bogus"]])
+def test_bad_arguments_give_one_line_and_exit_code_2(args):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unknown_entrypoint_lists_the_valid_ones():
+    result = run_cli("help", "nvidia_resnext")
+    assert "'nvidia_resnext' is not an entrypoint" in result.stderr and "nvidia_resneXt" in result.stderr
+
+
+def test_list_shows_entrypoints_and_weights_ids_offline():
+    result = run_cli("list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "nvidia_resneXt" in lines and "nvidia_gpunet" in lines and "lenet5" in lines
+    assert "    GPUNet-D2: nvidia_gpunet.gpunet_d2.ngc_amp_21.12.0 (default)" in lines
+    resnet50 = lines[lines.index("resnet50") + 1:lines.index("resnet50") + 3]
+    assert resnet50 == ["    resnet50.tv_in1k (default)", "    resnet50.tv2_in1k"]
+
+
+def test_help_prints_what_torch_hub_help_prints(hubconf):
+    result = run_cli("help", "nvidia_gpunet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("nvidia_gpunet(pretrained=True")
+    assert hubconf.nvidia_gpunet.__doc__.strip().splitlines()[0] in result.stdout
+    assert "GPUNet-D2" in result.stdout
+
+
+def test_pin_weights_pins_through_the_command_line(tmp_path, server):
+    payload = b"weights" * 1000
+    url = server.serve("/pin/file.pth", Reply(body=payload))
+    manifest = tmp_path / "manifest.json"
+    raw = json.loads((REPO / "weights_manifest.json").read_text())
+    entry = {**raw["entries"][0], "id": "x.pin", "urls": [url], "file_name": "file.pth", "sha256": None,
+             "size": None, "hash_prefix": None}
+    manifest.write_text(json.dumps({**raw, "entries": [entry]}))
+    env = {"CONVNETS_HUB_MANIFEST": str(manifest), "TORCH_HOME": str(tmp_path / "torch"), "CONVNETS_HUB_OFFLINE": ""}
+    result = run_cli("pin-weights", "x.pin", env=env)
+    assert result.returncode == 0, result.stderr
+    digest = hashlib.sha256(payload).hexdigest()
+    assert f"x.pin: sha256 {digest}, {len(payload)} bytes" in result.stdout
+    assert json.loads(manifest.read_text())["entries"][0]["sha256"] == digest
+    unknown = run_cli("pin-weights", "no-such-id", env=env)
+    assert unknown.returncode == 2 and "no-such-id" in unknown.stderr
