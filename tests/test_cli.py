@@ -42,6 +42,7 @@ def test_list_shows_entrypoints_and_weights_ids_offline():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "nvidia_resneXt" in lines and "nvidia_gpunet" in lines and "lenet5" in lines
+    assert "nvidia_resnext101_32x4d (alias of nvidia_resneXt)" in lines
     assert "    GPUNet-D2: nvidia_gpunet.gpunet_d2.ngc_amp_21.12.0 (default)" in lines
     resnet50 = lines[lines.index("resnet50") + 1:lines.index("resnet50") + 3]
     assert resnet50 == ["    resnet50.tv_in1k (default)", "    resnet50.tv2_in1k"]

@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args.command, error, 2)
     except WeightsError as error:
         return _fail(args.command, error, 1)
+    except BrokenPipeError:  # the reader went away (python3 -m models list | head)
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"python3 -m models {args.command}: interrupted", file=sys.stderr)
         return 130

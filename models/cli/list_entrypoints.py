@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..manifest import load_manifest
+from ..registry import ALIASES
 from .entrypoints import entrypoint_names
 
 
@@ -18,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     manifest = load_manifest()
     for name in entrypoint_names():
+        if name in ALIASES:
+            print(f"{name} (alias of {ALIASES[name]})")
+            continue
         entries = sorted((e for e in manifest.entries if e.entrypoint == name), key=lambda e: not e.default)
         print(name)
         for entry in entries:
