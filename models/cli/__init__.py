@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WeightsError as error:
         return _fail(args.command, error, 1)
     except BrokenPipeError:  # the reader went away (python3 -m models list | head)
-        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except KeyboardInterrupt:
         print(f"python3 -m models {args.command}: interrupted", file=sys.stderr)
