@@ -2,26 +2,55 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 from torch import nn
 
-from . import classic
-from .gpunet import build_gpunet, canonical_gpunet_type, gpunet_cfg
-from .resnet import build_resnet, nvidia_se_key
+from .gpunet_types import canonical_gpunet_type
 
 IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
                 "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+
+class Lazy:
+    """``module:function`` of this package (with leading positional arguments), imported at the first call.
+
+    The registry names the builders this way, so that importing hubconf (``torch.hub.list``,
+    ``torch.hub.help``) does not import timm or torchvision's model zoo; ``inspect.signature``
+    sees the function's own signature, less the bound arguments.
+    """
+
+    def __init__(self, reference: str, *args: Any) -> None:
+        self.reference = reference
+        self.args = args
+
+    @cached_property
+    def function(self) -> Callable[..., Any]:
+        module, name = self.reference.split(":")
+        resolved = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+        return partial(resolved, *self.args) if self.args else resolved
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Lazy({', '.join(map(repr, (self.reference, *self.args)))})"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """How to build one entrypoint's model and read its upstream checkpoints.
 
-    ``build`` takes ``num_classes`` and the architecture's own keyword options; ``key_map``
+    ``build`` (usually a :class:`Lazy` reference) takes ``num_classes`` and the architecture's own keyword options; ``key_map``
     renames upstream checkpoint keys to the model's keys; ``canonical_type`` normalises the
     ``model_type`` keyword of entrypoints that serve several variants (their manifest entries
     are looked up per variant); ``default_cfg`` is the preprocessing used when the manifest in use
@@ -48,23 +77,25 @@ _FACEBOOK_ARCHITECTURES = ("resnet18", "resnet50", "resnext50_32x4d", "resnext10
                            "resnext101_32x8d", "resnext101_32x16d")
 
 SPECS: dict[str, ModelSpec] = {
-    "nvidia_resneXt": ModelSpec(partial(build_resnet, "resnext101_32x4d")),
-    "nvidia_resnet50": ModelSpec(partial(build_resnet, "resnet50")),
-    "nvidia_se_resnext101_32x4d": ModelSpec(partial(build_resnet, "se_resnext101_32x4d"),
-                                            key_map=nvidia_se_key),
-    **{f"{arch}_{kind}": ModelSpec(partial(build_resnet, arch))
+    "nvidia_resneXt": ModelSpec(Lazy("resnet:build_resnet", "resnext101_32x4d")),
+    "nvidia_resnet50": ModelSpec(Lazy("resnet:build_resnet", "resnet50")),
+    "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("resnet:build_resnet", "se_resnext101_32x4d"),
+                                            key_map=Lazy("resnet:nvidia_se_key")),
+    **{f"{arch}_{kind}": ModelSpec(Lazy("resnet:build_resnet", arch))
        for arch in _FACEBOOK_ARCHITECTURES for kind in ("ssl", "swsl")},
-    "nvidia_gpunet": ModelSpec(build_gpunet, canonical_type=canonical_gpunet_type, default_cfg=gpunet_cfg),
-    "alexnet": ModelSpec(classic.build_alexnet),
-    "vgg16": ModelSpec(classic.build_vgg16),
-    "vgg16_bn": ModelSpec(classic.build_vgg16_bn),
+    "nvidia_gpunet": ModelSpec(Lazy("gpunet:build_gpunet"), canonical_type=canonical_gpunet_type,
+                               default_cfg=Lazy("gpunet:gpunet_cfg")),
+    "alexnet": ModelSpec(Lazy("classic:build_alexnet")),
+    "vgg16": ModelSpec(Lazy("classic:build_vgg16")),
+    "vgg16_bn": ModelSpec(Lazy("classic:build_vgg16_bn")),
     # As torchvision.models.googlenet(weights=...): built with the auxiliary heads that the
     # checkpoint holds and the input transform it was trained with, then the heads are dropped.
-    "googlenet": ModelSpec(classic.build_googlenet, after_load=classic.drop_googlenet_aux,
+    "googlenet": ModelSpec(Lazy("classic:build_googlenet"), after_load=Lazy("classic:drop_googlenet_aux"),
                            pretrained_build_kwargs={"aux_logits": True, "transform_input": True,
                                                     "init_weights": False}),
-    "resnet50": ModelSpec(classic.build_resnet50),
-    "lenet5": ModelSpec(classic.build_lenet5, no_weights_hint="train it as notebooks/lenet5_digits.ipynb does",
+    "resnet50": ModelSpec(Lazy("classic:build_resnet50")),
+    "lenet5": ModelSpec(Lazy("classic:build_lenet5"),
+                        no_weights_hint="train it as notebooks/lenet5_digits.ipynb does",
                         default_cfg={"input_size": (1, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
                                      "mean": (0.5,), "std": (0.5,)}),
 }

@@ -7,11 +7,10 @@ import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from .decode import ImageSource, describe, load_rgb
 from .errors import ImageInputError, ProcessingArgumentError
@@ -19,7 +18,9 @@ from .fetch import FetchSettings
 from .labels import imagenet_labels
 from .topk import Prediction, pick_n_best
 from .transforms import PreprocessConfig, image_to_tensor
-from .visualize import show_predictions
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DEFAULT_MAX_PIXELS = 120_000_000
 # Decode JPEGs at a reduced scale only while the decoded image stays this many times larger than
@@ -102,6 +103,9 @@ class ConvNetsProcessingUtils:
 
     def show(self, images_or_uris: Sequence[ImageSource], results: Sequence[Prediction]) -> Figure:
         """A matplotlib Figure: each image's thumbnail beside bars of its predictions."""
+        # Imported here: matplotlib loads only for those who draw.
+        from .visualize import show_predictions
+
         images = [load_rgb(item, self.fetch, self.max_pixels, draft_size=(256, 256)) for item in images_or_uris]
         titles = [Path(item).name if isinstance(item, (str, os.PathLike)) else describe(item)
                   for item in images_or_uris]
