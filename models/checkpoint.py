@@ -21,13 +21,16 @@ from pathlib import Path, PurePosixPath
 import torch
 from torch import nn
 
-from .errors import CheckpointMismatchError, UnsafeCheckpointError
+from .errors import CheckpointMismatchError, NotACheckpointError, UnsafeCheckpointError
 
 SAFE_GLOBALS = (argparse.Namespace,)
 STATE_DICT_KEYS = ("state_dict_ema", "state_dict", "model", "model_state")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".bin", ".ckpt")
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_REFUSED = re.compile(r"Unsupported (operand|class|global)|unrecognized function")
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"  # pickle protocol 2 and later; torch.save's legacy format starts with one
 
 StateDict = dict[str, torch.Tensor]
 KeyMap = Callable[[str], str]
@@ -102,18 +105,44 @@ def _strip_wrappers(key: str) -> str:
 
 
 def _safe_load(source: Path | io.BytesIO, name: str) -> object:
+    head = _head(source)
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        raise NotACheckpointError(f"{name} is not a PyTorch checkpoint: {_describe_content(head)}")
     try:
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         match = _UNSUPPORTED_GLOBAL.search(str(exc))
+        if match is None and not _REFUSED.search(str(exc)):
+            raise NotACheckpointError(f"{name} is not a PyTorch checkpoint: its pickle is malformed "
+                                      "(a damaged or truncated file?)") from exc
         what = f"the global {match.group(1)}" if match else "an object"
         raise UnsafeCheckpointError(
-            f"refusing to load {name}: it needs {what}, which is not allow-listed for safe loading "
-            f"(weights_only=True); only tensors, containers and {[g.__qualname__ for g in SAFE_GLOBALS]} "
+            f"refusing to load {name}: it needs {what}, which is not allow-listed for "
+            f"safe loading; only tensors, containers and {[g.__qualname__ for g in SAFE_GLOBALS]} "
             "are accepted") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointMismatchError(f"{name} is not a readable PyTorch checkpoint: {exc}") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, IndexError, KeyError, ValueError) as exc:
+        what = "zip archive" if head.startswith(_ZIP_MAGIC) else "pickle"
+        raise NotACheckpointError(f"{name} is not a readable PyTorch checkpoint: the {what} ends early or is "
+                                  "damaged (a truncated download? delete the file to fetch it again)") from exc
+
+
+def _head(source: Path | io.BytesIO, size: int = 64) -> bytes:
+    if isinstance(source, io.BytesIO):
+        return source.getvalue()[:size]
+    with open(source, "rb") as handle:
+        return handle.read(size)
+
+
+def _describe_content(head: bytes) -> str:
+    """What a file that is neither a zip archive nor a pickle looks like, from its first bytes."""
+    if not head:
+        return "the file is empty"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"<"):
+        return (f"it is an HTML or XML page ({text[:40].decode('utf-8', 'replace')!r}...), probably an error or "
+                "login page saved in place of the file")
+    return f"it is neither a zip archive nor a pickle (it starts with the bytes {head[:8].hex(' ')})"
 
 
 def _is_plain_zip(path: Path) -> bool:

@@ -2,14 +2,16 @@
 
 Downloads are streamed into a temporary file inside the cache directory, then hashed and
 verified against the manifest (sha256 when pinned, else the file name's hash prefix, and the
-size when known) and renamed atomically into place. An inter-process file lock makes several
-processes that need the same file download it once.
+size when known) and renamed atomically into place. Every file verified is also checked against,
+or recorded in, its first-use record (:mod:`.file_records`), which spares re-hashing unchanged
+files. An inter-process file lock makes several processes that need the same file download it once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -21,14 +23,16 @@ import requests
 import torch
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import NameResolutionError, ReadTimeoutError
 
-from .errors import WeightsUnavailableError, WeightsVerificationError
+from .errors import WeightsError, WeightsUnavailableError, WeightsVerificationError
+from .file_records import checkpoint_dir, read_record, record_path, remember
 from .manifest import WeightsEntry
 
 OFFLINE_ENV = "CONVNETS_HUB_OFFLINE"
 MIRROR_ENV = "CONVNETS_HUB_MIRROR"
 _CHUNK = 1 << 20
+_CONNECTION_PREFIX = re.compile(r"^\w+\(host='[^']*', port=\d+\): ")
 
 
 class UnverifiedWeightsWarning(UserWarning):
@@ -61,11 +65,6 @@ def is_offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def checkpoint_dir() -> Path:
-    """The cache shared with torch.hub, torchvision and NVIDIA's/Facebook's hub code."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -74,28 +73,50 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_file(path: Path, entry: WeightsEntry, origin: str) -> None:
-    """Raise WeightsVerificationError unless ``path`` has the size and hash the entry pins.
+def verify_file(path: Path, entry: WeightsEntry, origin: str, record: bool = True) -> str:
+    """The sha256 of ``path``, which must have the size and hash the entry pins and, unless a sha256
+    is pinned, the sha256 of its first-use record; raises WeightsVerificationError otherwise.
 
-    A file that no sha256 pins gives one UnverifiedWeightsWarning line with its computed sha256.
+    With ``record``, the file is recorded (its first-use record is created, or it is added as a copy)
+    and an unchanged recorded copy is not hashed again. The first use of a file that no sha256
+    pins gives one UnverifiedWeightsWarning line with its sha256.
     """
-    size = path.stat().st_size
-    if entry.size is not None and size != entry.size:
+    stat = path.stat()
+    if entry.size is not None and stat.st_size != entry.size:
         raise WeightsVerificationError(
-            f"{entry.file_name} from {origin} has {size} bytes, the manifest expects {entry.size}")
-    actual = sha256_of(path)
-    if entry.sha256 is not None:
-        if actual != entry.sha256.lower():
-            raise WeightsVerificationError(
-                f"{entry.file_name} from {origin} has sha256 {actual}, the manifest pins {entry.sha256}")
-        return
+            f"{entry.file_name} from {origin} has {stat.st_size} bytes, the manifest expects {entry.size}")
+    first_use = read_record(entry.file_name)
+    actual = (first_use.known_sha256(path) if first_use else None) or sha256_of(path)
+    if entry.sha256 is not None and actual != entry.sha256.lower():
+        raise WeightsVerificationError(
+            f"{entry.file_name} from {origin} has sha256 {actual}, the manifest pins {entry.sha256}")
     if entry.hash_prefix is not None and not actual.startswith(entry.hash_prefix.lower()):
         raise WeightsVerificationError(
             f"{entry.file_name} from {origin} has sha256 {actual}, which does not start with the "
             f"hash prefix {entry.hash_prefix} of its file name")
-    checked = f"hash prefix {entry.hash_prefix} checked" if entry.hash_prefix else "no hash checked"
-    warnings.warn(f"{entry.file_name} is not pinned by a sha256 in the manifest ({checked}); "
-                  f"its sha256 is {actual}", UnverifiedWeightsWarning, stacklevel=2)
+    if entry.sha256 is None and first_use is not None and actual != first_use.sha256:
+        raise WeightsVerificationError(
+            f"{entry.file_name} from {origin} has sha256 {actual}, but when it was first used "
+            f"({first_use.first_seen}) it had sha256 {first_use.sha256}; if the publisher changed the file "
+            f"on purpose, delete {record_path(entry.file_name)} (or pin the new sha256 in the manifest)")
+    if record:
+        remember(entry.file_name, path, actual, stat)
+    if entry.sha256 is None and first_use is None:
+        checked = f"hash prefix {entry.hash_prefix} checked" if entry.hash_prefix else "no hash checked"
+        warnings.warn(f"{entry.file_name} is not pinned by a sha256 in the manifest ({checked}); "
+                      f"its sha256 is {actual}, recorded for first-use checks of later loads",
+                      UnverifiedWeightsWarning, stacklevel=2)
+    return actual
+
+
+def verification_of(entry: WeightsEntry) -> str:
+    """How a load of ``entry`` is verified now: "sha256 pinned", "hash prefix" (and its first-use
+    record), "first-use record" or "none" (an unpinned file seen for the first time)."""
+    if entry.sha256 is not None:
+        return "sha256 pinned"
+    if entry.hash_prefix is not None:
+        return "hash prefix"
+    return "first-use record" if read_record(entry.file_name) is not None else "none"
 
 
 def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
@@ -105,41 +126,64 @@ def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     urls = list(entry.urls)
     failures = []
-    verification_failed = False
     if mirror.startswith(("http://", "https://")):
         urls.insert(0, f"{mirror.rstrip('/')}/{quote(entry.file_name)}")
     elif mirror:
-        mirror_file = Path(mirror.removeprefix("file://")).expanduser() / entry.file_name
-        if mirror_file.is_file():
-            verify_file(mirror_file, entry, str(mirror_file))
-            return mirror_file
-        failures.append(f"{mirror_file} (not in the mirror directory)")
+        mirror_dir = Path(mirror.removeprefix("file://")).expanduser()
+        if (mirror_dir / entry.file_name).is_file():
+            verify_file(mirror_dir / entry.file_name, entry, str(mirror_dir / entry.file_name))
+            return mirror_dir / entry.file_name
+        failures.append(f"{mirror_dir / entry.file_name} ({_mirror_state(mirror_dir)})")
     if is_offline():
         if _verified_cached(destination, entry):
             return destination
+        looked = f" (looked in the mirror: {failures[0]})" if failures else ""
         raise WeightsUnavailableError(
-            f"{entry.file_name} is not in the cache and {OFFLINE_ENV}=1 forbids downloading it from "
+            f"{entry.file_name} is not in the cache{looked} and {OFFLINE_ENV}=1 forbids downloading it from "
             f"{', '.join(urls)}. Put the file at {destination} (or in a directory named by {MIRROR_ENV}).")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(destination) + ".lock", timeout=settings.lock_timeout)
     try:
-        with FileLock(str(destination) + ".lock", timeout=settings.lock_timeout):
-            if _verified_cached(destination, entry):
-                return destination
-            for url in urls:
-                try:
-                    _download(url, destination, entry, settings, progress)
+        with lock:
+            try:
+                if _verified_cached(destination, entry):
                     return destination
-                except _DownloadFailed as exc:
-                    failures.append(f"{url} ({exc})")
-                    verification_failed = verification_failed or exc.verification
+                for url in urls:
+                    try:
+                        _download(url, destination, entry, settings, progress)
+                        return destination
+                    except _DownloadFailed as exc:
+                        failures.append(exc)
+            finally:
+                # Unlinked while held: a process already waiting on it finds the file in place, or tries
+                # itself; the atomic rename keeps any two downloads from mixing.
+                Path(lock.lock_file).unlink(missing_ok=True)
     except Timeout as exc:
         raise WeightsUnavailableError(
             f"another process held the download lock {exc.lock_file} of {entry.file_name} for more "
             f"than {settings.lock_timeout:g} s; remove the lock file if no download is running") from exc
-    error = WeightsVerificationError if verification_failed else WeightsUnavailableError
-    raise error(
-        f"could not get a verified {entry.file_name}; tried: {'; '.join(failures)}. "
-        f"Download it by hand and put it at {destination} (or in a directory named by {MIRROR_ENV}).")
+    raise _failure(entry, failures, destination)
+
+
+def _mirror_state(mirror_dir: Path) -> str:
+    if mirror_dir.is_dir():
+        return f"not in the mirror directory {mirror_dir}, which exists"
+    return f"the mirror directory {mirror_dir} does not exist"
+
+
+def _failure(entry: WeightsEntry, failures: list, destination: Path) -> WeightsError:
+    """The error after every source failed: each source and why, then what the user can do."""
+    download_failures = [f for f in failures if isinstance(f, _DownloadFailed)]
+    verification = any(f.verification for f in download_failures)
+    unresolved = sorted({f.unresolved_host for f in download_failures if f.unresolved_host})
+    tried = "; ".join(f"{f.url} ({f})" if isinstance(f, _DownloadFailed) else f for f in failures)
+    advice = (f"Download it by hand and put it at {destination} (or in a directory named by {MIRROR_ENV}).")
+    if unresolved:
+        advice = (f"The host name {', '.join(unresolved)} cannot be resolved: is this machine offline? Set "
+                  f"{OFFLINE_ENV}=1 and put the file at {destination}, or set {MIRROR_ENV} to a directory or "
+                  "URL that holds it.")
+    error = WeightsVerificationError if verification else WeightsUnavailableError
+    return error(f"could not get a verified {entry.file_name}; tried: {tried}. {advice}")
 
 
 def download_url(url: str, progress: bool = True) -> Path:
@@ -172,9 +216,11 @@ def _verified_cached(path: Path, entry: WeightsEntry) -> bool:
 class _DownloadFailed(Exception):
     """One URL did not give a verified file; the message says why."""
 
-    def __init__(self, message: str, verification: bool = False):
+    def __init__(self, message: str, verification: bool = False, unresolved_host: str | None = None):
         super().__init__(message)
+        self.url = ""
         self.verification = verification
+        self.unresolved_host = unresolved_host
 
 
 class _Retryable(Exception):
@@ -183,6 +229,15 @@ class _Retryable(Exception):
 
 def _download(url: str, destination: Path, entry: WeightsEntry, settings: DownloadSettings,
               progress: bool) -> None:
+    try:
+        _download_once(url, destination, entry, settings, progress)
+    except _DownloadFailed as exc:
+        exc.url = url
+        raise
+
+
+def _download_once(url: str, destination: Path, entry: WeightsEntry, settings: DownloadSettings,
+                   progress: bool) -> None:
     if not url.startswith(("http://", "https://")):
         raise _DownloadFailed("not an http(s) URL")
     handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.",
@@ -200,10 +255,11 @@ def _download(url: str, destination: Path, entry: WeightsEntry, settings: Downlo
                         raise _DownloadFailed(f"{exc}, {attempt + 1} tries") from exc
                     time.sleep(settings.backoff * 2**attempt)
         try:
-            verify_file(Path(temporary), entry, url)
+            digest = verify_file(Path(temporary), entry, url, record=False)
         except WeightsVerificationError as exc:
             raise _DownloadFailed(str(exc), verification=True) from exc
         os.replace(temporary, destination)
+        remember(entry.file_name, destination, digest, destination.stat())
     finally:
         Path(temporary).unlink(missing_ok=True)
 
@@ -225,9 +281,13 @@ def _stream(url: str, sink, entry: WeightsEntry, settings: DownloadSettings, pro
     except requests.Timeout as exc:
         raise _DownloadFailed(f"timed out after {settings.read_timeout:g} s") from exc
     except requests.ConnectionError as exc:
-        if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+        reason = getattr(exc.args[0], "reason", exc.args[0]) if exc.args else exc
+        if isinstance(exc.args[0] if exc.args else None, ReadTimeoutError):
             raise _DownloadFailed(f"stalled for {settings.read_timeout:g} s") from exc
-        raise _Retryable(f"connection error: {exc}") from exc
+        if isinstance(reason, NameResolutionError):
+            host = urlparse(url).hostname or ""
+            raise _DownloadFailed(f"the host {host} cannot be resolved", unresolved_host=host) from exc
+        raise _Retryable(f"connection error: {_CONNECTION_PREFIX.sub('', str(reason))}") from exc
     except requests.exceptions.ChunkedEncodingError as exc:
         raise _Retryable(f"truncated body: {exc}") from exc
     except requests.RequestException as exc:

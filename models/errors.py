@@ -26,6 +26,10 @@ class WeightsVerificationError(WeightsError):
     """A file's sha256, hash prefix or size is not the one the manifest pins."""
 
 
+class NotACheckpointError(WeightsError):
+    """A weights file is not a checkpoint at all: empty, an HTML page, random bytes, or truncated."""
+
+
 class UnsafeCheckpointError(WeightsError):
     """A checkpoint needs a pickle global that is not allow-listed, or an archive member is unsafe."""
 

@@ -4,6 +4,7 @@ import argparse
 import io
 import os
 import pickle
+import random
 import zipfile
 
 import pytest
@@ -13,7 +14,11 @@ from convnets_hub.models.checkpoint import (
     load_into,
     read_checkpoint,
 )
-from convnets_hub.models.errors import CheckpointMismatchError, UnsafeCheckpointError
+from convnets_hub.models.errors import (
+    CheckpointMismatchError,
+    NotACheckpointError,
+    UnsafeCheckpointError,
+)
 from torch import nn
 
 MARKER_NAME = "convnets_hub_pwned"
@@ -73,11 +78,28 @@ def test_unsafe_member_names_are_refused(tmp_path, member):
         read_checkpoint(archive, member)
 
 
-def test_garbage_is_a_clear_error(tmp_path):
-    path = tmp_path / "garbage.pth"
-    path.write_bytes(b"\x00not a checkpoint" * 10)
-    with pytest.raises((CheckpointMismatchError, UnsafeCheckpointError), match="garbage.pth"):
+def _saved(legacy: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"w": torch.randn(4096)}, buffer, _use_new_zipfile_serialization=not legacy)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (b"\x07" + random.Random(0).randbytes(5000), "neither a zip archive nor a pickle"),
+    (b"\x00not a checkpoint" * 10, "neither a zip archive nor a pickle"),
+    (b"<!DOCTYPE html>\n<html><body>403 Forbidden</body></html>", "HTML"),
+    (b"", "empty"),
+    (_saved()[:3000], "zip archive ends early or is damaged"),
+    (_saved(legacy=True)[:3000], "pickle ends early or is damaged"),
+], ids=["random bytes", "zeros and text", "HTML page", "empty", "truncated zip", "truncated legacy file"])
+def test_a_file_that_is_not_a_checkpoint_says_so_and_names_the_file(tmp_path, content, says):
+    path = tmp_path / "downloaded.pth"
+    path.write_bytes(content)
+    with pytest.raises(NotACheckpointError) as error:
         read_checkpoint(path)
+    message = str(error.value)
+    assert str(path) in message and says in message
+    assert "unsafe" not in message.lower() and "weights_only" not in message
 
 
 def test_mismatch_names_the_file_and_the_first_missing_and_unexpected_keys():

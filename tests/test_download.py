@@ -10,8 +10,14 @@ import time
 import pytest
 import torch
 from conftest import REPO, Reply, parity_fixture, seeded_checkpoint
-from convnets_hub.models.download import UnverifiedWeightsWarning, resolve_weights_file
+from convnets_hub.models import download
+from convnets_hub.models.download import (
+    UnverifiedWeightsWarning,
+    resolve_weights_file,
+    verification_of,
+)
 from convnets_hub.models.errors import WeightsUnavailableError, WeightsVerificationError
+from convnets_hub.models.file_records import read_record, record_path
 from convnets_hub.models.manifest import WeightsEntry
 
 PAYLOAD = os.urandom(300_000)
@@ -26,8 +32,9 @@ def entry_for(*urls, sha256=SHA, size=SIZE, hash_prefix=None, file_name="weights
 
 
 def cache_listing(hub_home):
+    """The cache's weights files, without first-use records (every file in it, lock files included)."""
     directory = hub_home / "checkpoints"
-    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock")) if directory.exists() else []
+    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".sha256.json")) if directory.exists() else []
 
 
 def test_download_lands_verified_in_the_cache_under_the_upstream_name(hub_home, server):
@@ -35,7 +42,7 @@ def test_download_lands_verified_in_the_cache_under_the_upstream_name(hub_home, 
     path = resolve_weights_file(entry_for(url), progress=False)
     assert path == hub_home / "checkpoints" / "weights-test.pth"
     assert path.read_bytes() == PAYLOAD
-    assert cache_listing(hub_home) == ["weights-test.pth"]
+    assert cache_listing(hub_home) == ["weights-test.pth"], "no lock file is left behind"
     resolve_weights_file(entry_for(url), progress=False)
     assert server.hits == ["/a/weights-test.pth"], "a verified cached file is not downloaded again"
 
@@ -178,3 +185,93 @@ def test_four_processes_download_once_and_build_identical_models(hub_home, serve
     assert [p.returncode for p in processes] == [0] * 4, [err[-2000:] for _, err in results]
     assert len({out.strip() for out, _ in results}) == 1
     assert server.hits == ["/slow.pth"]
+
+
+def test_an_unpinned_file_is_recorded_on_first_use_and_later_loads_are_checked_against_it(hub_home, server):
+    url = server.serve("/tofu/weights-test.pth", Reply(body=PAYLOAD), Reply(body=PAYLOAD[::-1]))
+    unpinned = entry_for(url, sha256=None, size=None)
+    assert verification_of(unpinned) == "none"
+    with pytest.warns(UnverifiedWeightsWarning, match=f"{SHA}, recorded"):
+        cached = resolve_weights_file(unpinned, progress=False)
+    record = read_record("weights-test.pth")
+    assert (record.sha256, record.size) == (SHA, SIZE) and verification_of(unpinned) == "first-use record"
+    cached.write_bytes(PAYLOAD[::-1])  # the cache is changed, and upstream now serves other bytes too
+    with pytest.warns(UserWarning, match="fails verification"), pytest.raises(WeightsVerificationError) as error:
+        resolve_weights_file(unpinned, progress=False)
+    message = str(error.value)
+    assert f"when it was first used ({record.first_seen}) it had sha256 {SHA}" in message
+    assert str(record_path("weights-test.pth")) in message
+    assert cache_listing(hub_home) == [], "the changed file is neither kept nor replaced"
+
+
+def test_a_first_use_record_is_replaced_when_the_manifest_pins_another_file(hub_home, server):
+    url = server.serve("/pin/weights-test.pth", Reply(body=b"old weights"))
+    with pytest.warns(UnverifiedWeightsWarning):
+        resolve_weights_file(entry_for(url, sha256=None, size=None), progress=False)
+    (hub_home / "checkpoints" / "weights-test.pth").unlink()
+    server.serve("/pin/weights-test.pth", Reply(body=PAYLOAD))
+    assert resolve_weights_file(entry_for(url), progress=False).read_bytes() == PAYLOAD
+    assert read_record("weights-test.pth").sha256 == SHA
+
+
+def test_an_unchanged_cached_file_is_not_hashed_again(hub_home, server, monkeypatch):
+    url = server.serve("/quick/weights-test.pth", Reply(body=PAYLOAD))
+    path = resolve_weights_file(entry_for(url), progress=False)
+    hashed = []
+    original = download.sha256_of
+    monkeypatch.setattr(download, "sha256_of", lambda p: hashed.append(p) or original(p))
+    for _ in range(3):
+        resolve_weights_file(entry_for(url), progress=False)
+    assert hashed == []
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    resolve_weights_file(entry_for(url), progress=False)
+    assert hashed == [path], "a file whose modification time changed is hashed again"
+    path.write_bytes(PAYLOAD[:-1])  # another size: hashed, refused, downloaded again
+    with pytest.warns(UserWarning, match="fails verification"):
+        resolve_weights_file(entry_for(url), progress=False)
+    assert len(hashed) == 2 and server.hits == ["/quick/weights-test.pth"] * 2
+
+
+def test_an_unresolvable_host_is_not_retried_and_points_to_offline_and_mirror(hub_home, monkeypatch):
+    import socket
+    lookups = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "nonexistent.invalid":  # never asks a DNS server: .invalid never resolves anyway
+            lookups.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setenv("CONVNETS_HUB_BACKOFF", "5")
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailableError) as error:
+        resolve_weights_file(entry_for("http://nonexistent.invalid/weights-test.pth"), progress=False)
+    assert time.monotonic() - start < 4 and lookups == ["nonexistent.invalid"]
+    message = str(error.value)
+    assert "the host nonexistent.invalid cannot be resolved" in message
+    assert "CONVNETS_HUB_OFFLINE=1" in message and "CONVNETS_HUB_MIRROR" in message
+    assert "Max retries" not in message and "NameResolutionError" not in message and "tries" not in message
+    assert cache_listing(hub_home) == [], "no lock file is left behind"
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_mirror_directory_without_the_file_is_named_and_said_to_exist_or_not(hub_home, tmp_path, monkeypatch,
+                                                                                exists):
+    mirror = tmp_path / "mirror"
+    if exists:
+        mirror.mkdir()
+    monkeypatch.setenv("CONVNETS_HUB_MIRROR", str(mirror))
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError) as error:
+        resolve_weights_file(entry_for("https://example.invalid/weights-test.pth"), progress=False)
+    state = f"not in the mirror directory {mirror}, which exists" if exists else f"{mirror} does not exist"
+    assert str(mirror / "weights-test.pth") in str(error.value) and state in str(error.value)
+
+
+def test_a_failed_download_leaves_no_lock_file(hub_home, server):
+    url = server.serve("/missing.pth", Reply(status=404))
+    with pytest.raises(WeightsUnavailableError, match="HTTP 404"):
+        resolve_weights_file(entry_for(url), progress=False)
+    assert sorted(p.name for p in (hub_home / "checkpoints").iterdir()) == []
