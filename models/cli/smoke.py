@@ -1,0 +1,133 @@
+"""``python3 -m models smoke``: load every model entrypoint through torch.hub and classify the sample photo.
+
+    python3 -m models smoke                                  # this checkout (torch.hub source="local")
+    python3 -m models smoke --repo owner/convnets-hub:main --check-predictions --markdown
+
+Every model entrypoint of the repository's hubconf is loaded with its default weights, once per
+variant (every GPUNet type), and once more for each other weights id of the manifest in use
+(``CONVNETS_HUB_MANIFEST``, else the repository's); ``CONVNETS_HUB_MIRROR`` and
+``CONVNETS_HUB_OFFLINE`` apply as to any load. The sample photo is matplotlib's
+``sample_data/grace_hopper.jpg``, which every matplotlib installation carries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..manifest import MANIFEST_ENV, load_manifest
+from ..smoke import (
+    Case,
+    Outcome,
+    check_prediction,
+    import_hubconf,
+    model_entrypoints,
+    plan,
+    run_case,
+    sample_photo,
+)
+from .arguments import CommandError
+from .entrypoints import REPO_ROOT
+
+_GITHUB_REPO = re.compile(r"^[\w.-]+/[\w.-]+(:[\w./-]+)?$")
+COLUMNS = ("entrypoint", "weights id", "verified", "sha256", "load s", "top-1", "p", "result")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("smoke", help="load every entrypoint through torch.hub and classify a photo",
+                                   description=__doc__.split("\n\n")[0].split(": ", 1)[1])
+    parser.add_argument("--repo", metavar="OWNER/NAME[:REF]",
+                        help="load from this GitHub repository (default: this checkout, source='local')")
+    parser.add_argument("--entrypoint", action="append", metavar="E",
+                        help="only this entrypoint (repeatable; default: every model entrypoint)")
+    parser.add_argument("--model-type", action="append", metavar="T",
+                        help="only this variant of entrypoints that serve several (repeatable; e.g. GPUNet-0)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--model-math", default="fp32", metavar="fp32|fp16|bf16|fp64",
+                        help="the models' precision (default fp32)")
+    parser.add_argument("--check-predictions", action="store_true",
+                        help="fail ImageNet models whose top 5 on the photo lacks 'military uniform' "
+                             "(meaningful with the real weights)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table as Markdown (for $GITHUB_STEP_SUMMARY)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    repo, source = _hub_source(args.repo)
+    photo = sample_photo()
+    utils = torch.hub.load(repo, "nvidia_convnets_processing_utils", source=source, trust_repo=True, verbose=False)
+    repo_root = Path(sys.modules[type(utils).__module__].__file__).resolve().parents[1]
+    manifest = load_manifest(Path(os.environ[MANIFEST_ENV]) if os.environ.get(MANIFEST_ENV)
+                             else repo_root / "weights_manifest.json")
+    cases = _select(plan(_chosen_entrypoints(repo_root, args.entrypoint), manifest), args.model_type)
+    outcomes = []
+    for case in tqdm(cases, desc="smoke", unit="model", file=sys.stderr):
+        outcome = run_case(case, repo, source, manifest, utils, photo, args.device, args.model_math)
+        if args.check_predictions:
+            check_prediction(outcome)
+        outcomes.append(outcome)
+    print(format_table(outcomes, markdown=args.markdown))
+    failed = [outcome for outcome in outcomes if outcome.problem]
+    if failed:
+        print(f"python3 -m models smoke: {len(failed)} of {len(outcomes)} loads failed: "
+              + "; ".join(f"{outcome.case} ({outcome.problem})" for outcome in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_table(outcomes: list[Outcome], markdown: bool = False) -> str:
+    """One row per load: entrypoint, weights id, how verified, sha256, load seconds, top-1 and result."""
+    rows = [_row(outcome) for outcome in outcomes]
+    if markdown:
+        lines = [COLUMNS, ("---",) * len(COLUMNS), *rows]
+        return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines)
+    widths = [max(len(line[i]) for line in (COLUMNS, *rows)) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+                     for line in (COLUMNS, *rows))
+
+
+def _row(outcome: Outcome) -> tuple[str, ...]:
+    case = outcome.case
+    name = case.entrypoint + (f" ({case.model_type})" if case.model_type else "")
+    top1, probability = outcome.top5[0] if outcome.top5 else ("-", float("nan"))
+    return (name, outcome.weights_id or "-", outcome.verified, outcome.sha256 or "-",
+            f"{outcome.load_seconds:.1f}" if outcome.load_seconds is not None else "-",
+            top1.split(",")[0], f"{probability:.3f}" if outcome.top5 else "-",
+            "ok" if outcome.problem is None else f"FAILED: {outcome.problem}"[:160])
+
+
+def _hub_source(repo: str | None) -> tuple[str, str]:
+    if repo is None:
+        return str(REPO_ROOT), "local"
+    if not _GITHUB_REPO.match(repo):
+        raise CommandError(f"--repo {repo!r} is not OWNER/NAME or OWNER/NAME:REF")
+    return repo, "github"
+
+
+def _chosen_entrypoints(repo_root: Path, chosen: list[str] | None) -> list[str]:
+    names = model_entrypoints(import_hubconf(repo_root))
+    unknown = [name for name in chosen or [] if name not in names]
+    if unknown:
+        raise CommandError(f"--entrypoint {', '.join(unknown)}: not a model entrypoint of {repo_root}; "
+                           f"valid: {', '.join(names)}")
+    return [name for name in names if not chosen or name in chosen]
+
+
+def _select(cases: list[Case], model_types: list[str] | None) -> list[Case]:
+    """The cases of the chosen variants; entrypoints without variants are all kept."""
+    if not model_types:
+        return cases
+    variants = {case.model_type.casefold(): case.model_type for case in cases if case.model_type}
+    unknown = [model_type for model_type in model_types if model_type.casefold() not in variants]
+    if unknown:
+        raise CommandError(f"--model-type {', '.join(unknown)}: no such variant of the chosen entrypoints; "
+                           f"valid: {', '.join(variants.values()) or 'none (they have no variants)'}")
+    wanted = {model_type.casefold() for model_type in model_types}
+    return [case for case in cases if case.model_type is None or case.model_type.casefold() in wanted]

@@ -1,0 +1,84 @@
+"""``python3 -m models smoke`` against a loopback mirror: the table, and failures named by entrypoint."""
+
+import json
+import shutil
+
+import pytest
+from conftest import Reply, parity_fixture, seeded_checkpoint
+from test_cli import run_cli
+from upstream_files import write_mirror
+
+SSL, SWSL = "resnet18_ssl.fb_ssl_yfcc100m_ft_in1k", "resnet18_swsl.fb_swsl_ig1b_ft_in1k"
+
+
+@pytest.fixture
+def mirror(tmp_path, server):
+    """resnet18_ssl (unpinned: first use) and resnet18_swsl (weights with a NaN) served on 127.0.0.1.
+
+    Upstream URLs point at the loopback server too (404), so nothing leaves the machine.
+    """
+    nan_state = seeded_checkpoint(parity_fixture("resnet18_ssl_swsl"))
+    nan_state["fc.bias"][3] = float("nan")
+    files = tmp_path / "files"
+    manifest_path = write_mirror(files, [SSL, SWSL], states={SWSL: nan_state})
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest["entries"]:
+        if entry["id"] in (SSL, SWSL):
+            server.serve(f"/mirror/{entry['file_name']}", Reply(body=(files / entry["file_name"]).read_bytes()))
+        entry["urls"] = [server.url(f"/upstream/{entry['file_name']}")]
+        if entry["id"] == SSL:
+            ssl_sha256 = entry["sha256"]
+            entry.update(sha256=None, size=None, hash_prefix=None)
+    manifest_path = tmp_path / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest))
+    shutil.rmtree(files)  # served from memory
+    env = {"CONVNETS_HUB_MANIFEST": str(manifest_path), "CONVNETS_HUB_MIRROR": server.url("/mirror"),
+           "CONVNETS_HUB_OFFLINE": "", "TORCH_HOME": str(tmp_path / "torch")}
+    yield env, ssl_sha256, manifest
+    shutil.rmtree(tmp_path / "torch", ignore_errors=True)  # about 100 MB of cached weights
+
+
+def failure_line(stderr: str) -> str:
+    return next(line for line in stderr.splitlines() if line.startswith("python3 -m models smoke:"))
+
+
+def test_smoke_tables_each_load_and_names_every_failed_entrypoint(mirror, server, tmp_path):
+    env, ssl_sha256, manifest = mirror
+    first = run_cli("smoke", "--entrypoint", "resnet18_ssl", "--entrypoint", "resnet18_swsl", "--entrypoint",
+                    "lenet5", "--check-predictions", "--markdown", env=env, timeout=300)
+    assert first.returncode == 1, first.stderr
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in first.stdout.splitlines()}
+    assert rows["entrypoint"][:4] == ["| entrypoint", "weights id", "verified", "sha256"]
+    ssl = rows["resnet18_ssl"]
+    assert ssl[1:4] == [SSL, "first use (recorded now)", ssl_sha256] and float(ssl[4]) > 0
+    assert "top-5 lacks military uniform" in ssl[7], "seeded weights do not recognise Grace Hopper's uniform"
+    assert rows["resnet18_swsl"][2] == "sha256 pinned" and "non-finite output" in rows["resnet18_swsl"][7]
+    assert rows["lenet5"][1:4] == ["-", "-", "-"] and rows["lenet5"][7] == "ok |"
+    failures = failure_line(first.stderr)
+    assert "2 of 3 loads failed" in failures and "resnet18_ssl" in failures and "resnet18_swsl" in failures
+    assert "lenet5" not in failures
+
+    swsl = next(entry for entry in manifest["entries"] if entry["id"] == SWSL)
+    (tmp_path / "torch" / "hub" / "checkpoints" / swsl["file_name"]).unlink()
+    server.serve(f"/mirror/{swsl['file_name']}", Reply(body=b"corrupt" * 1000))
+    second = run_cli("smoke", "--entrypoint", "resnet18_ssl", "--entrypoint", "resnet18_swsl", env=env, timeout=300)
+    assert second.returncode == 1, second.stderr
+    lines = second.stdout.splitlines()
+    assert lines[0].split() == ["entrypoint", "weights", "id", "verified", "sha256", "load", "s", "top-1", "p",
+                                "result"]
+    ssl_line = next(line for line in lines if line.startswith("resnet18_ssl "))
+    assert f"first-use record  {ssl_sha256}" in ssl_line and ssl_line.endswith("ok")
+    failures = failure_line(second.stderr)
+    assert failures.startswith("python3 -m models smoke: 1 of 2 loads failed: resnet18_swsl (could not load")
+    assert "has 7000 bytes, the manifest expects" in failures and "resnet18_ssl" not in failures
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--entrypoint", "nvidia_resnext"], "--entrypoint nvidia_resnext: not a model entrypoint"),
+    (["--entrypoint", "lenet5", "--model-type", "GPUNet-0"], "--model-type GPUNet-0: no such variant"),
+    (["--repo", "not a repo"], "--repo 'not a repo' is not OWNER/NAME"),
+])
+def test_bad_smoke_arguments_are_one_line_errors(args, says):
+    result = run_cli("smoke", *args)
+    assert result.returncode == 2 and says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
