@@ -86,7 +86,8 @@ def verify_file(path: Path, entry: WeightsEntry, origin: str, record: bool = Tru
         raise WeightsVerificationError(
             f"{entry.file_name} from {origin} has {stat.st_size} bytes, the manifest expects {entry.size}")
     first_use = read_record(entry.file_name)
-    actual = (first_use.known_sha256(path) if first_use else None) or sha256_of(path)
+    known = first_use.known_sha256(path) if first_use else None
+    actual = known or sha256_of(path)
     if entry.sha256 is not None and actual != entry.sha256.lower():
         raise WeightsVerificationError(
             f"{entry.file_name} from {origin} has sha256 {actual}, the manifest pins {entry.sha256}")
@@ -99,7 +100,7 @@ def verify_file(path: Path, entry: WeightsEntry, origin: str, record: bool = Tru
             f"{entry.file_name} from {origin} has sha256 {actual}, but when it was first used "
             f"({first_use.first_seen}) it had sha256 {first_use.sha256}; if the publisher changed the file "
             f"on purpose, delete {record_path(entry.file_name)} (or pin the new sha256 in the manifest)")
-    if record:
+    if record and known is None:
         remember(entry.file_name, path, actual, stat)
     if entry.sha256 is None and first_use is None:
         checked = f"hash prefix {entry.hash_prefix} checked" if entry.hash_prefix else "no hash checked"
@@ -134,9 +135,9 @@ def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
             verify_file(mirror_dir / entry.file_name, entry, str(mirror_dir / entry.file_name))
             return mirror_dir / entry.file_name
         failures.append(f"{mirror_dir / entry.file_name} ({_mirror_state(mirror_dir)})")
+    if _verified_cached(destination, entry, remove_failed=is_offline()):
+        return destination  # files are renamed into place whole: reading needs no lock
     if is_offline():
-        if _verified_cached(destination, entry):
-            return destination
         looked = f" (looked in the mirror: {failures[0]})" if failures else ""
         raise WeightsUnavailableError(
             f"{entry.file_name} is not in the cache{looked} and {OFFLINE_ENV}=1 forbids downloading it from "
@@ -200,15 +201,17 @@ def _hash_prefix_of(file_name: str) -> str | None:
     return match.group(1) if match and len(match.group(1)) >= 8 else None
 
 
-def _verified_cached(path: Path, entry: WeightsEntry) -> bool:
-    """Whether the cached file exists and verifies; a cached file that fails is removed."""
+def _verified_cached(path: Path, entry: WeightsEntry, remove_failed: bool = True) -> bool:
+    """Whether the cached file exists and verifies; a cached file that fails is removed (with a
+    warning) if ``remove_failed``, which only the holder of the download lock may ask for."""
     if not path.is_file():
         return False
     try:
         verify_file(path, entry, f"the cache ({path})")
     except WeightsVerificationError as exc:
-        warnings.warn(f"removing a cached file that fails verification: {exc}", stacklevel=3)
-        path.unlink(missing_ok=True)
+        if remove_failed:
+            warnings.warn(f"removing a cached file that fails verification: {exc}", stacklevel=3)
+            path.unlink(missing_ok=True)
         return False
     return True
 
