@@ -106,3 +106,15 @@ def test_gpunet_entries_agree_with_the_upstream_facts(model_type, facts):
     assert entry["metrics"]["imagenet_top1"] == facts["published"]["imagenet_top1"]
     for key in ("input_size", "crop_pct", "interpolation", "mean", "std"):
         assert entry["preprocessing"][key] == facts["preprocessing"][key]
+
+
+def test_readme_says_which_entries_are_pinned_hash_prefixed_or_first_use_only():
+    readme = (REPO / "README.md").read_text()
+    entries = load_manifest(REPO / "weights_manifest.json").entries
+    kinds = {"Hash prefix in the upstream file name": {e.entrypoint for e in entries if e.hash_prefix and not e.sha256},
+             "First-use record only": {e.entrypoint for e in entries if not e.hash_prefix and not e.sha256}}
+    for lead, expected in kinds.items():
+        item = readme[readme.index(f"- {lead}"):]
+        item = item[:item.index("\n- ") if "\n- " in item else item.index("\n\n")]
+        assert set(re.findall(r"`(\w+)`", item)) == expected, lead
+    assert ("sha256 pinned in the manifest: none yet" in readme) == (not any(e.sha256 for e in entries))

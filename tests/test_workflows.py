@@ -33,3 +33,4 @@ def test_smoke_runs_nightly_and_on_demand_with_cached_checkpoints_and_a_summary(
     assert cache["with"]["path"] == "${{ env.TORCH_HOME }}/hub/checkpoints"
     run = commands(workflow)
     assert "python3 -m models smoke --check-predictions --markdown" in run and "$GITHUB_STEP_SUMMARY" in run
+
