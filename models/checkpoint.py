@@ -106,8 +106,9 @@ def _strip_wrappers(key: str) -> str:
 
 def _safe_load(source: Path | io.BytesIO, name: str) -> object:
     head = _head(source)
-    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
-        raise NotACheckpointError(f"{name} is not a PyTorch checkpoint: {_describe_content(head)}")
+    reason = not_a_checkpoint(head)
+    if reason is not None:
+        raise NotACheckpointError(f"{name} is not a PyTorch checkpoint: {reason}")
     try:
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             return torch.load(source, map_location="cpu", weights_only=True)
@@ -134,8 +135,10 @@ def _head(source: Path | io.BytesIO, size: int = 64) -> bytes:
         return handle.read(size)
 
 
-def _describe_content(head: bytes) -> str:
-    """What a file that is neither a zip archive nor a pickle looks like, from its first bytes."""
+def not_a_checkpoint(head: bytes) -> str | None:
+    """Why a file starting with ``head`` cannot be a checkpoint (None: it may be one, a zip or a pickle)."""
+    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        return None
     if not head:
         return "the file is empty"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")

@@ -25,6 +25,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 from urllib3.exceptions import NameResolutionError, ReadTimeoutError
 
+from .checkpoint import not_a_checkpoint
 from .errors import WeightsError, WeightsUnavailableError, WeightsVerificationError
 from .file_records import checkpoint_dir, read_record, record_path, remember
 from .manifest import WeightsEntry
@@ -257,6 +258,11 @@ def _download_once(url: str, destination: Path, entry: WeightsEntry, settings: D
                     if attempt == settings.retries:
                         raise _DownloadFailed(f"{exc}, {attempt + 1} tries") from exc
                     time.sleep(settings.backoff * 2**attempt)
+        if entry.sha256 is None:  # an error or login page served with status 200 is never recorded as the file
+            with open(temporary, "rb") as downloaded:
+                reason = not_a_checkpoint(downloaded.read(64))
+            if reason is not None:
+                raise _DownloadFailed(f"not a checkpoint: {reason}")
         try:
             digest = verify_file(Path(temporary), entry, url, record=False)
         except WeightsVerificationError as exc:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from .download import UnverifiedWeightsWarning, resolve_weights_file, sha256_of
 from .errors import UnknownWeightsError
+from .file_records import read_record
 from .manifest import WeightsEntry, load_manifest
 
 
@@ -31,7 +32,8 @@ def pin(ids: Sequence[str] = (), progress: bool = True) -> list[WeightsEntry]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnverifiedWeightsWarning)
             path = resolve_weights_file(dataclasses.replace(entry, sha256=None, size=None), progress)
-        pinned[entry.id] = {"sha256": sha256_of(path), "size": path.stat().st_size}
+        record = read_record(entry.file_name)  # the resolver has just hashed the file and recorded it
+        pinned[entry.id] = {"sha256": record.sha256 if record else sha256_of(path), "size": path.stat().st_size}
     raw = json.loads(manifest.path.read_text(encoding="utf-8"))
     for item in raw["entries"]:
         item.update(pinned.get(item["id"], {}))

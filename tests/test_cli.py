@@ -57,7 +57,7 @@ def test_help_prints_what_torch_hub_help_prints(hubconf):
 
 
 def test_pin_weights_pins_through_the_command_line(tmp_path, server):
-    payload = b"weights" * 1000
+    payload = b"\x80weights" * 1000  # starts as a pickle does
     url = server.serve("/pin/file.pth", Reply(body=payload))
     manifest = tmp_path / "manifest.json"
     raw = json.loads((REPO / "weights_manifest.json").read_text())

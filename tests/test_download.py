@@ -20,7 +20,8 @@ from convnets_hub.models.errors import WeightsUnavailableError, WeightsVerificat
 from convnets_hub.models.file_records import read_record, record_path
 from convnets_hub.models.manifest import WeightsEntry
 
-PAYLOAD = os.urandom(300_000)
+PAYLOAD = b"PK\x03\x04" + os.urandom(300_000)  # starts as a checkpoint (a zip) does
+OTHER_PAYLOAD = b"PK\x03\x04" + os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 SIZE = len(PAYLOAD)
 
@@ -188,14 +189,14 @@ def test_four_processes_download_once_and_build_identical_models(hub_home, serve
 
 
 def test_an_unpinned_file_is_recorded_on_first_use_and_later_loads_are_checked_against_it(hub_home, server):
-    url = server.serve("/tofu/weights-test.pth", Reply(body=PAYLOAD), Reply(body=PAYLOAD[::-1]))
+    url = server.serve("/tofu/weights-test.pth", Reply(body=PAYLOAD), Reply(body=OTHER_PAYLOAD))
     unpinned = entry_for(url, sha256=None, size=None)
     assert verification_of(unpinned) == "none"
     with pytest.warns(UnverifiedWeightsWarning, match=f"{SHA}, recorded"):
         cached = resolve_weights_file(unpinned, progress=False)
     record = read_record("weights-test.pth")
     assert (record.sha256, record.size) == (SHA, SIZE) and verification_of(unpinned) == "first-use record"
-    cached.write_bytes(PAYLOAD[::-1])  # the cache is changed, and upstream now serves other bytes too
+    cached.write_bytes(OTHER_PAYLOAD)  # the cache is changed, and upstream now serves other bytes too
     with pytest.warns(UserWarning, match="fails verification"), pytest.raises(WeightsVerificationError) as error:
         resolve_weights_file(unpinned, progress=False)
     message = str(error.value)
@@ -205,7 +206,7 @@ def test_an_unpinned_file_is_recorded_on_first_use_and_later_loads_are_checked_a
 
 
 def test_a_first_use_record_is_replaced_when_the_manifest_pins_another_file(hub_home, server):
-    url = server.serve("/pin/weights-test.pth", Reply(body=b"old weights"))
+    url = server.serve("/pin/weights-test.pth", Reply(body=b"PK\x03\x04old weights"))
     with pytest.warns(UnverifiedWeightsWarning):
         resolve_weights_file(entry_for(url, sha256=None, size=None), progress=False)
     (hub_home / "checkpoints" / "weights-test.pth").unlink()
@@ -275,3 +276,11 @@ def test_a_failed_download_leaves_no_lock_file(hub_home, server):
     with pytest.raises(WeightsUnavailableError, match="HTTP 404"):
         resolve_weights_file(entry_for(url), progress=False)
     assert sorted(p.name for p in (hub_home / "checkpoints").iterdir()) == []
+
+
+def test_an_html_page_served_for_an_unpinned_file_is_refused_and_not_recorded(hub_home, server):
+    url = server.serve("/login/weights-test.pth", Reply(body=b"<!DOCTYPE html>\n<html>Please sign in</html>"))
+    with pytest.raises(WeightsUnavailableError) as error:
+        resolve_weights_file(entry_for(url, sha256=None, size=None), progress=False)
+    assert f"{url} (not a checkpoint: it is an HTML or XML page" in str(error.value)
+    assert read_record("weights-test.pth") is None and cache_listing(hub_home) == []

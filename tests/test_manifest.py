@@ -70,7 +70,7 @@ def test_entries_agree_with_the_upstream_facts(entrypoint, facts):
 
 
 def test_pin_writes_sha256_and_size(hub_home, server, tmp_path, monkeypatch):
-    payload = b"weights" * 1000
+    payload = b"\x80weights" * 1000  # starts as a pickle does
     url = server.serve("/pin/file.pth", Reply(body=payload))
     manifest = tmp_path / "manifest.json"
     entry = {**ENTRIES[0], "id": "x.pin", "urls": [url], "file_name": "file.pth", "sha256": None, "size": None}
