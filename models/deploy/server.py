@@ -58,7 +58,7 @@ class HubModelHandler:
     """The inference callables of the two Triton models, around one hub model."""
 
     def __init__(self, model: nn.Module, top_k: int = DEFAULT_TOP_K) -> None:
-        self.model = model
+        self.model = model.eval()
         self.cfg = model.pretrained_cfg
         self.top_k = max(1, min(top_k, self.cfg["num_classes"]))
         self.labels = np.array([label.encode() for label in class_labels(self.cfg["num_classes"])], dtype=np.object_)
