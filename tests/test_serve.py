@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 import torch
 import tritonclient.http as triton_http
 from conftest import HUBCONF, REPO
+from convnets_hub.models.deploy.server import use_interpreter_libpython
 from convnets_hub.processing import ConvNetsProcessingUtils
 from convnets_hub.processing.labels import imagenet_labels
 from tritonclient.utils import InferenceServerException
@@ -133,3 +135,10 @@ def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=30)
+
+
+def test_the_interpreters_libpython_comes_first_for_the_backend_stub(monkeypatch):
+    library_dir = sysconfig.get_config_var("LIBDIR")
+    monkeypatch.setenv("LD_LIBRARY_PATH", os.pathsep.join(["/opt/other", library_dir]))
+    use_interpreter_libpython()
+    assert os.environ["LD_LIBRARY_PATH"].split(os.pathsep) == [library_dir, "/opt/other"]

@@ -23,7 +23,7 @@ import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -141,6 +141,6 @@ def serve(model: nn.Module, settings: ServerSettings, on_ready: Callable[[str], 
         signal.signal(signal.SIGTERM, previous)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> Any:
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     """SIGTERM as Ctrl-C: PyTriton's serve loop then stops the server and cleans its workspace."""
     raise KeyboardInterrupt
