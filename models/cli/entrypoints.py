@@ -28,6 +28,12 @@ def hubconf() -> ModuleType:
     return module
 
 
+def hub_module(name: str) -> ModuleType:
+    """Module ``name`` of this checkout (``models.deploy.export``) imported as hubconf imports it, so that
+    it shares the package of the models that the entrypoints build."""
+    return importlib.import_module(f"{hubconf()._package().__name__}.{name}")
+
+
 def entrypoint_names() -> list[str]:
     """Every public callable of hubconf (what ``torch.hub.list`` shows), in file order."""
     return [name for name, value in vars(hubconf()).items() if callable(value) and not name.startswith("_")]

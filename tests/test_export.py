@@ -1,0 +1,237 @@
+"""``python3 -m models export``: ONNX for every architecture, TorchScript/ExportedProgram, Triton repositories.
+
+The architectures come from hubconf (every model entrypoint, every variant of those that have
+variants), never from a list here, so a new entrypoint is exported by these tests the day it is
+added. Each distinct architecture is exported once (ssl/swsl pairs and aliases share one), with
+random weights re-drawn so that the logits depend on the input (random GoogLeNets and GPUNets
+otherwise answer every image alike, which would make a parity check vacuous); files are deleted
+as each test ends.
+"""
+
+import functools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from conftest import HUBCONF, REPO
+from convnets_hub.models.cli import main
+from convnets_hub.models.cli.entrypoints import (
+    model_entrypoint_names,
+    model_type_keyword,
+)
+from convnets_hub.models.deploy.export import export_model
+from convnets_hub.models.deploy.names import deployed_name
+from convnets_hub.models.deploy.triton_repository import write_triton_repository
+from convnets_hub.models.gpunet_types import GPUNET_TYPES
+from convnets_hub.models.manifest import load_manifest
+from convnets_hub.models.registry import ALIASES, SPECS
+from convnets_hub.processing.labels import imagenet_labels
+from google.protobuf import text_format
+from torch import nn
+from tritonclient.grpc import model_config_pb2
+
+ONNX_TOLERANCE = 1e-4
+
+
+def architectures() -> list[tuple[str, str | None]]:
+    """(entrypoint, model_type) of each distinct architecture of hubconf's model entrypoints."""
+    manifest = load_manifest()
+    seen, result = set(), []
+    for name in model_entrypoint_names():
+        function = getattr(HUBCONF, name)
+        types = [None]
+        if model_type_keyword(function) is not None:
+            types = sorted({entry.model_type for entry in manifest.entries if entry.entrypoint == name})
+            assert types, f"{name} takes a model type but the manifest lists none"
+        for model_type in types:
+            build = SPECS[ALIASES.get(name, name)].build
+            key = (getattr(build, "func", build), getattr(build, "args", ()), model_type)
+            if key not in seen:
+                seen.add(key)
+                result.append((name, model_type))
+    return result
+
+
+def build(entrypoint: str, model_type: str | None = None, **kwargs) -> nn.Module:
+    """The entrypoint's model with random weights, in eval mode."""
+    options = {} if model_type is None else {model_type_keyword(getattr(HUBCONF, entrypoint)): model_type}
+    return getattr(HUBCONF, entrypoint)(pretrained=False, **options, **kwargs).eval()
+
+
+def lively(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Re-draw the weights (He-scaled convolutions and linear layers, varied BatchNorm affines) and
+    calibrate the BatchNorm statistics on a random batch: every layer then passes on what tells one
+    input from another, at a well-conditioned scale (uncalibrated, deep SE-ResNeXts amplify float32
+    rounding into 30 % differences)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(tensor: torch.Tensor, scale: float, offset: float = 0.0) -> None:
+        tensor.copy_(torch.randn(tensor.shape, generator=generator) * scale + offset)
+
+    norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                draw(module.weight, (2.0 / module.weight[0].numel()) ** 0.5)
+                if module.bias is not None:
+                    draw(module.bias, 0.1)
+        for norm in norms:
+            draw(norm.weight, 0.2, 1.0)
+            draw(norm.bias, 0.1)
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average: the statistics of the calibration batch
+        if norms:
+            model.train()(seeded_batch(model, 2, seed=seed + 100))
+    for norm in norms:
+        norm.momentum = 0.1
+    return model.eval()
+
+
+def relative_error(actual: np.ndarray, expected: torch.Tensor) -> float:
+    return float(np.linalg.norm(actual - expected.numpy()) / expected.norm())
+
+
+def seeded_batch(model: nn.Module, batch: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(batch, *model.pretrained_cfg["input_size"], generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """A folder whose files are deleted when the test ends (pytest keeps tmp_path's of recent runs)."""
+    yield tmp_path
+    for path in sorted(tmp_path.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+
+
+def test_every_entrypoint_and_variant_is_covered():
+    covered = architectures()
+    names = {name for name, _ in covered}
+    assert {model_type for name, model_type in covered if name == "nvidia_gpunet"} == set(GPUNET_TYPES)
+    assert {"googlenet", "lenet5", "vgg16", "nvidia_resneXt", "resnet18_ssl"} <= names
+    assert "resnet18_swsl" not in names and "nvidia_resnext101_32x4d" not in names  # same architectures
+
+
+@pytest.mark.parametrize("entrypoint, model_type", architectures(),
+                         ids=lambda value: value if isinstance(value, str) else "")
+def test_onnx_matches_the_eager_model_at_batch_1_and_3(entrypoint, model_type, scratch):
+    model = lively(build(entrypoint, model_type))
+    path = export_model(model, scratch / "model.onnx", "onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (tensor_in,), (tensor_out,) = session.get_inputs(), session.get_outputs()
+    assert tensor_in.name == "input" and tensor_out.name == "logits"
+    assert tensor_in.shape == ["batch", *model.pretrained_cfg["input_size"]]
+    for batch in (1, 3):
+        x = seeded_batch(model, batch)
+        with torch.no_grad():
+            expected = model(x)
+        if batch > 1:  # the check means something only if the logits depend on the input
+            assert float((expected[0] - expected[1]).norm() / expected.norm()) > 1e-3
+        (logits,) = session.run(None, {"input": x.numpy()})
+        assert logits.shape == (batch, model.pretrained_cfg["num_classes"])
+        assert relative_error(logits, expected) < ONNX_TOLERANCE
+
+
+@functools.cache
+def _resnet18_checkpoint_state() -> dict[str, torch.Tensor]:
+    return lively(build("resnet18_ssl"), seed=3).state_dict()
+
+
+@pytest.fixture
+def resnet18_weights(scratch):
+    """A resnet18_ssl checkpoint written by the test, and the eager model holding it."""
+    path = scratch / "resnet18_test.pth"
+    torch.save(_resnet18_checkpoint_state(), path)
+    return path, HUBCONF.resnet18_ssl(weights=str(path)).eval()
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "models", *args], check=False, cwd=REPO, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+RELOAD = """
+import sys, torch
+x = torch.load(sys.argv[3])
+scripted = torch.jit.load(sys.argv[1])
+program = torch.export.load(sys.argv[2]).module()
+torch.save({"torchscript": scripted(x), "exported-program": program(x)}, sys.argv[4])
+"""
+
+
+def test_torchscript_and_exported_program_reload_in_a_fresh_process(resnet18_weights, scratch):
+    _, model = resnet18_weights
+    export_model(model, scratch / "model.pt", "torchscript")
+    export_model(model, scratch / "model.pt2", "exported-program")
+    x = seeded_batch(model, 3)
+    torch.save(x, scratch / "x.pt")
+    reloaded = subprocess.run([sys.executable, "-c", RELOAD, str(scratch / "model.pt"), str(scratch / "model.pt2"),
+                               str(scratch / "x.pt"), str(scratch / "out.pt")], capture_output=True, text=True,
+                              timeout=300, cwd=scratch, check=False)
+    assert reloaded.returncode == 0, reloaded.stderr
+    with torch.no_grad():
+        expected = model(x)
+    for export_format, logits in torch.load(scratch / "out.pt").items():
+        assert torch.allclose(logits, expected, rtol=1e-5, atol=1e-5), export_format
+
+
+def parse_config(folder) -> model_config_pb2.ModelConfig:
+    return text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+
+
+def test_triton_repository_runs_as_its_config_says(resnet18_weights, scratch):
+    weights, model = resnet18_weights
+    repository = scratch / "repository"
+    result = run_cli("export", "--entrypoint", "resnet18_ssl", "--weights", str(weights), "--format", "onnx",
+                     "--triton-repository", str(repository))
+    assert result.returncode == 0, result.stderr
+    folder = repository / "resnet18_ssl"
+    config = parse_config(folder)
+    assert config.name == "resnet18_ssl" and config.platform == "onnxruntime_onnx"
+    assert config.max_batch_size == 64 and config.HasField("dynamic_batching")
+    assert [group.kind for group in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
+    (tensor_in,), (tensor_out,) = config.input, config.output
+    assert list(tensor_in.dims) == [3, 224, 224] and list(tensor_out.dims) == [1000]
+    assert tensor_in.data_type == tensor_out.data_type == model_config_pb2.TYPE_FP32
+    labels = (folder / tensor_out.label_filename).read_text(encoding="utf-8").splitlines()
+    assert labels == list(imagenet_labels())
+    session = onnxruntime.InferenceSession(str(folder / "1" / config.default_model_filename),
+                                           providers=["CPUExecutionProvider"])
+    x = seeded_batch(model, 2)
+    (logits,) = session.run([tensor_out.name], {tensor_in.name: x.numpy()})
+    with torch.no_grad():
+        assert relative_error(logits, model(x)) < ONNX_TOLERANCE
+
+
+def test_triton_repository_of_torchscript_uses_libtorch_names(scratch):
+    write_triton_repository(build("lenet5"), scratch, "torchscript", max_batch_size=8)
+    config = parse_config(scratch / "lenet5")
+    assert config.platform == "pytorch_libtorch" and config.max_batch_size == 8
+    assert [t.name for t in config.input] == ["INPUT__0"] and [t.name for t in config.output] == ["OUTPUT__0"]
+    assert list(config.input[0].dims) == [1, 32, 32] and list(config.output[0].dims) == [10]
+    assert (scratch / "lenet5" / config.output[0].label_filename).read_text().splitlines()[9] == "class 9"
+    scripted = torch.jit.load(str(scratch / "lenet5" / "1" / config.default_model_filename))
+    assert scripted(torch.zeros(5, 1, 32, 32)).shape == (5, 10)
+
+
+def test_a_variant_is_named_after_its_type():
+    assert deployed_name(build("nvidia_gpunet", "GPUNet-D1")) == "nvidia_gpunet_GPUNet-D1"
+    assert deployed_name(build("lenet5")) == "lenet5"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "exported-program", "--triton-repository", "x"], "cannot go into a Triton repository"),
+    (["--format", "onnx"], "one of the arguments --output --triton-repository is required"),
+])
+def test_bad_export_arguments_give_one_line_and_exit_code_2(args, message, capsys):
+    try:
+        exit_code = main(["export", "--entrypoint", "lenet5", "--no-pretrained", *args])
+    except SystemExit as exit:  # argparse's own errors
+        exit_code = exit.code
+    stderr = capsys.readouterr().err
+    assert exit_code == 2 and message in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr

@@ -1,0 +1,144 @@
+"""``python3 -m models serve``: a real Triton Inference Server (PyTriton) on free loopback ports.
+
+One server's whole life in one test (start, tensor and image requests, garbage, 16 concurrent
+clients, SIGTERM), so that pytest-xdist cannot split it across workers and start two servers.
+resnet18_ssl with weights the test writes keeps start-up short.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import matplotlib.cbook
+import numpy as np
+import pytest
+import torch
+import tritonclient.http as triton_http
+from conftest import HUBCONF, REPO
+from convnets_hub.models.deploy.server import use_interpreter_libpython
+from convnets_hub.processing import ConvNetsProcessingUtils
+from convnets_hub.processing.labels import imagenet_labels
+from tritonclient.utils import InferenceServerException
+
+START_DEADLINE_S = 240
+NAME = "resnet18_ssl"
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def wait_until_ready(process: subprocess.Popen, client: triton_http.InferenceServerClient, log) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the server exited with {process.returncode}: {log.read_text()[-3000:]}"
+        try:
+            if client.is_model_ready(NAME) and client.is_model_ready(f"{NAME}_image"):
+                return
+        except (ConnectionError, InferenceServerException, OSError):
+            pass
+        time.sleep(0.2)  # a polling interval, bounded by the deadline
+    pytest.fail(f"the server was not ready within {START_DEADLINE_S} s: {log.read_text()[-3000:]}")
+
+
+def infer_tensor(client: triton_http.InferenceServerClient, batch: np.ndarray, datatype: str = "FP32") -> np.ndarray:
+    tensor = triton_http.InferInput("input", list(batch.shape), datatype)
+    tensor.set_data_from_numpy(batch)
+    return client.infer(NAME, [tensor]).as_numpy("logits")
+
+
+def infer_images(client: triton_http.InferenceServerClient, images: list[bytes]):
+    tensor = triton_http.InferInput("image", [len(images), 1], "BYTES")
+    tensor.set_data_from_numpy(np.array(images, dtype=np.object_).reshape(-1, 1))
+    return client.infer(f"{NAME}_image", [tensor])
+
+
+@pytest.fixture
+def weights(tmp_path):
+    path = tmp_path / "resnet18_test.pth"
+    model = HUBCONF.resnet18_ssl(pretrained=False)
+    torch.save(model.state_dict(), path)
+    yield path
+    path.unlink()
+
+
+def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(weights, tmp_path):
+    http_port, grpc_port, metrics_port = free_ports(3)
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "models", "serve", "--entrypoint", NAME, "--weights", str(weights),
+             "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
+             "--max-batch-size", "16"], cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "CONVNETS_HUB_OFFLINE": "1"})
+    client = triton_http.InferenceServerClient(f"127.0.0.1:{http_port}")
+    try:
+        wait_until_ready(process, client, log)
+        model = HUBCONF.resnet18_ssl(weights=str(weights)).eval()
+
+        batch = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            expected = model(batch)
+        logits = infer_tensor(client, batch.numpy())
+        assert logits.shape == (3, 1000)
+        assert np.allclose(logits, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+        photo = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
+        result = infer_images(client, [photo])
+        prepared = ConvNetsProcessingUtils().prepare_input_from_uri(photo, model=model)
+        with torch.no_grad():
+            probabilities, indices = model(prepared).softmax(dim=1).topk(5)
+        assert result.as_numpy("class_ids").tolist() == indices.tolist()
+        assert [label.decode() for label in result.as_numpy("labels")[0]] == [
+            imagenet_labels()[index] for index in indices[0].tolist()]
+        assert np.allclose(result.as_numpy("probabilities"), probabilities.numpy(), atol=1e-5)
+
+        with pytest.raises(InferenceServerException, match="not a decodable image"):
+            infer_images(client, [b"these bytes are no image"])
+        with pytest.raises(InferenceServerException, match="unexpected shape"):
+            infer_tensor(client, np.zeros((1, 3, 100, 224), dtype=np.float32))
+        with pytest.raises(InferenceServerException, match="FP64"):
+            infer_tensor(client, np.zeros((1, 3, 224, 224)), datatype="FP64")
+        assert np.allclose(infer_tensor(client, batch[:1].numpy()), expected[:1].numpy(), rtol=1e-4, atol=1e-4)
+
+        inputs = [torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(seed)) for seed in range(16)]
+        with torch.no_grad():
+            wanted = [model(x).numpy() for x in inputs]
+        with ThreadPoolExecutor(16) as pool:  # a client per thread: tritonclient's HTTP client is gevent's
+            answers = list(pool.map(lambda x: infer_tensor(triton_http.InferenceServerClient(
+                f"127.0.0.1:{http_port}"), x.numpy()), inputs))
+        for answer, want in zip(answers, wanted, strict=True):
+            assert np.allclose(answer, want, rtol=1e-4, atol=1e-4)
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", http_port)) != 0, "the HTTP port still answers"
+    finally:
+        client.close()
+        if process.poll() is None:  # a failed assertion: stop it as a user would, so it cleans up
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def test_the_interpreters_libpython_comes_first_for_the_backend_stub(monkeypatch):
+    library_dir = sysconfig.get_config_var("LIBDIR")
+    monkeypatch.setenv("LD_LIBRARY_PATH", os.pathsep.join(["/opt/other", library_dir]))
+    use_interpreter_libpython()
+    assert os.environ["LD_LIBRARY_PATH"].split(os.pathsep) == [library_dir, "/opt/other"]
