@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from ..errors import WeightsError
 from .arguments import CommandError, OneLineErrorParser
 
-COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "smoke", "export", "serve")
+COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "smoke", "export", "serve",
+                   "classify")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,73 @@
+"""A model's top-k predictions on preprocessed batches, as result rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InvalidArgumentError
+from .processing_api import processing_module
+from .schema import error_row
+
+PREPROCESS_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
+
+
+def pretrained_cfg(model: nn.Module) -> Mapping[str, Any]:
+    """The model's ``pretrained_cfg`` (also through an optimized model's wrapper)."""
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(getattr(model, "_orig_mod", None), "pretrained_cfg", None)
+    if not isinstance(cfg, Mapping):
+        raise InvalidArgumentError(f"{type(model).__name__} has no pretrained_cfg: not a hub model")
+    return cfg
+
+
+def weights_name(cfg: Mapping[str, Any]) -> str:
+    """The weights id of the manifest, else the checkpoint file, else '' (random initialisation)."""
+    return cfg.get("id") or cfg.get("checkpoint") or ""
+
+
+class Predictor:
+    """Runs ``model`` (in eval mode, under inference_mode) and keeps the ``top_k`` classes of each image.
+
+    ``pad_to``: batches smaller than this are padded with zeros (a compiled model with static
+    shapes then never recompiles for the last, short batch); the padding's outputs are dropped.
+    """
+
+    def __init__(self, model: nn.Module, top_k: int = 5, pad_to: int | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        self.model = model.eval()
+        cfg = pretrained_cfg(model)
+        self.preprocess = {key: cfg[key] for key in PREPROCESS_KEYS}
+        self.entrypoint = str(cfg.get("entrypoint") or "")
+        self.weights = weights_name(cfg)
+        self.top_k = min(top_k, int(cfg["num_classes"]))
+        self.pad_to = pad_to
+        self.device = torch.device(device)
+        names = processing_module("labels").imagenet_labels() if cfg["num_classes"] == 1000 else None
+        self.labels = list(names) if names else [f"class {index}" for index in range(cfg["num_classes"])]
+
+    def predict(self, paths: Sequence[str], images: torch.Tensor) -> list[dict[str, Any]]:
+        """The rows of ``paths``, whose preprocessed images are ``images`` (N x C x H x W)."""
+        if not paths:
+            return []
+        batch = images.to(self.device)
+        if self.pad_to is not None and len(batch) < self.pad_to:
+            batch = torch.cat([batch, batch.new_zeros(self.pad_to - len(batch), *batch.shape[1:])])
+        with torch.inference_mode():
+            probabilities = self.model(batch)[:len(paths)].float().softmax(dim=1)
+            values, indices = probabilities.topk(self.top_k, dim=1)
+        return [{"path": path, "labels": [self.labels[index] for index in row_indices],
+                 "class_indices": row_indices, "probabilities": row_values, "error": "",
+                 "entrypoint": self.entrypoint, "weights": self.weights}
+                for path, row_values, row_indices in zip(paths, values.tolist(), indices.tolist(), strict=True)]
+
+    def classify(self, paths: Sequence[str], decoded: Sequence[torch.Tensor | str]) -> list[dict[str, Any]]:
+        """Rows in input order: predictions for the decoded images, error rows for the failed ones
+        (``decoded[i]`` is an image tensor or the text of the error that stopped it)."""
+        good = [index for index, item in enumerate(decoded) if isinstance(item, torch.Tensor)]
+        images = torch.stack([decoded[index] for index in good]) if good else torch.empty(0)
+        rows = dict(zip(good, self.predict([paths[index] for index in good], images), strict=True))
+        return [rows[index] if index in rows else error_row(paths[index], decoded[index], self.entrypoint, self.weights)
+                for index in range(len(paths))]

@@ -1,0 +1,139 @@
+"""The Ray Data engine: paths -> decoding tasks on CPUs -> the model in an actor pool -> rows -> our store.
+
+Without an address a local Ray starts (on 127.0.0.1, no dashboard) and stops at the end; with
+``address`` (``auto``, ``ray://host:10001``) an existing cluster is used and this checkout is
+shipped to its workers as the job's working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from tqdm import tqdm
+
+from ..cli.entrypoints import REPO_ROOT, entrypoint
+from .decoding import CpuDecoder
+from .predictor import Predictor
+from .schema import SCHEMA, to_table
+from .store import ResultStore
+
+FORWARDED_ENVIRONMENT = ("CONVNETS_HUB_MANIFEST", "CONVNETS_HUB_MIRROR", "CONVNETS_HUB_OFFLINE", "TORCH_HOME")
+DECODING_WORKER_BYTES = 768 * 1024 * 1024  # a worker with torch imported, and its decoding buffers
+SHIPPED_EXCLUDES = [".git", "tests", "notebooks", "benchmarks", "**/__pycache__"]
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How every actor builds the same model: a hubconf entrypoint and its keyword arguments."""
+
+    entrypoint: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> torch.nn.Module:
+        return entrypoint(self.entrypoint)(**self.kwargs)
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """``address``: None starts a local Ray with ``num_cpus`` CPUs (None: all); ``decode_tasks``
+    and ``actors`` bound the decoding tasks and model actors; ``gpus_per_actor`` is each actor's
+    ``num_gpus``."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    decode_tasks: int | None = None
+    actors: int = 1
+    gpus_per_actor: float = 0.0
+
+
+def classify_ray(sources: Sequence[str], recipe: ModelRecipe, preprocess: Mapping[str, Any], store: ResultStore,
+                 settings: RaySettings, *, top_k: int = 5, batch_size: int = 64, pad: bool = False,
+                 progress: bool = True) -> int:
+    """Classify ``sources`` on Ray; rows are saved in ``store`` as their batches arrive, in input
+    order. Returns the number of rows written."""
+    import ray
+
+    if not sources:
+        return 0
+    started = _connect(ray, settings)
+    try:
+        dataset = _pipeline(ray, sources, recipe, preprocess, settings, top_k, batch_size, pad)
+        written = 0
+        with tqdm(total=len(sources), unit="img", disable=not progress, desc="classify (ray)") as bar:
+            for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+                rows = table.select(SCHEMA.names).to_pylist()
+                store.write(rows)
+                written += len(rows)
+                bar.update(len(rows))
+        return written
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _connect(ray: Any, settings: RaySettings) -> bool:
+    """Join the cluster, or start a local Ray; True when this call started it (and must stop it)."""
+    if ray.is_initialized():
+        return False
+    environment = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
+    if settings.address is None:
+        # The local workers inherit this process's environment: they import ``models`` from here.
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        ray.init(num_cpus=settings.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"working_dir": str(REPO_ROOT), "excludes": SHIPPED_EXCLUDES,
+                              "env_vars": environment})
+    return True
+
+
+def _pipeline(ray: Any, sources: Sequence[str], recipe: ModelRecipe, preprocess: Mapping[str, Any],
+              settings: RaySettings, top_k: int, batch_size: int, pad: bool) -> Any:
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.execution_options.preserve_order = True
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    paths = ray.data.from_items([{"path": source} for source in sources],
+                                override_num_blocks=math.ceil(len(sources) / batch_size))
+    # Each decoding task reserves the memory of its worker and output batch (twice).
+    # Requirements unlike the actors' also keep Ray Data from fusing the decoding into the actors,
+    # which would then decode and classify in turn instead of side by side.
+    batch_bytes = batch_size * math.prod(preprocess["input_size"]) * 4
+    decoded = paths.map_batches(_decode_batch, fn_kwargs={"preprocess": dict(preprocess)}, batch_size=batch_size,
+                                batch_format="numpy", num_cpus=1, memory=2 * batch_bytes + DECODING_WORKER_BYTES,
+                                compute=ray.data.TaskPoolStrategy(size=settings.decode_tasks))
+    return decoded.map_batches(_ClassifyActor, fn_constructor_kwargs={"recipe": recipe, "top_k": top_k,
+                                                                      "pad_to": batch_size if pad else None},
+                               batch_size=batch_size, batch_format="numpy",
+                               compute=ray.data.ActorPoolStrategy(size=settings.actors),
+                               num_gpus=settings.gpus_per_actor)
+
+def _decode_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A Ray task: the paths' preprocessed images (zeros where decoding failed) and error texts."""
+    decoder = CpuDecoder(preprocess)
+    decoded = [decoder.load(str(path)) for path in batch["path"]]
+    blank = np.zeros(tuple(preprocess["input_size"]), dtype=np.float32)
+    return {"path": batch["path"],
+            "image": np.stack([item.numpy() if isinstance(item, torch.Tensor) else blank for item in decoded]),
+            "error": np.array(["" if isinstance(item, torch.Tensor) else item for item in decoded], dtype=object)}
+
+
+class _ClassifyActor:
+    """A Ray actor holding one model; each call classifies a batch of decoded images."""
+
+    def __init__(self, recipe: ModelRecipe, top_k: int, pad_to: int | None) -> None:
+        self.predictor = Predictor(recipe.build(), top_k, pad_to=pad_to, device=recipe.kwargs.get("device", "cpu"))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        decoded = [str(error) if error else torch.from_numpy(np.ascontiguousarray(image))
+                   for image, error in zip(batch["image"], batch["error"], strict=True)]
+        return to_table(self.predictor.classify([str(path) for path in batch["path"]], decoded))

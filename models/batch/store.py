@@ -1,0 +1,131 @@
+"""The output file: rows are saved as they come, the final file appears atomically, ``--resume`` goes on.
+
+While a run goes on, every batch of rows is one Parquet part in ``.<OUT>.parts/`` beside OUT (each
+written to a temporary name, then renamed): a crash loses at most the batches in flight. ``finish``
+writes OUT's previous rows and the parts, once per path, to a temporary file renamed over OUT,
+then removes the parts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import json as pa_json
+
+from ..errors import InvalidArgumentError
+from .schema import SCHEMA, to_table
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+ROW_GROUP_ROWS = 65536
+
+
+class ResultStore:
+    """OUT (``.parquet``/``.pq`` or ``.jsonl``/``.ndjson``) and its parts.
+
+    ``resume``: the paths already in OUT or in the parts of an interrupted run are ``done`` and
+    kept. Otherwise an existing OUT or parts are an InvalidArgumentError unless ``overwrite``.
+    """
+
+    def __init__(self, output: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> None:
+        self.output = Path(output)
+        self.format = FORMATS.get(self.output.suffix.lower())
+        if self.format is None:
+            raise InvalidArgumentError(f"--output {str(output)!r}: the name must end in "
+                                       f"{', '.join(FORMATS)} (the format)")
+        if not self.output.parent.is_dir():
+            raise InvalidArgumentError(f"--output {str(output)!r}: no such directory {str(self.output.parent)!r}")
+        self.parts = self.output.parent / f".{self.output.name}.parts"
+        if (self.output.exists() or self._part_files()) and not resume:
+            if not overwrite:
+                raise InvalidArgumentError(f"--output {str(output)!r} exists (or an interrupted run's parts): "
+                                           "pass --resume to go on with it or --overwrite to start over")
+            shutil.rmtree(self.parts, ignore_errors=True)
+        self.keep_output = resume
+        self.done: set[str] = set()
+        for table in self._saved_tables():
+            self.done.update(table.column("path").to_pylist())
+        self._numbers = itertools.count(len(self._part_files()))
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Save ``rows`` now (one part file); paths already done are dropped."""
+        fresh = [row for row in rows if row["path"] not in self.done]
+        if not fresh:
+            return
+        self.parts.mkdir(exist_ok=True)
+        part = self.parts / f"part-{next(self._numbers):08d}.parquet"
+        temporary = part.with_suffix(".tmp")
+        pq.write_table(to_table(fresh), temporary)
+        os.replace(temporary, part)
+        self.done.update(row["path"] for row in fresh)
+
+    def finish(self) -> int:
+        """Publish OUT atomically with every saved row, once per path; returns the number of rows."""
+        temporary = self.output.parent / f".{self.output.name}.tmp"
+        seen: set[str] = set()
+        with _TableWriter(temporary, self.format) as write:
+            for table in self._saved_tables():
+                keep = [path not in seen and not seen.add(path) for path in table.column("path").to_pylist()]
+                write(table.filter(pa.array(keep, type=pa.bool_())))
+        os.replace(temporary, self.output)
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return len(seen)
+
+    def _part_files(self) -> list[Path]:
+        return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
+
+    def _saved_tables(self) -> Iterator[pa.Table]:
+        if self.keep_output and self.output.exists():
+            yield read_results(self.output)
+        for part in self._part_files():
+            yield pq.read_table(part, schema=SCHEMA)
+
+
+def read_results(path: str | os.PathLike) -> pa.Table:
+    """A result file (Parquet or JSON lines) as a table of ``SCHEMA``."""
+    path = Path(path)
+    if FORMATS.get(path.suffix.lower()) == "jsonl":
+        if path.stat().st_size == 0:
+            return SCHEMA.empty_table()
+        return pa_json.read_json(path, parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA)).select(SCHEMA.names)
+    return pq.read_table(path, schema=SCHEMA)
+
+
+class _TableWriter:
+    """A context manager giving ``write(table)`` into ``path`` in ``format``, buffering row groups."""
+
+    def __init__(self, path: Path, format: str) -> None:
+        self.path, self.format, self.pending, self.rows = path, format, [], 0
+        self.parquet = pq.ParquetWriter(path, SCHEMA) if format == "parquet" else None
+        self.lines = path.open("w", encoding="utf-8") if format == "jsonl" else None
+
+    def __enter__(self):
+        return self.write
+
+    def write(self, table: pa.Table) -> None:
+        if self.lines is not None:
+            self.lines.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in table.to_pylist())
+            return
+        self.pending.append(table)
+        self.rows += len(table)
+        if self.rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.parquet.write_table(pa.concat_tables(self.pending))
+        self.pending, self.rows = [], 0
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.parquet is not None:
+            self._flush()
+            self.parquet.close()
+        else:
+            self.lines.close()

@@ -1,0 +1,110 @@
+"""``python3 -m models classify INPUT... --entrypoint E --output OUT``: classify a collection of images."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from .arguments import CommandError, add_model_arguments
+from .entrypoints import load_model, model_kwargs
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "classify", help="classify a collection of images into a Parquet or JSON-lines file",
+        description="Classify images (files, directories, globs, lists of paths or URLs, Parquet/CSV "
+                    "columns) with a hub model, on this machine or on a Ray cluster. One row per input: "
+                    "path, top-k labels, class indices, probabilities, error (empty when all went well), "
+                    "entrypoint and weights. Rows are saved as they come; OUT appears atomically at the "
+                    "end (also after Ctrl-C, with what was done); --resume goes on where a run stopped.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, directories (recursive), globs, .txt/.lst lists (one path or URL a "
+                             "line), .parquet/.csv files (column --input-column), http(s) URLs")
+    parser.add_argument("--output", required=True, metavar="OUT",
+                        help="the result file: .parquet (or .pq) or .jsonl (or .ndjson)")
+    parser.add_argument("--input-column", default="path", help="the column of Parquet/CSV inputs (default: path)")
+    parser.add_argument("--top-k", type=int, default=5, help="classes kept per image (default 5)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per model call (default 64)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decoding threads (local; default: one per core) or decoding tasks at once (ray)")
+    parser.add_argument("--decode", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="where JPEGs are decoded (local engine): gpu decodes batches on --device with "
+                             "nvJPEG; auto (default) does so when --device is a GPU")
+    saving = parser.add_mutually_exclusive_group()
+    saving.add_argument("--resume", action="store_true", help="skip the inputs already in OUT (or saved by "
+                        "an interrupted run) and add the others")
+    saving.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group("ray engine")
+    ray.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local (default): threads on this machine; ray: a Ray Data pipeline")
+    ray.add_argument("--ray-address", metavar="ADDR",
+                     help="an existing cluster (auto, ray://host:10001); default: start a local Ray")
+    ray.add_argument("--ray-num-cpus", type=int, metavar="N", help="CPUs of a local Ray (default: all)")
+    ray.add_argument("--actors", type=int, default=1, help="model actors (the actor pool's concurrency; default 1)")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                     help="GPUs of each model actor (num_gpus; default 0)")
+    add_model_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # The batch package is imported here: the other commands start without pyarrow and torchvision.
+    from ..batch.inputs import expand_inputs
+    from ..batch.store import ResultStore
+
+    _check(args)
+    store = ResultStore(args.output, resume=args.resume, overwrite=args.overwrite)
+    sources = expand_inputs(args.inputs, args.input_column)
+    todo = [source for source in sources if source not in store.done]
+    if len(todo) < len(sources):
+        print(f"skipping {len(sources) - len(todo)} inputs already in {args.output}", file=sys.stderr)
+    try:
+        written = _classify(args, todo, store)
+    except KeyboardInterrupt:
+        total = store.finish()
+        print(f"python3 -m models classify: interrupted; {total} rows kept in {args.output} "
+              "(--resume goes on)", file=sys.stderr)
+        return 130
+    total = store.finish()
+    print(f"{written} inputs classified; {total} rows in {args.output}", file=sys.stderr)
+    return 0
+
+
+def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
+    from ..batch.decoding import make_decoder
+    from ..batch.local import classify_local
+    from ..batch.predictor import Predictor
+    from ..batch.ray_engine import ModelRecipe, RaySettings, classify_ray
+
+    progress = not args.no_progress
+    if args.engine == "local":
+        model = load_model(args)
+        predictor = Predictor(model, args.top_k, pad_to=args.batch_size if args.optimize else None,
+                              device=args.device)
+        decoder = make_decoder(args.decode, predictor.preprocess, args.device)
+        return classify_local(sources, predictor, decoder, store, batch_size=args.batch_size,
+                              workers=args.workers or os.cpu_count() or 1, progress=progress)
+    predictor = Predictor(load_model(args, optimize=False), args.top_k)  # checks the arguments and weights here
+    settings = RaySettings(address=args.ray_address, num_cpus=args.ray_num_cpus, decode_tasks=args.workers,
+                           actors=args.actors, gpus_per_actor=args.gpus_per_worker)
+    return classify_ray(sources, ModelRecipe(args.entrypoint, model_kwargs(args)), predictor.preprocess, store,
+                        settings, top_k=args.top_k, batch_size=args.batch_size, pad=args.optimize,
+                        progress=progress)
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("top_k", "batch_size", "workers", "ray_num_cpus", "actors"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CommandError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+    if args.gpus_per_worker < 0:
+        raise CommandError(f"--gpus-per-worker {args.gpus_per_worker}: must not be negative")
+    if args.engine == "local" and (args.ray_address or args.ray_num_cpus or args.gpus_per_worker):
+        raise CommandError("--ray-address, --ray-num-cpus and --gpus-per-worker need --engine ray")
+    if args.engine == "ray" and args.decode == "gpu":
+        raise CommandError("--decode gpu is for --engine local; Ray's decoding tasks run on CPUs")
+    if args.engine == "ray" and args.device.startswith("cuda") and not args.gpus_per_worker:
+        raise CommandError(f"--device {args.device} on Ray needs --gpus-per-worker (e.g. 1)")
