@@ -20,7 +20,7 @@ COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "smoke"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrorParser(prog="python3 -m models", description=__doc__.split("\n\n")[0])
+    parser = OneLineErrorParser(prog="python3 -m models", description="The command line of convnets-hub: one front door for every job.")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="<command>",
                                        parser_class=OneLineErrorParser)
     for name in COMMAND_MODULES:
