@@ -1,6 +1,6 @@
 """torch.hub entrypoints of convnets-hub.
 
-NVIDIA's ResNet-50 v1.5, ResNeXt101-32x4d, SE-ResNeXt101-32x4d and GPUNets, Facebook's
+NVIDIA's ResNet-50 v1.5, ResNeXt101-32x4d, SE-ResNeXt101-32x4d, EfficientNets and GPUNets, Facebook's
 semi-supervised ResNet/ResNeXt models and the classic CNNs, with pretrained weights resolved
 from ``weights_manifest.json``.
 
@@ -70,6 +70,51 @@ SE-ResNeXt101-32x4d from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkp
 
 ResNeXt101-32x4d with a squeeze-and-excitation gate (16 hidden channels) on every block
 output; trained on ImageNet-1k by NVIDIA with mixed precision.""")
+
+_NVIDIA_EFFICIENTNET = """{title} from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
+
+EfficientNet (Tan and Le, 2019, arXiv:1905.11946) scaled to width {width} and depth {depth}:
+MBConv blocks with SiLU and squeeze-and-excitation, {se},
+BatchNorm eps 1e-3, dropout {dropout} before the classifier{drop_path}.
+Input {resolution} px (bicubic resize to {resize}, centre crop). Trained on ImageNet-1k by NVIDIA
+for 400 epochs with mixed precision."""
+_SE_FROM_INPUT = "its hidden width a quarter of the block's input width"
+_SE_FROM_EXPANSION = "its hidden width a quarter of the expanded width (WideSE)"
+
+nvidia_efficientnet_b0 = _model_entrypoint("nvidia_efficientnet_b0", _NVIDIA_EFFICIENTNET.format(
+    title="EfficientNet-B0", width=1.0, depth=1.0, se=_SE_FROM_INPUT, dropout=0.2, drop_path="",
+    resolution=224, resize=256))
+nvidia_efficientnet_b4 = _model_entrypoint("nvidia_efficientnet_b4", _NVIDIA_EFFICIENTNET.format(
+    title="EfficientNet-B4", width=1.4, depth=1.8, se=_SE_FROM_INPUT, dropout=0.4,
+    drop_path=", stochastic depth (survival 0.8) in training", resolution=380, resize=412))
+nvidia_efficientnet_widese_b0 = _model_entrypoint("nvidia_efficientnet_widese_b0", _NVIDIA_EFFICIENTNET.format(
+    title="EfficientNet-WideSE-B0", width=1.0, depth=1.0, se=_SE_FROM_EXPANSION, dropout=0.2, drop_path="",
+    resolution=224, resize=256))
+nvidia_efficientnet_widese_b4 = _model_entrypoint("nvidia_efficientnet_widese_b4", _NVIDIA_EFFICIENTNET.format(
+    title="EfficientNet-WideSE-B4", width=1.4, depth=1.8, se=_SE_FROM_EXPANSION, dropout=0.4,
+    drop_path=", stochastic depth (survival 0.8) in training", resolution=380, resize=412))
+
+
+def nvidia_efficientnet(type="efficientnet-b0", pretrained=True, **kwargs):
+    """NVIDIA's EfficientNets by NVIDIA's type name, as NVIDIA's hub serves them.
+
+    Args:
+        type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0" or
+            "efficientnet-widese-b4", in any case; anything else is a ValueError listing these. The
+            quantized types (efficientnet-quant-b0/b4) need NVIDIA's pytorch_quantization and are
+            not served (a ValueError says so).
+        pretrained, progress, weights, model_math, device, optimize, num_classes: as for
+            nvidia_efficientnet_b0 and the others (``python3 -m models help nvidia_efficientnet_b0``).
+
+    Returns:
+        The model of ``nvidia_efficientnet_<type>`` (e.g. nvidia_efficientnet_b4 for "efficientnet-b4").
+
+    Example:
+        model = torch.hub.load("<owner>/convnets-hub", "nvidia_efficientnet", type="efficientnet-widese-b0")
+    """
+    return _import("models.hub").create_model(
+        _import("models.efficientnet_types").entrypoint_of_type(type), pretrained=pretrained, **kwargs)
+
 
 _SSL = """Semi-supervised {arch} of Facebook AI (Yalniz et al., 2019, arXiv:1905.00546).
 

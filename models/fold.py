@@ -19,7 +19,12 @@ from __future__ import annotations
 from itertools import pairwise
 
 from timm.layers import BatchNormAct2d
-from timm.models._efficientnet_blocks import EdgeResidual, InvertedResidual
+from timm.models._efficientnet_blocks import (
+    DepthwiseSeparableConv,
+    EdgeResidual,
+    InvertedResidual,
+)
+from timm.models.efficientnet import EfficientNet
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -45,6 +50,8 @@ FOLDABLE_PAIRS: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
     ConvBnAct: (("conv", "bn1"),),
     InvertedResidual: (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
     EdgeResidual: (("conv_exp", "bn1"), ("conv_pwl", "bn2")),
+    DepthwiseSeparableConv: (("conv_dw", "bn1"), ("conv_pw", "bn2")),
+    EfficientNet: (("conv_stem", "bn1"), ("conv_head", "bn2")),
 }
 """Block classes → (convolution, BatchNorm) attribute pairs that their ``forward`` applies in a row."""
 

@@ -73,6 +73,12 @@ class ModelSpec:
         return self.default_cfg(model_type) if callable(self.default_cfg) else self.default_cfg
 
 
+def _nvidia_efficientnet_cfg(resolution: int) -> dict[str, Any]:
+    """NVIDIA's EfficientNet evaluation: bicubic resize to resolution + 32, then a centre crop."""
+    return {**IMAGENET_CFG, "input_size": (3, resolution, resolution), "crop_pct": resolution / (resolution + 32),
+            "interpolation": "bicubic"}
+
+
 _FACEBOOK_ARCHITECTURES = ("resnet18", "resnet50", "resnext50_32x4d", "resnext101_32x4d",
                            "resnext101_32x8d", "resnext101_32x16d")
 
@@ -85,6 +91,10 @@ SPECS: dict[str, ModelSpec] = {
        for arch in _FACEBOOK_ARCHITECTURES for kind in ("ssl", "swsl")},
     "nvidia_gpunet": ModelSpec(Lazy("gpunet:build_gpunet"), canonical_type=canonical_gpunet_type,
                                default_cfg=Lazy("gpunet:gpunet_cfg")),
+    **{f"nvidia_efficientnet_{variant}": ModelSpec(
+        Lazy("efficientnet:build_nvidia_efficientnet", variant), key_map=Lazy("efficientnet:nvidia_efficientnet_key"),
+        default_cfg=_nvidia_efficientnet_cfg(resolution))
+       for variant, resolution in (("b0", 224), ("b4", 380), ("widese_b0", 224), ("widese_b4", 380))},
     "alexnet": ModelSpec(Lazy("classic:build_alexnet")),
     "vgg16": ModelSpec(Lazy("classic:build_vgg16")),
     "vgg16_bn": ModelSpec(Lazy("classic:build_vgg16_bn")),

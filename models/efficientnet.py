@@ -1,0 +1,93 @@
+"""NVIDIA's EfficientNets (DeepLearningExamples ConvNets, NGC 20.12.0), built from timm's EfficientNet.
+
+NVIDIA's model is the EfficientNet of Tan and Le (2019) with SiLU, BatchNorm eps 1e-3 and
+symmetric padding: timm's ``EfficientNet`` with timm's blocks (``DepthwiseSeparableConv``,
+``InvertedResidual``, ``SqueezeExcite``) computes the same. Two things are NVIDIA's own: the
+WideSE variants size the squeeze-and-excitation layer from the expanded width (timm: from the
+block input), and the checkpoints name the stages ``layer1``..``layer7``, which
+:func:`nvidia_efficientnet_key` renames to timm's names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import partial
+
+from timm.models._efficientnet_builder import decode_arch_def, round_channels
+from timm.models.efficientnet import EfficientNet
+from torch import nn
+
+# Stage: block kind, repeats, kernel, stride, expansion, output channels (EfficientNet-B0).
+_STAGES = (("ds", 1, 3, 1, 1, 16), ("ir", 2, 3, 2, 6, 24), ("ir", 2, 5, 2, 6, 40), ("ir", 3, 3, 2, 6, 80),
+           ("ir", 3, 5, 1, 6, 112), ("ir", 4, 5, 2, 6, 192), ("ir", 1, 3, 1, 6, 320))
+_SE_RATIO = 0.25
+_BN_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class EfficientNetVariant:
+    """One of NVIDIA's EfficientNets: scaling, regularisation and the squeeze-and-excitation width."""
+
+    width: float
+    depth: float
+    dropout: float
+    drop_path: float  # 1 - survival probability of stochastic depth (training only)
+    wide_se: bool
+
+
+VARIANTS = {
+    "b0": EfficientNetVariant(1.0, 1.0, 0.2, 0.0, False),
+    "b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, False),
+    "widese_b0": EfficientNetVariant(1.0, 1.0, 0.2, 0.0, True),
+    "widese_b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, True),
+}
+
+
+def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, drop_rate: float | None = None,
+                              drop_path_rate: float | None = None) -> nn.Module:
+    """NVIDIA's EfficientNet ``variant`` ("b0", "b4", "widese_b0", "widese_b4") as a timm ``EfficientNet``.
+
+    ``drop_rate`` (dropout before the classifier) and ``drop_path_rate`` (stochastic depth) default to
+    NVIDIA's training values; both act only in training mode.
+    """
+    spec = VARIANTS[variant]
+    arch_def = []
+    for kind, repeats, kernel, stride, expansion, channels in _STAGES:
+        # timm divides the SE ratio by the expansion (SE width from the block input); WideSE sizes it
+        # from the expanded width, so its ratio is given multiplied by the expansion.
+        se_ratio = _SE_RATIO * expansion if spec.wide_se else _SE_RATIO
+        arch_def.append([f"{kind}_r{repeats}_k{kernel}_s{stride}_e{expansion}_c{channels}_se{se_ratio:g}"])
+    round_chs = partial(round_channels, multiplier=spec.width, divisor=8)
+    return EfficientNet(
+        block_args=decode_arch_def(arch_def, spec.depth, depth_trunc="ceil"),
+        num_classes=num_classes, num_features=round_chs(1280), stem_size=32, round_chs_fn=round_chs,
+        act_layer=nn.SiLU, norm_layer=partial(nn.BatchNorm2d, eps=_BN_EPS),
+        drop_rate=spec.dropout if drop_rate is None else drop_rate,
+        drop_path_rate=spec.drop_path if drop_path_rate is None else drop_path_rate,
+    )
+
+
+_BLOCK_KEY = re.compile(r"^layer(\d+)\.block(\d+)\.(\w+)\.(.*)$")
+# NVIDIA's layer names in a block -> timm's, for blocks without (ds) and with (ir) an expansion.
+_DS_NAMES = {"depsep.conv": "conv_dw", "depsep.bn": "bn1", "proj.conv": "conv_pw", "proj.bn": "bn2"}
+_IR_NAMES = {"expand.conv": "conv_pw", "expand.bn": "bn1", "depsep.conv": "conv_dw", "depsep.bn": "bn2",
+             "proj.conv": "conv_pwl", "proj.bn": "bn3"}
+_SE_NAMES = {"squeeze": "conv_reduce", "expand": "conv_expand"}
+_TOP_NAMES = {"stem.conv.": "conv_stem.", "stem.bn.": "bn1.", "features.conv.": "conv_head.",
+              "features.bn.": "bn2.", "classifier.fc.": "classifier."}
+
+
+def nvidia_efficientnet_key(key: str) -> str:
+    """An NGC EfficientNet checkpoint key (``layer2.block0.expand.conv.weight``) as timm's model names it."""
+    match = _BLOCK_KEY.match(key)
+    if match is None:
+        return next((timm + key[len(nvidia):] for nvidia, timm in _TOP_NAMES.items() if key.startswith(nvidia)), key)
+    stage, block, layer, rest = match.groups()
+    prefix = f"blocks.{int(stage) - 1}.{block}."
+    if layer == "se":
+        name, leaf = rest.split(".", 1)
+        return f"{prefix}se.{_SE_NAMES.get(name, name)}.{leaf}"
+    module, leaf = rest.split(".", 1)
+    names = _DS_NAMES if _STAGES[int(stage) - 1][0] == "ds" else _IR_NAMES
+    return prefix + names.get(f"{layer}.{module}", f"{layer}.{module}") + "." + leaf

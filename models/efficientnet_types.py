@@ -1,0 +1,23 @@
+"""NVIDIA's EfficientNet type names (``nvidia_efficientnet(type=...)``), without importing an architecture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidArgumentError
+
+TYPES = {"efficientnet-b0": "b0", "efficientnet-b4": "b4", "efficientnet-widese-b0": "widese_b0",
+         "efficientnet-widese-b4": "widese_b4"}
+QUANTIZED_TYPES = ("efficientnet-quant-b0", "efficientnet-quant-b4")
+
+
+def entrypoint_of_type(model_type: Any) -> str:
+    """The entrypoint serving NVIDIA's ``type`` name ("efficientnet-b0", ..., in any case)."""
+    key = model_type.strip().lower() if isinstance(model_type, str) else None
+    if key in QUANTIZED_TYPES:
+        raise InvalidArgumentError(
+            f"type={model_type!r} is a quantization-aware-training checkpoint that needs NVIDIA's "
+            f"pytorch_quantization to run; it is not served. Valid types: {', '.join(TYPES)}")
+    if key not in TYPES:
+        raise InvalidArgumentError(f"type={model_type!r} is not an EfficientNet type; valid: {', '.join(TYPES)}")
+    return f"nvidia_efficientnet_{TYPES[key]}"
