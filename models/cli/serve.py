@@ -11,10 +11,10 @@ from .entrypoints import hub_module, load_model
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve a model on Triton Inference Server (PyTriton), tensors and images",
-        description="Serve two Triton models with dynamic batching: <name> (FP32 'input' [N, C, H, W] -> "
-                    "'logits') and <name>_image (encoded image bytes 'image' [N, 1] -> top-k 'labels', "
-                    "'probabilities', 'class_ids'), <name> being the entrypoint plus the GPUNet type. "
-                    "Ctrl-C or SIGTERM stops it.")
+        description="Serve two Triton models: <name> (FP32 'input' [N, C, H, W] -> 'logits', batched "
+                    "dynamically across clients) and <name>_image (encoded image bytes 'image' [N, 1] -> "
+                    "top-k 'labels', 'probabilities', 'class_ids', preprocessed on the server), <name> "
+                    "being the entrypoint plus the GPUNet type. Ctrl-C or SIGTERM stops it.")
     add_model_arguments(parser)
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from ..optimize import CompiledModel
 from .names import INPUT_NAME, OUTPUT_NAME
 
 FORMATS = ("onnx", "torchscript", "exported-program")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
 DEFAULT_OPSET = 17
 DYNAMO_OPSET = 18  # the torch.export-based exporter starts at opset 18
 # Exports trace a batch of this size: a batch of 1 can let a tracer bake the batch size into reshapes.
@@ -42,7 +42,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, export_format: str, 
     """
     if export_format not in FORMATS:
         raise InvalidArgumentError(f"format {export_format!r} is not one of {', '.join(FORMATS)}")
-    if hasattr(model, "_orig_mod"):
+    if isinstance(model, CompiledModel):
         raise InvalidArgumentError("the model was compiled by optimize=True; export the model built without it")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
