@@ -5,6 +5,7 @@ from __future__ import annotations
 from .gpunet_types import GPUNET_TYPES
 from .manifest import WeightsEntry, load_manifest
 from .registry import ALIASES, SPECS
+from .repository import GITHUB_REPO
 
 _COMMON_ARGS = """
 Args:
@@ -32,7 +33,7 @@ Returns:
     num_classes, id), which ``nvidia_convnets_processing_utils`` uses to prepare images.
 
 Example:
-    model = torch.hub.load("<owner>/convnets-hub", "{name}"{pretrained}).eval()
+    model = torch.hub.load("{repo}", "{name}"{pretrained}).eval()
 """
 
 
@@ -42,7 +43,7 @@ def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
     entries = [entry for entry in load_manifest().entries if entry.entrypoint == name]
     weights = "\n".join(describe_entry(entry) for entry in entries) or _describe_untrained(name)
     return (f"{summary.strip()}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
-            + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint,
+            + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint, repo=GITHUB_REPO,
                                   pretrained=", pretrained=True" if entries else ""))
 
 
