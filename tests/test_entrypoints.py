@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import REPO, Reply, parity_fixture, seeded_checkpoint
+from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from convnets_hub.models.hub import FreshClassifierWarning
 from convnets_hub.models.manifest import load_manifest
@@ -89,7 +89,8 @@ def test_unknown_keyword_is_a_type_error_naming_it(hubconf):
 def resnet18_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "semi_weakly_supervised_resnet18-118f1556.pth"
     torch.save(seeded_checkpoint(parity_fixture("resnet18_ssl_swsl")), path)
-    return path
+    yield path
+    remove_big_files(path.parent)
 
 
 def test_num_classes_with_pretrained_weights_loads_the_backbone_and_warns(hubconf, hub_home, resnet18_checkpoint):

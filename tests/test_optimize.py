@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import remove_big_files
 from convnets_hub.models.errors import InferenceOnlyError, InvalidArgumentError
 from convnets_hub.models.fold import fold_conv_bn
 from convnets_hub.models.gpunet import build_gpunet
@@ -130,7 +131,8 @@ def resnet18_checkpoint(tmp_path_factory):
     model = _randomize_bn(build_resnet("resnet18"))
     path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
     torch.save(model.state_dict(), path)
-    return path, model
+    yield path, model
+    remove_big_files(path.parent)
 
 
 @pytest.mark.parametrize(("model_math", "dtype", "tolerance"), [

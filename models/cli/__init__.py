@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ..errors import WeightsError
 from .arguments import CommandError, OneLineErrorParser
 
-COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights")
+COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "readme")
 
 
 def build_parser() -> argparse.ArgumentParser:
