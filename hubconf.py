@@ -210,8 +210,12 @@ def nvidia_convnets_processing_utils(**kwargs):
     Every bad input raises a ValueError subclass naming the input (URL, path or index) and the cause.
 
     Example:
-        utils = torch.hub.load("<owner>/convnets-hub", "nvidia_convnets_processing_utils")
+        utils = torch.hub.load("{repo}", "nvidia_convnets_processing_utils")
         batch = torch.cat([utils.prepare_input_from_uri(uri) for uri in uris])
         results = utils.pick_n_best(predictions=torch.softmax(model(batch), dim=1), n=5)
     """
     return _import("processing").ConvNetsProcessingUtils(**kwargs)
+
+
+nvidia_convnets_processing_utils.__doc__ = nvidia_convnets_processing_utils.__doc__.replace(
+    "{repo}", _import("models.repository").GITHUB_REPO)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .gpunet_types import GPUNET_TYPES
-from .manifest import WeightsEntry, load_manifest
+from .manifest import Manifest, WeightsEntry, load_manifest
 from .registry import ALIASES, SPECS
+from .repository import GITHUB_REPO
 
 _COMMON_ARGS = """
 Args:
@@ -32,7 +33,7 @@ Returns:
     num_classes, id), which ``nvidia_convnets_processing_utils`` uses to prepare images.
 
 Example:
-    model = torch.hub.load("<owner>/convnets-hub", "{name}"{pretrained}).eval()
+    model = torch.hub.load("{repo}", "{name}"{pretrained}).eval()
 """
 
 
@@ -42,7 +43,7 @@ def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
     entries = [entry for entry in load_manifest().entries if entry.entrypoint == name]
     weights = "\n".join(describe_entry(entry) for entry in entries) or _describe_untrained(name)
     return (f"{summary.strip()}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
-            + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint,
+            + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint, repo=GITHUB_REPO,
                                   pretrained=", pretrained=True" if entries else ""))
 
 
@@ -69,11 +70,71 @@ def describe_entry(entry: WeightsEntry) -> str:
             f"license: {entry.license}")
 
 
-def gpunet_types_table() -> str:
-    """The GPUNet types with resolution, parameters, published top-1 and batch-1 FP16 latency."""
+def gpunet_types_table(manifest: Manifest | None = None) -> str:
+    """The GPUNet types with resolution, parameters, published top-1 and batch-1 FP16 latency,
+    from the manifest's default entry of each type (types without one show only the resolution)."""
+    manifest = manifest or load_manifest()
     rows = ["    type        resolution  params   top-1   latency ms, TensorRT / PyTorch (V100; A100)"]
     for gpunet in GPUNET_TYPES.values():
-        latency = "; ".join(f"{p.tensorrt_ms:.2f} / {p.pytorch_ms:.2f}" for p in gpunet.published_latency)
-        rows.append(f"    {gpunet.name:<11} {gpunet.resolution:>4} px   {gpunet.params_m:6.2f} M  "
-                    f"{gpunet.top1:.1f} %  {latency}")
-    return "Types (NVIDIA's published figures):\n" + "\n".join(rows)
+        entry = manifest.default("nvidia_gpunet", gpunet.name)
+        metrics = entry.metrics if entry else {}
+        latency = metrics.get("latency_published_ms") or {}
+        latency_text = "; ".join(f"{ms[0]:.2f} / {ms[1]:.2f}" if ms else "–"
+                                 for ms in (latency.get("V100"), latency.get("A100")))
+        params = f"{entry.num_params / 1e6:6.2f} M" if entry and entry.num_params else "     – "
+        top1 = f"{metrics['imagenet_top1']:.1f} %" if metrics.get("imagenet_top1") else "  –   "
+        rows.append(f"    {gpunet.name:<11} {gpunet.resolution:>4} px   {params}  {top1}  {latency_text}")
+    return "Types (NVIDIA's published figures, weights_manifest.json):\n" + "\n".join(rows)
+
+
+README_TABLE_BEGIN = ("<!-- entrypoints: generated from weights_manifest.json by "
+                      "`python3 -m models readme --write`; edit the manifest, not this table -->")
+README_TABLE_END = "<!-- end of the generated entrypoints -->"
+
+
+def entrypoints_table(manifest: Manifest | None = None) -> str:
+    """README's Markdown table: a row per manifest entry (in manifest order), then a row per
+    entrypoint without published weights."""
+    manifest = manifest or load_manifest()
+    aliases = {name: [alias for alias, target in ALIASES.items() if target == name] for name in SPECS}
+    rows = ["| entrypoint | weights | input | parameters | ImageNet-1k top-1 / top-5 | weights license |",
+            "|---|---|---|---|---|---|"]
+    for entry in manifest.entries:
+        names = ", ".join(f"`{name}`" for name in [entry.entrypoint, *aliases.get(entry.entrypoint, [])])
+        options = [f'`model_type="{entry.model_type}"`'] if entry.model_type else []
+        if len(manifest.for_entrypoint(entry.entrypoint, entry.model_type)) > 1:
+            options.append(f'`weights="{entry.id}"`' + (", default" if entry.default else ""))
+        names += f" ({'; '.join(options)})" if options else ""
+        rows.append(f"| {names} | `{entry.id}` | {_input(entry.preprocessing)} | {_millions(entry.num_params)} "
+                    f"| {_accuracy(entry.metrics)} | {entry.license} |")
+    published = {entry.entrypoint for entry in manifest.entries}
+    for name, spec in SPECS.items():
+        if name not in published:
+            hint = f"; {spec.no_weights_hint}" if spec.no_weights_hint else ""
+            cfg = spec.preprocessing(None) if not callable(spec.default_cfg) else {}
+            rows.append(f"| `{name}` | none: pretrained=False{hint} | {_input(cfg) if cfg else '–'} | – | – | – |")
+    return "\n".join(rows)
+
+
+def _input(preprocessing: dict) -> str:
+    channels, height, width = preprocessing["input_size"]
+    size = f"{height}x{width}" if channels == 3 else f"{channels}x{height}x{width}"
+    return f"{size}, {preprocessing['interpolation']}, crop {preprocessing['crop_pct']:.3g}"
+
+
+def _millions(count: int | None) -> str:
+    return f"{count / 1e6:.2f} M" if count else "–"
+
+
+def _accuracy(metrics: dict) -> str:
+    values = [metrics.get(f"imagenet_top{k}") for k in (1, 5)]
+    return " / ".join(f"{value:g}" if value is not None else "–" for value in values)
+
+
+def render_readme(text: str, manifest: Manifest | None = None) -> str:
+    """``text`` (README.md) with the generated table between its markers replaced by a fresh one."""
+    begin, end = text.find(README_TABLE_BEGIN), text.find(README_TABLE_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"README has no generated table between {README_TABLE_BEGIN!r} and {README_TABLE_END!r}")
+    start = begin + len(README_TABLE_BEGIN)
+    return f"{text[:start]}\n{entrypoints_table(manifest)}\n{text[end:]}"

@@ -36,3 +36,7 @@ class UnsafeCheckpointError(WeightsError):
 
 class CheckpointMismatchError(WeightsError):
     """A checkpoint's tensors do not match the model's parameters (names or shapes)."""
+
+
+class InferenceOnlyError(RuntimeError):
+    """An ``optimize=True`` model was asked to train (its BatchNorms are folded, its gradients off)."""

@@ -29,7 +29,6 @@ from .gpunet_distilled_blocks import (
 from .gpunet_types import (
     GPUNET_TYPES,
     GPUNetType,
-    PublishedLatency,
     canonical_gpunet_type,
 )
 from .precision import cast_inputs_to_model
@@ -38,7 +37,6 @@ __all__ = [
     "GPUNET_TYPES",
     "GPUNet",
     "GPUNetType",
-    "PublishedLatency",
     "build_gpunet",
     "canonical_gpunet_type",
     "gpunet_cfg",

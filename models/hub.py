@@ -15,7 +15,7 @@ from .checkpoint import extract_state_dict, load_into, read_checkpoint, rename_k
 from .download import download_url, is_offline, resolve_weights_file
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .manifest import Manifest, WeightsEntry, load_manifest
-from .optimize import optimize_for_inference
+from .optimize import fold_dtype, optimize_for_inference
 from .precision import cast_inputs_to_model, parse_device, parse_model_math
 from .registry import ALIASES, SPECS, ModelSpec
 
@@ -31,7 +31,8 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
                  device: str | torch.device | None = None, optimize: bool = False, **kwargs: Any) -> nn.Module:
     """Build ``entrypoint``'s model, load its weights, attach ``pretrained_cfg``, set precision and device.
 
-    With ``optimize=True`` the result is :func:`optimize_for_inference`'s inference-only model;
+    With ``optimize=True`` the result is :func:`optimize_for_inference`'s inference-only model
+    (weights loaded and BatchNorm folded in float32, or float64 for "fp64", then cast);
     otherwise the model (in training mode) is moved to ``device`` and ``model_math`` and accepts a
     float batch of any dtype.
     """
@@ -48,7 +49,9 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     manifest = load_manifest()
     entry, checkpoint = _select_weights(name, spec, model_type, pretrained, weights, progress, manifest)
     model = spec.build(**(kwargs if checkpoint is None else _pretrained_kwargs(entrypoint, spec, kwargs)))
-    model.to(dtype)  # before loading, so that a float64 checkpoint keeps its precision
+    # Loaded in the model's precision, so that a float64 checkpoint keeps it; with optimize=True
+    # in the precision of folding (float32 for a half type), cast to ``dtype`` only after folding.
+    model.to(fold_dtype(dtype) if optimize else dtype)
     if checkpoint is not None:
         _load_checkpoint(model, spec, checkpoint, entry)
         if spec.after_load is not None:
@@ -56,13 +59,16 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     classifier_name, classifier = classifier_of(model)
     described = entry or manifest.default(name, model_type)
     preprocessing = described.preprocessing if described else spec.preprocessing(model_type)
+    # A user's own file is preprocessed as the published weights are, but their metrics are not
+    # its own; an untrained model keeps them as the figures of its architecture's default weights.
+    metrics = None if checkpoint is not None and entry is None else (described.metrics if described else None)
     model.pretrained_cfg = {
         **{key: tuple(value) if isinstance(value, list) else value
            for key, value in preprocessing.items() if key in PRETRAINED_CFG_KEYS},
         "num_classes": classifier.out_features,
         "classifier": classifier_name,
         "id": entry.id if entry else None,
-        "metrics": described.metrics if described else None,
+        "metrics": metrics,
         "entrypoint": entrypoint,
         "model_type": model_type,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,

@@ -7,7 +7,8 @@ from .errors import (
            ImageTooLargeError,
            ProcessingArgumentError,
 )
+from .topk import NotProbabilitiesWarning
 from .utils import ConvNetsProcessingUtils, SkippedImagesWarning
 
 __all__ = ["ConvNetsProcessingUtils", "ImageDecodeError", "ImageFetchError", "ImageInputError",
-           "ImageTooLargeError", "ProcessingArgumentError", "SkippedImagesWarning"]
+           "ImageTooLargeError", "NotProbabilitiesWarning", "ProcessingArgumentError", "SkippedImagesWarning"]

@@ -40,6 +40,40 @@ HUBCONF = _load_hubconf()
 HUBCONF._package()  # registers ``convnets_hub`` even before any entrypoint imports through it
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped where torch.cuda.is_available() is False)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+BIG_FILE = 1 << 20
+"""Files of at least this many bytes under a test's ``tmp_path`` are deleted when the test ends."""
+
+
+@pytest.fixture(autouse=True)
+def _delete_big_files_when_the_test_ends(request):
+    """Checkpoints, mirrors and caches written under ``tmp_path`` go when their test ends: pytest
+    keeps the temporary directories of three runs, which would otherwise hold gigabytes."""
+    directory = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if directory is not None:
+        remove_big_files(directory)
+
+
+def remove_big_files(directory: Path) -> None:
+    """Delete every regular file of at least ``BIG_FILE`` bytes under ``directory``."""
+    for path in directory.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size >= BIG_FILE:
+            path.unlink()
+
+
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO

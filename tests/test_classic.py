@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from conftest import REPO, Reply, seeded_input, seeded_state_dict
+from conftest import REPO, Reply, remove_big_files, seeded_input, seeded_state_dict
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from convnets_hub.models.hub import FreshClassifierWarning, classifier_of
 from sklearn.datasets import load_digits
@@ -77,7 +77,8 @@ def test_pretrained_model_equals_torchvision_in_float64(repo_dir, hub_home, tmp_
 def googlenet_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("googlenet") / "googlenet-1378be20.pth"
     torch.save(torchvision_checkpoint("googlenet"), path)
-    return path
+    yield path
+    remove_big_files(path.parent)
 
 
 def test_pretrained_googlenet_is_torchvisions_without_aux_heads(hubconf, hub_home, googlenet_file):

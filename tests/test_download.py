@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, Reply, parity_fixture, seeded_checkpoint
+from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
 from convnets_hub.models import download
 from convnets_hub.models.download import (
     UnverifiedWeightsWarning,
@@ -155,7 +155,8 @@ def write_manifest(path, url, payload, entrypoint="resnet18_ssl", file_name="sem
 def resnet18_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("resnet18") / "semi_supervised_resnet18-d92f0530.pth"
     torch.save(seeded_checkpoint(parity_fixture("resnet18_ssl_swsl")), path)
-    return path
+    yield path
+    remove_big_files(path.parent)
 
 
 def test_pretrained_model_through_a_pinned_manifest(repo_dir, hub_home, server, tmp_path, monkeypatch, resnet18_file):

@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import REPO, parity_fixture, seeded_checkpoint
+from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from convnets_hub.models.hub import FreshClassifierWarning
 from convnets_hub.models.manifest import load_manifest
@@ -89,7 +89,8 @@ def test_unknown_keyword_is_a_type_error_naming_it(hubconf):
 def resnet18_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "semi_weakly_supervised_resnet18-118f1556.pth"
     torch.save(seeded_checkpoint(parity_fixture("resnet18_ssl_swsl")), path)
-    return path
+    yield path
+    remove_big_files(path.parent)
 
 
 def test_num_classes_with_pretrained_weights_loads_the_backbone_and_warns(hubconf, hub_home, resnet18_checkpoint):
@@ -109,6 +110,16 @@ def test_a_fine_tuned_checkpoint_keeps_its_own_head(hubconf, hub_home, resnet18_
         warnings.simplefilter("error", FreshClassifierWarning)
         model = hubconf.resnet18_ssl(weights=str(path), num_classes=10)
     assert torch.equal(model.fc.weight, state["fc.weight"])
+
+
+def test_weights_of_ones_own_file_or_url_claim_no_published_metrics(hubconf, hub_home, resnet18_checkpoint, server):
+    url = server.serve("/mine/my-resnet18.pth", Reply(body=resnet18_checkpoint.read_bytes()))
+    for weights in (str(resnet18_checkpoint), url):
+        cfg = hubconf.resnet18_ssl(weights=weights, progress=False).pretrained_cfg
+        assert cfg["metrics"] is None and cfg["id"] is None, weights
+        assert cfg["input_size"] == (3, 224, 224) and cfg["crop_pct"] == 0.875  # preprocessed as published
+    published = hubconf.resnet18_ssl(pretrained=False).pretrained_cfg["metrics"]
+    assert published["imagenet_top1"] == 72.8  # an untrained model names its architecture's figures
 
 
 def _manifest_with_mirror(tmp_path, monkeypatch, checkpoint):
@@ -133,7 +144,7 @@ def _manifest_with_mirror(tmp_path, monkeypatch, checkpoint):
 def test_facebook_call_style_and_weights_ids(hubconf, hub_home, tmp_path, monkeypatch, resnet18_checkpoint):
     default_id = _manifest_with_mirror(tmp_path, monkeypatch, resnet18_checkpoint)
     model = hubconf.resnet18_swsl(progress=False)  # Facebook's hub call
-    assert model.pretrained_cfg["id"] == default_id
+    assert model.pretrained_cfg["id"] == default_id and model.pretrained_cfg["metrics"]["imagenet_top1"] == 73.4
     alternative = hubconf.resnet18_swsl(weights="resnet18_swsl.alternative")
     assert alternative.pretrained_cfg["id"] == "resnet18_swsl.alternative"
     assert torch.equal(model.fc.weight, alternative.fc.weight)

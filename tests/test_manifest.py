@@ -106,6 +106,7 @@ def test_gpunet_entries_agree_with_the_upstream_facts(model_type, facts):
     assert entry["metrics"]["imagenet_top1"] == facts["published"]["imagenet_top1"]
     for key in ("input_size", "crop_pct", "interpolation", "mean", "std"):
         assert entry["preprocessing"][key] == facts["preprocessing"][key]
+    assert entry["metrics"]["latency_published_ms"] == facts["latency_published_ms"]
 
 
 def test_readme_says_which_entries_are_pinned_hash_prefixed_or_first_use_only():

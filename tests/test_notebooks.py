@@ -9,7 +9,7 @@ import matplotlib
 import nbformat
 import pytest
 import skimage
-from conftest import REPO
+from conftest import REPO, remove_big_files
 from nbclient import NotebookClient
 from upstream_files import write_mirror
 
@@ -31,7 +31,8 @@ def mirror(tmp_path_factory):
     ids = [e["id"] for e in manifest["entries"] if e["default"]
            and (e["entrypoint"], e.get("model_type")) in PRETRAINED]
     directory = tmp_path_factory.mktemp("mirror")
-    return write_mirror(directory, ids), directory
+    yield write_mirror(directory, ids), directory
+    remove_big_files(directory)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

@@ -3,6 +3,7 @@
 import io
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from convnets_hub.processing import (
     ImageFetchError,
     ImageInputError,
     ImageTooLargeError,
+    NotProbabilitiesWarning,
     ProcessingArgumentError,
     SkippedImagesWarning,
 )
@@ -243,6 +245,22 @@ def test_pick_n_best_dtypes_shapes_and_custom_labels(utils, dtype):
         [("dog", "50.0%"), ("bird", "25.0%"), ("cat", "12.5%")]]
     with pytest.raises(ProcessingArgumentError, match="2 names"):
         utils.pick_n_best(head, labels=["cat", "dog"])
+
+
+@pytest.mark.parametrize("scores", [torch.randn(2, 1000) * 5, torch.full((1, 1000), -1.0),
+                                    torch.tensor([[0.5, float("nan"), 0.2]])], ids=["logits", "negative", "nan"])
+def test_pick_n_best_warns_when_rows_are_not_probabilities(utils, scores):
+    with pytest.warns(NotProbabilitiesWarning, match="not probabilities.*softmax") as caught:
+        utils.pick_n_best(scores, n=2, verbose=False)
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller
+
+
+def test_pick_n_best_takes_probabilities_of_any_precision_silently(utils):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotProbabilitiesWarning)
+        for dtype in (torch.float16, torch.bfloat16, torch.float32):
+            utils.pick_n_best(torch.softmax(torch.randn(3, 1000) * 10, 1).to(dtype), verbose=False)
+        utils.pick_n_best(torch.sigmoid(torch.randn(2, 10)), verbose=False)  # multi-label scores
 
 
 def test_show_returns_a_headless_figure(utils):

@@ -1,0 +1,85 @@
+"""README, docstrings and notebooks: one repository name, Colab badges, the manifest's table."""
+
+import json
+import re
+
+import pytest
+import torch
+from conftest import REPO
+from convnets_hub.models.docs import entrypoints_table, render_readme
+from convnets_hub.models.manifest import load_manifest
+from convnets_hub.models.registry import SPECS
+from convnets_hub.models.repository import GITHUB_REPO, colab_badge, colab_url
+from test_cli import run_cli
+
+README = (REPO / "README.md").read_text()
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+HUB_CALL = re.compile(r"torch\.hub\.(?:load|help|list)\(\s*[\"']([^\"']+)[\"']")
+
+
+def _notebook_text(path) -> str:
+    return "\n".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"])
+
+
+def test_readme_docstrings_and_notebooks_name_the_one_repository(hubconf):
+    docstrings = [getattr(hubconf, name).__doc__ for name in dir(hubconf) if not name.startswith("_")
+                  and callable(getattr(hubconf, name)) and getattr(hubconf, name).__doc__]
+    texts = {"README.md": README, **{p.name: _notebook_text(p) for p in NOTEBOOKS},
+             **{f"docstring {i}": doc for i, doc in enumerate(docstrings)}}
+    named = {name: set(HUB_CALL.findall(text)) - {".", "REPO", "str(repo_dir)"} for name, text in texts.items()}
+    assert set().union(*named.values()) == {GITHUB_REPO}, named
+    assert not any("<owner>" in text for text in texts.values())
+    for path in NOTEBOOKS:
+        assert f'os.environ.get("CONVNETS_HUB_REPO", "{GITHUB_REPO}")' in _notebook_text(path), path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_every_notebook_has_its_colab_badge_in_readme_and_its_first_cell(path):
+    assert colab_url(path.name) == f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{path.name}"
+    first = json.loads(path.read_text())["cells"][0]
+    assert first["cell_type"] == "markdown" and colab_badge(path.name) in "".join(first["source"])
+    assert colab_badge(path.name) in README
+
+
+def test_readme_table_is_the_one_the_manifest_makes():
+    assert render_readme(README) == README, "run python3 -m models readme --write"
+
+
+def test_the_table_follows_the_manifest_alone(tmp_path):
+    """A new entry (as the EfficientNets will be) gets its row with nothing but its manifest fields."""
+    raw = json.loads((REPO / "weights_manifest.json").read_text())
+    new = {**raw["entries"][0], "id": "nvidia_resnet50.new_recipe", "default": False, "num_params": None,
+           "metrics": {"imagenet_top1": 79.25, "source": "test"}, "license": "a new license"}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({**raw, "entries": [*raw["entries"], new]}))
+    table = entrypoints_table(load_manifest(path))
+    row = next(line for line in table.splitlines() if "`nvidia_resnet50.new_recipe`" in line)
+    assert row == ('| `nvidia_resnet50` (`weights="nvidia_resnet50.new_recipe"`) | `nvidia_resnet50.new_recipe` '
+                   "| 224x224, bilinear, crop 0.875 | – | 79.25 / – | a new license |")
+    assert '| `nvidia_resnet50` (`weights="nvidia_resnet50.ngc_amp_20.06.0"`, default) |' in table
+    assert len(table.splitlines()) == 2 + len(raw["entries"]) + 1 + len(set(SPECS) - {e["entrypoint"]
+                                                                                    for e in raw["entries"]})
+
+
+def test_readme_command_checks_and_writes_the_table(tmp_path):
+    assert run_cli("readme").returncode == 0
+    raw = json.loads((REPO / "weights_manifest.json").read_text())
+    raw["entries"][0]["metrics"]["imagenet_top1"] = 12.5
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(raw))
+    result = run_cli("readme", env={"CONVNETS_HUB_MANIFEST": str(manifest)})
+    assert result.returncode == 1 and "--write" in result.stdout
+
+
+@pytest.mark.parametrize("entry", load_manifest(REPO / "weights_manifest.json").entries, ids=lambda e: e.id)
+def test_num_params_is_the_models_own(entry):
+    """The manifest's parameter count (shown in README and help) is that of the model it loads into."""
+    from convnets_hub.models.hub import _pretrained_kwargs
+
+    spec = SPECS[entry.entrypoint]
+    options = {"num_classes": entry.num_classes, **({"model_type": entry.model_type} if entry.model_type else {})}
+    with torch.device("meta"):
+        model = spec.build(**_pretrained_kwargs(entry.entrypoint, spec, options))
+    if spec.after_load is not None:
+        spec.after_load(model, {"num_classes": entry.num_classes})
+    assert entry.num_params == sum(p.numel() for p in model.parameters())
