@@ -21,7 +21,7 @@ OVERRIDES = {"semi_supervised_resnet_resnext.ipynb": 'ARCH = "resnet18"'}
 # The accuracy (in %) a notebook that trains a model must print as "test accuracy: XX.X %".
 MIN_ACCURACY = {"lenet5_digits.ipynb": 97.0}
 PRETRAINED = [("nvidia_resneXt", None), ("nvidia_gpunet", "GPUNet-0"), ("resnet18_ssl", None),
-              ("resnet18_swsl", None)]
+              ("resnet18_swsl", None), ("nvidia_efficientnet_b0", None), ("nvidia_efficientnet_widese_b0", None)]
 
 
 @pytest.fixture(scope="module")
