@@ -42,7 +42,11 @@ TIMM_PEERS = {
     **{f"{arch}_{kind}": arch for kind in ("ssl", "swsl")
        for arch in ("resnet18", "resnet50", "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d",
                     "resnext101_32x16d")},
+    "nvidia_efficientnet_b0": "efficientnet_b0",
+    "nvidia_efficientnet_b4": "efficientnet_b4",
 }
+# Options that make timm's model compute what ours does (NVIDIA's EfficientNets use BatchNorm eps 1e-3).
+TIMM_PEER_OPTIONS = {"efficientnet_b0": {"bn_eps": 1e-3}, "efficientnet_b4": {"bn_eps": 1e-3}}
 
 
 @dataclass
@@ -95,7 +99,8 @@ def _peer(name: str, ours: nn.Module) -> tuple[str, nn.Module]:
     arch = TIMM_PEERS.get(name)
     if arch is None:
         return "ours eager fp32 (peer)", ours
-    peer = timm.create_model(arch, pretrained=False, num_classes=ours.pretrained_cfg["num_classes"])
+    peer = timm.create_model(arch, pretrained=False, num_classes=ours.pretrained_cfg["num_classes"],
+                             **TIMM_PEER_OPTIONS.get(arch, {}))
     peer.load_state_dict(ours.state_dict(), strict=True)
     return f"timm {arch} eager fp32", peer.eval()
 
