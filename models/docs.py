@@ -26,7 +26,9 @@ Args:
         torch.compile at the first call of each input shape (CUDA graphs on a GPU, frozen
         oneDNN weights on a CPU; about 15 s for a ResNeXt-101 on 2 cores), falling back to the
         eager model with a warning where compile fails. Outputs equal the eager model's within
-        the precision's tolerance.
+        the precision's tolerance; BatchNorm is folded in float32 (float64 for "fp64") before a
+        cast to fp16/bf16. Moved or cast later (.to("cuda"), .half(), ...), it compiles anew
+        for the new device and dtype; .train() raises InferenceOnlyError.
 {extra_args}
 Returns:
     torch.nn.Module with ``pretrained_cfg`` (input_size, crop_pct, interpolation, mean, std,
