@@ -96,24 +96,20 @@ nvidia_efficientnet_widese_b4 = _model_entrypoint("nvidia_efficientnet_widese_b4
 
 
 def nvidia_efficientnet(type="efficientnet-b0", pretrained=True, **kwargs):
-    """NVIDIA's EfficientNets by NVIDIA's type name, as NVIDIA's hub serves them.
-
-    Args:
-        type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0" or
-            "efficientnet-widese-b4", in any case; anything else is a ValueError listing these. The
-            quantized types (efficientnet-quant-b0/b4) need NVIDIA's pytorch_quantization and are
-            not served (a ValueError says so).
-        pretrained, progress, weights, model_math, device, optimize, num_classes: as for
-            nvidia_efficientnet_b0 and the others (``python3 -m models help nvidia_efficientnet_b0``).
-
-    Returns:
-        The model of ``nvidia_efficientnet_<type>`` (e.g. nvidia_efficientnet_b4 for "efficientnet-b4").
-
-    Example:
-        model = torch.hub.load("<owner>/convnets-hub", "nvidia_efficientnet", type="efficientnet-widese-b0")
-    """
     return _import("models.hub").create_model(
         _import("models.efficientnet_types").entrypoint_of_type(type), pretrained=pretrained, **kwargs)
+
+
+nvidia_efficientnet.__doc__ = _import("models.docs").entrypoint_doc("nvidia_efficientnet", """
+NVIDIA's EfficientNets by NVIDIA's type name, as NVIDIA's hub serves them.
+
+Returns the model of nvidia_efficientnet_<type> (nvidia_efficientnet_b4 for "efficientnet-b4"):
+see their own documentation for the architectures.""", extra_args="""
+    type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0" or
+        "efficientnet-widese-b4", in any case; anything else is a ValueError listing these. The
+        quantized types (efficientnet-quant-b0/b4) need NVIDIA's pytorch_quantization and are not
+        served (a ValueError says so).
+""")
 
 
 _SSL = """Semi-supervised {arch} of Facebook AI (Yalniz et al., 2019, arXiv:1905.00546).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .gpunet_types import GPUNET_TYPES
 from .manifest import Manifest, WeightsEntry, load_manifest
-from .registry import ALIASES, SPECS
+from .registry import ALIASES, DISPATCHERS, SPECS
 from .repository import GITHUB_REPO
 
 _COMMON_ARGS = """
@@ -41,9 +41,9 @@ Example:
 
 def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
     """``summary``, then every manifest entry of ``entrypoint``, then the common arguments."""
-    name = ALIASES.get(entrypoint, entrypoint)
-    entries = [entry for entry in load_manifest().entries if entry.entrypoint == name]
-    weights = "\n".join(describe_entry(entry) for entry in entries) or _describe_untrained(name)
+    names = DISPATCHERS.get(entrypoint, (ALIASES.get(entrypoint, entrypoint),))
+    entries = [entry for entry in load_manifest().entries if entry.entrypoint in names]
+    weights = "\n".join(describe_entry(entry) for entry in entries) or _describe_untrained(names[0])
     return (f"{summary.strip()}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
             + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint, repo=GITHUB_REPO,
                                   pretrained=", pretrained=True" if entries else ""))

@@ -111,3 +111,7 @@ SPECS: dict[str, ModelSpec] = {
 }
 
 ALIASES = {"nvidia_resnext101_32x4d": "nvidia_resneXt"}
+DISPATCHERS: dict[str, tuple[str, ...]] = {
+    "nvidia_efficientnet": tuple(f"nvidia_efficientnet_{v}" for v in ("b0", "b4", "widese_b0", "widese_b4")),
+}
+"""Entrypoints that take NVIDIA's ``type=`` and return the model of one of these entrypoints."""

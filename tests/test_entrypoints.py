@@ -15,7 +15,7 @@ from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_check
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from convnets_hub.models.hub import FreshClassifierWarning
 from convnets_hub.models.manifest import load_manifest
-from convnets_hub.models.registry import ALIASES, SPECS
+from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
 
 MODEL_ENTRYPOINTS = sorted([*SPECS, *ALIASES])
 
@@ -27,7 +27,8 @@ def public_callables(hubconf):
 def test_only_entrypoints_are_public(hubconf):
     public = public_callables(hubconf)
     assert set(MODEL_ENTRYPOINTS) <= set(public)
-    assert all(name in SPECS or name in ALIASES or name.endswith("_utils") for name in public), public
+    assert all(name in SPECS or name in ALIASES or name in DISPATCHERS or name.endswith("_utils")
+               for name in public), public
     for name in public:
         assert inspect.getdoc(getattr(hubconf, name)), f"{name} has no docstring"
 

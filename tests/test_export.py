@@ -28,7 +28,7 @@ from convnets_hub.models.deploy.names import deployed_name
 from convnets_hub.models.deploy.triton_repository import write_triton_repository
 from convnets_hub.models.gpunet_types import GPUNET_TYPES
 from convnets_hub.models.manifest import load_manifest
-from convnets_hub.models.registry import ALIASES, SPECS
+from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
 from convnets_hub.processing.labels import imagenet_labels
 from google.protobuf import text_format
 from torch import nn
@@ -42,6 +42,8 @@ def architectures() -> list[tuple[str, str | None]]:
     manifest = load_manifest()
     seen, result = set(), []
     for name in model_entrypoint_names():
+        if name in DISPATCHERS:  # returns the models of entrypoints that the sweep covers
+            continue
         function = getattr(HUBCONF, name)
         types = [None]
         if model_type_keyword(function) is not None:

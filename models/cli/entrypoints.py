@@ -60,9 +60,10 @@ def model_type_keyword(function: Callable[..., Any]) -> str | None:
 def model_kwargs(args: argparse.Namespace, *, optimize: bool | None = None) -> dict[str, Any]:
     """The entrypoint's keyword arguments for the parsed model arguments."""
     function = entrypoint(args.entrypoint)
-    kwargs: dict[str, Any] = {"pretrained": not args.no_pretrained, "weights": args.weights,
-                              "model_math": args.model_math, "device": args.device,
+    kwargs: dict[str, Any] = {"weights": args.weights, "model_math": args.model_math, "device": args.device,
                               "optimize": getattr(args, "optimize", False) if optimize is None else optimize}
+    if args.no_pretrained:  # otherwise the entrypoint's own default (lenet5: no published weights)
+        kwargs["pretrained"] = False
     if args.model_type is not None:
         keyword = model_type_keyword(function)
         if keyword is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..manifest import load_manifest
-from ..registry import ALIASES
+from ..registry import ALIASES, DISPATCHERS
 from .entrypoints import entrypoint_names
 
 
@@ -21,6 +21,9 @@ def run(args: argparse.Namespace) -> int:
     for name in entrypoint_names():
         if name in ALIASES:
             print(f"{name} (alias of {ALIASES[name]})")
+            continue
+        if name in DISPATCHERS:
+            print(f"{name} (type= gives the model of {', '.join(DISPATCHERS[name])})")
             continue
         entries = sorted((e for e in manifest.entries if e.entrypoint == name), key=lambda e: not e.default)
         print(name)
