@@ -45,6 +45,12 @@ class Lazy:
     def __repr__(self) -> str:
         return f"Lazy({', '.join(map(repr, (self.reference, *self.args)))})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lazy) and (self.reference, self.args) == (other.reference, other.args)
+
+    def __hash__(self) -> int:
+        return hash((self.reference, self.args))
+
 
 @dataclass(frozen=True)
 class ModelSpec:

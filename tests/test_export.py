@@ -50,8 +50,7 @@ def architectures() -> list[tuple[str, str | None]]:
             types = sorted({entry.model_type for entry in manifest.entries if entry.entrypoint == name})
             assert types, f"{name} takes a model type but the manifest lists none"
         for model_type in types:
-            build = SPECS[ALIASES.get(name, name)].build
-            key = (getattr(build, "func", build), getattr(build, "args", ()), model_type)
+            key = (SPECS[ALIASES.get(name, name)].build, model_type)  # equal builders build equal models
             if key not in seen:
                 seen.add(key)
                 result.append((name, model_type))
