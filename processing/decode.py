@@ -58,7 +58,9 @@ def load_rgb(source: ImageSource, fetch: FetchSettings, max_pixels: int,
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"{name}: {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except UnidentifiedImageError as exc:  # PIL's text names the address of a BytesIO object
+        raise ImageDecodeError(f"{name}: not a decodable image (no image format recognised)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"{name}: not a decodable image ({exc})") from exc
 
 
