@@ -31,10 +31,13 @@ class ResultStore:
     """OUT (``.parquet``/``.pq`` or ``.jsonl``/``.ndjson``) and its parts.
 
     ``resume``: the paths already in OUT or in the parts of an interrupted run are ``done`` and
-    kept. Otherwise an existing OUT or parts are an InvalidArgumentError unless ``overwrite``.
+    kept; with ``retry_errors``, only those whose row has no error: a new row of a path replaces
+    its error row. Otherwise an existing OUT or parts are an InvalidArgumentError unless
+    ``overwrite``.
     """
 
-    def __init__(self, output: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> None:
+    def __init__(self, output: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+                 retry_errors: bool = False) -> None:
         self.output = Path(output)
         self.format = FORMATS.get(self.output.suffix.lower())
         if self.format is None:
@@ -51,7 +54,9 @@ class ResultStore:
         self.keep_output = resume
         self.done: set[str] = set()
         for table in self._saved_tables():
-            self.done.update(table.column("path").to_pylist())
+            for path, error in zip(table.column("path").to_pylist(), table.column("error").to_pylist(), strict=True):
+                if not (retry_errors and error):
+                    self.done.add(path)
         self._numbers = itertools.count(len(self._part_files()))
 
     def write(self, rows: list[dict[str, Any]]) -> None:
@@ -67,16 +72,24 @@ class ResultStore:
         self.done.update(row["path"] for row in fresh)
 
     def finish(self) -> int:
-        """Publish OUT atomically with every saved row, once per path; returns the number of rows."""
+        """Publish OUT atomically with every saved row, once per path; returns the number of rows.
+
+        A path's row is its first, unless that row has an error and a later one was saved (a retry).
+        """
+        chosen: dict[str, tuple[int, int, bool]] = {}  # path: (table, row, whether the row has an error)
+        for number, table in enumerate(self._saved_tables()):
+            errors = table.column("error").to_pylist()
+            for index, path in enumerate(table.column("path").to_pylist()):
+                if path not in chosen or chosen[path][2]:
+                    chosen[path] = (number, index, bool(errors[index]))
+        keep = {(number, index) for number, index, _ in chosen.values()}
         temporary = self.output.parent / f".{self.output.name}.tmp"
-        seen: set[str] = set()
         with _TableWriter(temporary, self.format) as write:
-            for table in self._saved_tables():
-                keep = [path not in seen and not seen.add(path) for path in table.column("path").to_pylist()]
-                write(table.filter(pa.array(keep, type=pa.bool_())))
+            for number, table in enumerate(self._saved_tables()):
+                write(table.filter(pa.array([(number, index) in keep for index in range(len(table))], pa.bool_())))
         os.replace(temporary, self.output)
         shutil.rmtree(self.parts, ignore_errors=True)
-        return len(seen)
+        return len(chosen)
 
     def _part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []

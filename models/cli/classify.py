@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     saving.add_argument("--resume", action="store_true", help="skip the inputs already in OUT (or saved by "
                         "an interrupted run) and add the others")
     saving.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    parser.add_argument("--retry-errors", action="store_true", help="with --resume: classify again the inputs "
+                        "whose row has an error (e.g. a URL that was down); their new rows replace those")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     ray = parser.add_argument_group("ray engine")
     ray.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.store import ResultStore
 
     _check(args)
-    store = ResultStore(args.output, resume=args.resume, overwrite=args.overwrite)
+    store = ResultStore(args.output, resume=args.resume, overwrite=args.overwrite, retry_errors=args.retry_errors)
     sources = expand_inputs(args.inputs, args.input_column)
     todo = [source for source in sources if source not in store.done]
     if len(todo) < len(sources):
@@ -100,6 +102,8 @@ def _check(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CommandError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+    if args.retry_errors and not args.resume:
+        raise CommandError("--retry-errors goes with --resume (it retries the error rows of an existing OUT)")
     if args.gpus_per_worker < 0:
         raise CommandError(f"--gpus-per-worker {args.gpus_per_worker}: must not be negative")
     if args.engine == "local" and (args.ray_address or args.ray_num_cpus or args.gpus_per_worker):
