@@ -18,7 +18,8 @@ Args:
         is loaded, the classifier is freshly initialised and a warning says so.
     model_math (str): "fp32" (default), "fp16", "bf16" or "fp64", in any case: the precision of
         the returned model. It accepts the float32 batch that prepare_input_from_uri returns and
-        gives logits in its own dtype.
+        gives logits in its own dtype. On a CPU without bf16/fp16 instructions (AVX512_BF16,
+        AMX) a half precision is emulated and slower than fp32: a warning says so.
     device (str | torch.device): where the model lives, "cpu" (default) or "cuda[:index]"
         (a ValueError where no GPU is present). Inputs are cast, never moved: pass them on it.
     optimize (bool): return an inference-only model (eval mode, no gradients) for that device

@@ -16,7 +16,12 @@ from .download import download_url, is_offline, resolve_weights_file
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .manifest import Manifest, WeightsEntry, load_manifest
 from .optimize import fold_dtype, optimize_for_inference
-from .precision import cast_inputs_to_model, parse_device, parse_model_math
+from .precision import (
+    cast_inputs_to_model,
+    parse_device,
+    parse_model_math,
+    warn_if_emulated,
+)
 from .registry import ALIASES, SPECS, ModelSpec
 
 PRETRAINED_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
@@ -38,6 +43,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     """
     dtype = parse_model_math(model_math)
     target = parse_device(device)
+    warn_if_emulated(dtype, target)
     if not isinstance(optimize, bool):
         raise InvalidArgumentError(f"optimize={optimize!r} must be True or False")
     name = ALIASES.get(entrypoint, entrypoint)

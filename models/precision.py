@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -18,6 +19,29 @@ def parse_model_math(value: Any) -> torch.dtype:
     if dtype is None:
         raise InvalidArgumentError(f"model_math={value!r} is not a precision; valid: {', '.join(MODEL_MATH)}")
     return dtype
+
+
+class EmulatedPrecisionWarning(UserWarning):
+    """The CPU has no instructions for the requested half precision: it is emulated, and slow."""
+
+
+_NATIVE_PROBES = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}
+
+
+def _cpu_has_native(dtype: torch.dtype) -> bool:
+    """Whether oneDNN finds bf16/fp16 instructions (AVX512_BF16, AMX) on this CPU; True when torch cannot say."""
+    probe = getattr(torch.ops.mkldnn, _NATIVE_PROBES[dtype], None)
+    return True if probe is None else bool(probe())
+
+
+def warn_if_emulated(dtype: torch.dtype, device: torch.device) -> None:
+    """Warn when a half precision is asked for on a CPU that would emulate it."""
+    if device.type == "cpu" and dtype in _NATIVE_PROBES and not _cpu_has_native(dtype):
+        name = next(key for key, value in MODEL_MATH.items() if value == dtype)
+        warnings.warn(f"model_math={name!r}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no {name} "
+                      "instructions, so torch emulates them, several times slower than fp32 (7-20x in "
+                      "benchmarks/RESULTS.md); model_math='fp32' with optimize=True is the fast choice here",
+                      EmulatedPrecisionWarning, stacklevel=4)
 
 
 def parse_device(value: Any) -> torch.device:

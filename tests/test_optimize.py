@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import remove_big_files
+from convnets_hub.models import precision
 from convnets_hub.models.errors import InferenceOnlyError, InvalidArgumentError
 from convnets_hub.models.fold import fold_conv_bn
 from convnets_hub.models.gpunet import build_gpunet
@@ -18,6 +19,7 @@ from convnets_hub.models.optimize import (
     optimize_for_inference,
 )
 from convnets_hub.models.precision import (
+    EmulatedPrecisionWarning,
     cast_inputs_to_model,
     parse_device,
     parse_model_math,
@@ -246,6 +248,22 @@ def test_cuda_without_a_gpu_says_so(device):
 def test_device_and_model_math_parsing():
     assert parse_device(None) == parse_device("cpu") == torch.device("cpu")
     assert parse_model_math("Fp16") is torch.float16
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["emulating-cpu", "native-cpu"])
+def test_half_precision_on_a_cpu_that_emulates_it_warns_at_the_callers_line(hubconf, monkeypatch, native):
+    monkeypatch.setattr(precision, "_cpu_has_native", lambda dtype: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hubconf.lenet5(model_math="bf16")
+        hubconf.lenet5(model_math="fp32")
+    emulated = [w for w in caught if issubclass(w.category, EmulatedPrecisionWarning)]
+    if native:
+        assert not emulated
+        return
+    assert len(emulated) == 1 and "model_math='bf16'" in str(emulated[0].message)
+    assert "model_math='fp32' with optimize=True" in str(emulated[0].message)
+    assert emulated[0].filename == __file__
 
 
 def test_optimize_must_be_a_bool(hubconf):
