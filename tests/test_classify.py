@@ -20,6 +20,7 @@ from convnets_hub.models.batch.decoding import CpuDecoder, GpuJpegDecoder
 from convnets_hub.models.batch.inputs import expand_inputs
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
+from convnets_hub.models.batch.ray_engine import ModelRecipe, _ClassifyActor
 from convnets_hub.models.batch.schema import SCHEMA
 from convnets_hub.models.batch.store import ResultStore, read_results
 from convnets_hub.models.errors import InvalidArgumentError
@@ -214,6 +215,31 @@ def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows
     assert after[str(folder / "a.jpg")] == before[str(folder / "a.jpg")]
     assert after[str(folder / "b.jpg")]["error"] == ""
     assert after[str(folder / "b.jpg")]["labels"] == after[str(folder / "a.jpg")]["labels"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--threads-per-actor", "2"], "need --engine ray"),
+    (["--engine", "ray", "--threads-per-actor", "0"], "--threads-per-actor 0: must be at least 1"),
+    (["--top-k", "0"], "--top-k 0: must be at least 1"),
+])
+def test_bad_classify_arguments_give_one_line_and_exit_code_2(lenet_weights, tmp_path, extra, message):
+    result = run_cli(str(GRACE_HOPPER), *model_args(lenet_weights), "--output", str(tmp_path / "o.jsonl"), *extra)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(("threads", "actors", "expected"), [
+    (None, 1, len(os.sched_getaffinity(0))), (None, 64, 1), (3, 1, 3)])
+def test_a_ray_model_actor_takes_its_share_of_the_cores_not_rays_one_thread(lenet_weights, threads, actors,
+                                                                            expected):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # what Ray's OMP_NUM_THREADS=1 gives an actor
+    try:
+        recipe = ModelRecipe("lenet5", {"weights": str(lenet_weights)})
+        _ClassifyActor(recipe, top_k=3, pad_to=None, threads=threads, actors=actors)
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_gpu_jpeg_decoder_matches_the_cpu_pixels_on_the_cpu(collection):

@@ -45,13 +45,15 @@ class ModelRecipe:
 class RaySettings:
     """``address``: None starts a local Ray with ``num_cpus`` CPUs (None: all); ``decode_tasks``
     and ``actors`` bound the decoding tasks and model actors; ``gpus_per_actor`` is each actor's
-    ``num_gpus``."""
+    ``num_gpus``; ``threads_per_actor`` the torch threads of a CPU model actor (None: its
+    machine's cores divided by ``actors``; Ray itself would give it one thread)."""
 
     address: str | None = None
     num_cpus: int | None = None
     decode_tasks: int | None = None
     actors: int = 1
     gpus_per_actor: float = 0.0
+    threads_per_actor: int | None = None
 
 
 def classify_ray(sources: Sequence[str], recipe: ModelRecipe, preprocess: Mapping[str, Any], store: ResultStore,
@@ -112,7 +114,9 @@ def _pipeline(ray: Any, sources: Sequence[str], recipe: ModelRecipe, preprocess:
                                 batch_format="numpy", num_cpus=1, memory=2 * batch_bytes + DECODING_WORKER_BYTES,
                                 compute=ray.data.TaskPoolStrategy(size=settings.decode_tasks))
     return decoded.map_batches(_ClassifyActor, fn_constructor_kwargs={"recipe": recipe, "top_k": top_k,
-                                                                      "pad_to": batch_size if pad else None},
+                                                                      "pad_to": batch_size if pad else None,
+                                                                      "threads": settings.threads_per_actor,
+                                                                      "actors": settings.actors},
                                batch_size=batch_size, batch_format="numpy",
                                compute=ray.data.ActorPoolStrategy(size=settings.actors),
                                num_gpus=settings.gpus_per_actor)
@@ -130,7 +134,11 @@ def _decode_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any]) -> d
 class _ClassifyActor:
     """A Ray actor holding one model; each call classifies a batch of decoded images."""
 
-    def __init__(self, recipe: ModelRecipe, top_k: int, pad_to: int | None) -> None:
+    def __init__(self, recipe: ModelRecipe, top_k: int, pad_to: int | None, threads: int | None,
+                 actors: int) -> None:
+        # Ray sets OMP_NUM_THREADS to the actor's one reserved CPU; the decoding tasks beside it
+        # take little of the machine, so the model gets its share of the cores (as in the local engine).
+        torch.set_num_threads(threads or max(1, len(os.sched_getaffinity(0)) // actors))
         self.predictor = Predictor(recipe.build(), top_k, pad_to=pad_to, device=recipe.kwargs.get("device", "cpu"))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:

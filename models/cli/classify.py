@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="an existing cluster (auto, ray://host:10001); default: start a local Ray")
     ray.add_argument("--ray-num-cpus", type=int, metavar="N", help="CPUs of a local Ray (default: all)")
     ray.add_argument("--actors", type=int, default=1, help="model actors (the actor pool's concurrency; default 1)")
+    ray.add_argument("--threads-per-actor", type=int, metavar="T",
+                     help="torch threads of each CPU model actor (default: its machine's cores / --actors)")
     ray.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
                      help="GPUs of each model actor (num_gpus; default 0)")
     add_model_arguments(parser)
@@ -91,14 +93,15 @@ def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
                               workers=args.workers or os.cpu_count() or 1, progress=progress)
     predictor = Predictor(load_model(args, optimize=False), args.top_k)  # checks the arguments and weights here
     settings = RaySettings(address=args.ray_address, num_cpus=args.ray_num_cpus, decode_tasks=args.workers,
-                           actors=args.actors, gpus_per_actor=args.gpus_per_worker)
+                           actors=args.actors, gpus_per_actor=args.gpus_per_worker,
+                           threads_per_actor=args.threads_per_actor)
     return classify_ray(sources, ModelRecipe(args.entrypoint, model_kwargs(args)), predictor.preprocess, store,
                         settings, top_k=args.top_k, batch_size=args.batch_size, pad=args.optimize,
                         progress=progress)
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("top_k", "batch_size", "workers", "ray_num_cpus", "actors"):
+    for name in ("top_k", "batch_size", "workers", "ray_num_cpus", "actors", "threads_per_actor"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CommandError(f"--{name.replace('_', '-')} {value}: must be at least 1")
@@ -106,8 +109,10 @@ def _check(args: argparse.Namespace) -> None:
         raise CommandError("--retry-errors goes with --resume (it retries the error rows of an existing OUT)")
     if args.gpus_per_worker < 0:
         raise CommandError(f"--gpus-per-worker {args.gpus_per_worker}: must not be negative")
-    if args.engine == "local" and (args.ray_address or args.ray_num_cpus or args.gpus_per_worker):
-        raise CommandError("--ray-address, --ray-num-cpus and --gpus-per-worker need --engine ray")
+    if args.engine == "local" and (args.ray_address or args.ray_num_cpus or args.gpus_per_worker
+                                   or args.threads_per_actor):
+        raise CommandError("--ray-address, --ray-num-cpus, --threads-per-actor and --gpus-per-worker need "
+                           "--engine ray")
     if args.engine == "ray" and args.decode == "gpu":
         raise CommandError("--decode gpu is for --engine local; Ray's decoding tasks run on CPUs")
     if args.engine == "ray" and args.device.startswith("cuda") and not args.gpus_per_worker:
