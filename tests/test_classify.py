@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -190,6 +191,22 @@ def test_ctrl_c_keeps_what_is_done_and_resume_finishes_without_duplicates(lenet_
     paths = pq.read_table(output).column("path").to_pylist()
     assert paths[:len(kept)] == kept
     assert sorted(paths) == sorted(str(path) for path in links.iterdir())
+
+
+def test_decoding_threads_yield_the_cores_to_the_model(collection, hubconf, tmp_path):
+    priorities = []
+
+    class RecordingDecoder(CpuDecoder):
+        def load(self, source):
+            priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().load(source)
+
+    predictor = Predictor(hubconf.resnet18_ssl(pretrained=False).eval(), top_k=1)
+    sources = expand_inputs([str(collection)])
+    classify_local(sources, predictor, RecordingDecoder(predictor.preprocess), ResultStore(tmp_path / "o.jsonl"),
+                   batch_size=2, workers=2, progress=False)
+    assert len(priorities) == len(sources)
+    assert set(priorities) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)}  # 10 nicer than the model
 
 
 def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows(lenet_weights, tmp_path):
