@@ -88,7 +88,9 @@ def lively(model: nn.Module, seed: int = 0) -> nn.Module:
             norm.reset_running_stats()
             norm.momentum = None  # a cumulative average: the statistics of the calibration batch
         if norms:
-            model.train()(seeded_batch(model, 2, seed=seed + 100))
+            with torch.random.fork_rng():  # dropout and drop-path draw from the global generator
+                torch.manual_seed(seed)
+                model.train()(seeded_batch(model, 2, seed=seed + 100))
         for norm in norms:
             norm.momentum = 0.1
             norm.weight.mul_(0.85)
@@ -145,8 +147,8 @@ def test_onnx_matches_the_eager_model_at_batch_1_and_3(entrypoint, model_type, s
         x = seeded_batch(model, batch)
         with torch.no_grad():
             expected = model(x)
-        if batch > 1:  # the check means something only if the logits depend on the input
-            assert float((expected[0] - expected[1]).norm() / expected.norm()) > 1e-3
+        if batch > 1:  # the check means something only if an input-blind model would fail it
+            assert float((expected[0] - expected[1]).norm() / expected.norm()) > 5 * ONNX_TOLERANCE
         (logits,) = session.run(None, {"input": x.numpy()})
         assert logits.shape == (batch, model.pretrained_cfg["num_classes"])
         assert relative_error(logits, expected) < ONNX_TOLERANCE
