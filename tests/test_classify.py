@@ -236,8 +236,9 @@ def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--threads-per-actor", "2"], "need --engine ray"),
-    (["--engine", "ray", "--threads-per-actor", "0"], "--threads-per-actor 0: must be at least 1"),
-    (["--top-k", "0"], "--top-k 0: must be at least 1"),
+    (["--engine", "ray", "--threads-per-actor", "0"], "--threads-per-actor: must be at least 1, not 0"),
+    (["--top-k", "0"], "--top-k: must be at least 1, not 0"),
+    (["--batch-size", "many"], "--batch-size: 'many' is not a whole number"),
 ])
 def test_bad_classify_arguments_give_one_line_and_exit_code_2(lenet_weights, tmp_path, extra, message):
     result = run_cli(str(GRACE_HOPPER), *model_args(lenet_weights), "--output", str(tmp_path / "o.jsonl"), *extra)

@@ -23,6 +23,17 @@ class OneLineErrorParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number of at least 1 (counts, sizes, batch sizes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, *, optimize: bool = True) -> None:
     """``--entrypoint``, ``--model-type``, ``--weights``/``--no-pretrained``, ``--device``, ``--model-math``
     (and ``--optimize``): the keyword arguments of every hub entrypoint."""

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from .arguments import CommandError, add_model_arguments
+from .arguments import CommandError, add_model_arguments, positive_int
 from .entrypoints import load_model, model_kwargs
 
 
@@ -25,9 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, metavar="OUT",
                         help="the result file: .parquet (or .pq) or .jsonl (or .ndjson)")
     parser.add_argument("--input-column", default="path", help="the column of Parquet/CSV inputs (default: path)")
-    parser.add_argument("--top-k", type=int, default=5, help="classes kept per image (default 5)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per model call (default 64)")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--top-k", type=positive_int, default=5, help="classes kept per image (default 5)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default 64)")
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="decoding threads (local; default: one per core) or decoding tasks at once (ray)")
     parser.add_argument("--decode", choices=("auto", "cpu", "gpu"), default="auto",
                         help="where JPEGs are decoded (local engine): gpu decodes batches on --device with "
@@ -44,9 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="local (default): threads on this machine; ray: a Ray Data pipeline")
     ray.add_argument("--ray-address", metavar="ADDR",
                      help="an existing cluster (auto, ray://host:10001); default: start a local Ray")
-    ray.add_argument("--ray-num-cpus", type=int, metavar="N", help="CPUs of a local Ray (default: all)")
-    ray.add_argument("--actors", type=int, default=1, help="model actors (the actor pool's concurrency; default 1)")
-    ray.add_argument("--threads-per-actor", type=int, metavar="T",
+    ray.add_argument("--ray-num-cpus", type=positive_int, metavar="N", help="CPUs of a local Ray (default: all)")
+    ray.add_argument("--actors", type=positive_int, default=1, help="model actors (the actor pool's concurrency; default 1)")
+    ray.add_argument("--threads-per-actor", type=positive_int, metavar="T",
                      help="torch threads of each CPU model actor (default: its machine's cores / --actors)")
     ray.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
                      help="GPUs of each model actor (num_gpus; default 0)")
@@ -101,10 +101,6 @@ def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("top_k", "batch_size", "workers", "ray_num_cpus", "actors", "threads_per_actor"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise CommandError(f"--{name.replace('_', '-')} {value}: must be at least 1")
     if args.retry_errors and not args.resume:
         raise CommandError("--retry-errors goes with --resume (it retries the error rows of an existing OUT)")
     if args.gpus_per_worker < 0:

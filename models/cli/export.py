@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import CommandError, add_model_arguments
+from .arguments import CommandError, add_model_arguments, positive_int
 from .entrypoints import hub_module, load_model
 
 
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 17; 18 with --dynamo)")
     parser.add_argument("--dynamo", action="store_true",
                         help="ONNX through torch's torch.export-based exporter (opset 18+; slower to export)")
-    parser.add_argument("--max-batch-size", type=int, default=64, metavar="N",
+    parser.add_argument("--max-batch-size", type=positive_int, default=64, metavar="N",
                         help="the Triton repository's max_batch_size (default 64)")
     destination = parser.add_mutually_exclusive_group(required=True)
     destination.add_argument("--output", metavar="FILE", help="the file to write")
@@ -31,8 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.triton_repository and args.format == "exported-program":
         raise CommandError("--format exported-program cannot go into a Triton repository; use onnx or torchscript")
-    if args.max_batch_size < 1:
-        raise CommandError(f"--max-batch-size {args.max_batch_size} must be at least 1")
     model = load_model(args, optimize=False)
     if args.triton_repository:
         folder = hub_module("models.deploy.triton_repository").write_triton_repository(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import CommandError, add_model_arguments
+from .arguments import CommandError, add_model_arguments, positive_int
 from .entrypoints import hub_module, load_model
 
 
@@ -22,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--http-port", type=int, default=8000, metavar="PORT", help="default 8000")
     server.add_argument("--grpc-port", type=int, default=8001, metavar="PORT", help="default 8001")
     server.add_argument("--metrics-port", type=int, default=8002, metavar="PORT", help="default 8002")
-    server.add_argument("--max-batch-size", type=int, default=64, metavar="N",
+    server.add_argument("--max-batch-size", type=positive_int, default=64, metavar="N",
                         help="the largest batch dynamic batching forms (default 64)")
-    server.add_argument("--top-k", type=int, default=5, metavar="K",
+    server.add_argument("--top-k", type=positive_int, default=5, metavar="K",
                         help="labels returned per image by <name>_image (default 5)")
     parser.set_defaults(run=run)
 
@@ -35,9 +35,6 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--{option.replace('_', '-')} {getattr(args, option)} is not a port (1-65535)")
     if len({args.http_port, args.grpc_port, args.metrics_port}) != 3:
         raise CommandError("--http-port, --grpc-port and --metrics-port must differ")
-    for option in ("max_batch_size", "top_k"):
-        if getattr(args, option) < 1:
-            raise CommandError(f"--{option.replace('_', '-')} {getattr(args, option)} must be at least 1")
     server = hub_module("models.deploy.server")
     model = load_model(args)
     settings = server.ServerSettings(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
