@@ -78,21 +78,28 @@ MBConv blocks with SiLU and squeeze-and-excitation, {se},
 BatchNorm eps 1e-3, dropout {dropout} before the classifier{drop_path}.
 Input {resolution} px (bicubic resize to {resize}, centre crop). Trained on ImageNet-1k by NVIDIA
 for 400 epochs with mixed precision."""
-_SE_FROM_INPUT = "its hidden width a quarter of the block's input width"
-_SE_FROM_EXPANSION = "its hidden width a quarter of the expanded width (WideSE)"
+_EFFICIENTNET_SCALES = {
+    "b0": {"width": 1.0, "depth": 1.0, "dropout": 0.2, "drop_path": ""},
+    "b4": {"width": 1.4, "depth": 1.8, "dropout": 0.4, "drop_path": ", stochastic depth (survival 0.8) in training"},
+}
 
-nvidia_efficientnet_b0 = _model_entrypoint("nvidia_efficientnet_b0", _NVIDIA_EFFICIENTNET.format(
-    title="EfficientNet-B0", width=1.0, depth=1.0, se=_SE_FROM_INPUT, dropout=0.2, drop_path="",
-    resolution=224, resize=256))
-nvidia_efficientnet_b4 = _model_entrypoint("nvidia_efficientnet_b4", _NVIDIA_EFFICIENTNET.format(
-    title="EfficientNet-B4", width=1.4, depth=1.8, se=_SE_FROM_INPUT, dropout=0.4,
-    drop_path=", stochastic depth (survival 0.8) in training", resolution=380, resize=412))
-nvidia_efficientnet_widese_b0 = _model_entrypoint("nvidia_efficientnet_widese_b0", _NVIDIA_EFFICIENTNET.format(
-    title="EfficientNet-WideSE-B0", width=1.0, depth=1.0, se=_SE_FROM_EXPANSION, dropout=0.2, drop_path="",
-    resolution=224, resize=256))
-nvidia_efficientnet_widese_b4 = _model_entrypoint("nvidia_efficientnet_widese_b4", _NVIDIA_EFFICIENTNET.format(
-    title="EfficientNet-WideSE-B4", width=1.4, depth=1.8, se=_SE_FROM_EXPANSION, dropout=0.4,
-    drop_path=", stochastic depth (survival 0.8) in training", resolution=380, resize=412))
+
+def _nvidia_efficientnet_entrypoint(variant: str):
+    """The entrypoint ``nvidia_efficientnet_<variant>`` ("b0", "b4", "widese_b0", "widese_b4")."""
+    scale = variant.removeprefix("widese_")
+    wide = scale != variant
+    resolution = _import("models.efficientnet_types").RESOLUTIONS[variant]
+    return _model_entrypoint(f"nvidia_efficientnet_{variant}", _NVIDIA_EFFICIENTNET.format(
+        title=f"EfficientNet-{'WideSE-' if wide else ''}{scale.upper()}",
+        se=("its hidden width a quarter of the expanded width (WideSE)" if wide
+            else "its hidden width a quarter of the block's input width"),
+        resolution=resolution, resize=resolution + 32, **_EFFICIENTNET_SCALES[scale]))
+
+
+nvidia_efficientnet_b0 = _nvidia_efficientnet_entrypoint("b0")
+nvidia_efficientnet_b4 = _nvidia_efficientnet_entrypoint("b4")
+nvidia_efficientnet_widese_b0 = _nvidia_efficientnet_entrypoint("widese_b0")
+nvidia_efficientnet_widese_b4 = _nvidia_efficientnet_entrypoint("widese_b4")
 
 
 def nvidia_efficientnet(type="efficientnet-b0", pretrained=True, **kwargs):

@@ -1,4 +1,4 @@
-"""NVIDIA's EfficientNet type names (``nvidia_efficientnet(type=...)``), without importing an architecture."""
+"""NVIDIA's EfficientNet variants and type names (``nvidia_efficientnet(type=...)``), without importing an architecture."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 from .errors import InvalidArgumentError
 
-TYPES = {"efficientnet-b0": "b0", "efficientnet-b4": "b4", "efficientnet-widese-b0": "widese_b0",
-         "efficientnet-widese-b4": "widese_b4"}
+RESOLUTIONS = {"b0": 224, "b4": 380, "widese_b0": 224, "widese_b4": 380}
+"""Every served variant (entrypoint ``nvidia_efficientnet_<variant>``) and its input size in pixels."""
+TYPES = {f"efficientnet-{variant.replace('_', '-')}": variant for variant in RESOLUTIONS}
 QUANTIZED_TYPES = ("efficientnet-quant-b0", "efficientnet-quant-b4")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from .efficientnet_types import RESOLUTIONS as EFFICIENTNET_RESOLUTIONS
 from .gpunet_types import canonical_gpunet_type
 
 IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
@@ -100,7 +101,7 @@ SPECS: dict[str, ModelSpec] = {
     **{f"nvidia_efficientnet_{variant}": ModelSpec(
         Lazy("efficientnet:build_nvidia_efficientnet", variant), key_map=Lazy("efficientnet:nvidia_efficientnet_key"),
         default_cfg=_nvidia_efficientnet_cfg(resolution))
-       for variant, resolution in (("b0", 224), ("b4", 380), ("widese_b0", 224), ("widese_b4", 380))},
+       for variant, resolution in EFFICIENTNET_RESOLUTIONS.items()},
     "alexnet": ModelSpec(Lazy("classic:build_alexnet")),
     "vgg16": ModelSpec(Lazy("classic:build_vgg16")),
     "vgg16_bn": ModelSpec(Lazy("classic:build_vgg16_bn")),
@@ -118,6 +119,6 @@ SPECS: dict[str, ModelSpec] = {
 
 ALIASES = {"nvidia_resnext101_32x4d": "nvidia_resneXt"}
 DISPATCHERS: dict[str, tuple[str, ...]] = {
-    "nvidia_efficientnet": tuple(f"nvidia_efficientnet_{v}" for v in ("b0", "b4", "widese_b0", "widese_b4")),
+    "nvidia_efficientnet": tuple(f"nvidia_efficientnet_{variant}" for variant in EFFICIENTNET_RESOLUTIONS),
 }
 """Entrypoints that take NVIDIA's ``type=`` and return the model of one of these entrypoints."""
