@@ -45,7 +45,7 @@ def _model_entrypoint(name: str, summary: str, pretrained_default: bool = True):
     """A hub entrypoint ``name(pretrained=pretrained_default, progress=True, weights=None, **kwargs)``."""
 
     def entrypoint(pretrained=pretrained_default, progress=True, weights=None, **kwargs):
-        return _import("models.hub").create_model(
+        return _import("models.factory").create_model(
             name, pretrained=pretrained, progress=progress, weights=weights, **kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
@@ -88,7 +88,7 @@ def _nvidia_efficientnet_entrypoint(variant: str):
     """The entrypoint ``nvidia_efficientnet_<variant>`` ("b0", "b4", "widese_b0", "widese_b4")."""
     scale = variant.removeprefix("widese_")
     wide = scale != variant
-    resolution = _import("models.efficientnet_types").RESOLUTIONS[variant]
+    resolution = _import("models.archs.efficientnet_types").RESOLUTIONS[variant]
     return _model_entrypoint(f"nvidia_efficientnet_{variant}", _NVIDIA_EFFICIENTNET.format(
         title=f"EfficientNet-{'WideSE-' if wide else ''}{scale.upper()}",
         se=("its hidden width a quarter of the expanded width (WideSE)" if wide
@@ -103,8 +103,8 @@ nvidia_efficientnet_widese_b4 = _nvidia_efficientnet_entrypoint("widese_b4")
 
 
 def nvidia_efficientnet(type="efficientnet-b0", pretrained=True, **kwargs):
-    return _import("models.hub").create_model(
-        _import("models.efficientnet_types").entrypoint_of_type(type), pretrained=pretrained, **kwargs)
+    return _import("models.factory").create_model(
+        _import("models.archs.efficientnet_types").entrypoint_of_type(type), pretrained=pretrained, **kwargs)
 
 
 nvidia_efficientnet.__doc__ = _import("models.docs").entrypoint_doc("nvidia_efficientnet", """
@@ -174,7 +174,7 @@ notebooks/lenet5_digits.ipynb (scikit-learn's digits, under a minute on a CPU) t
 
 
 def nvidia_gpunet(pretrained=True, progress=True, weights=None, model_type="GPUNet-0", model_math="fp32", **kwargs):
-    return _import("models.hub").create_model(
+    return _import("models.factory").create_model(
         "nvidia_gpunet", pretrained=pretrained, progress=progress, weights=weights, model_type=model_type,
         model_math=model_math, **kwargs)
 

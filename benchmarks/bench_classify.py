@@ -37,12 +37,12 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models.batch.decoding import CpuDecoder, make_decoder
-from models.batch.local import classify_local
-from models.batch.predictor import Predictor
-from models.batch.ray_engine import ModelRecipe, RaySettings, classify_ray
-from models.batch.store import ResultStore
-from models.cli.entrypoints import hubconf
+from convnets_hub.models.batch.decoding import CpuDecoder, make_decoder
+from convnets_hub.models.batch.local import classify_local
+from convnets_hub.models.batch.predictor import Predictor
+from convnets_hub.models.batch.ray_engine import ModelRecipe, RaySettings, classify_ray
+from convnets_hub.models.batch.store import ResultStore
+from convnets_hub.models.entrypoints import hubconf
 
 SIZES = (1280, 1536, 1792, 2048)
 

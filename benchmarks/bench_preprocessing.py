@@ -64,7 +64,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    utils = __import__("hubconf").nvidia_convnets_processing_utils()
+    from convnets_hub.models.entrypoints import hubconf
+
+    import models  # noqa: F401 -- mounts this checkout's library as convnets_hub.models
+
+    utils = hubconf().nvidia_convnets_processing_utils()
     with tempfile.TemporaryDirectory() as directory:
         paths = make_jpegs(Path(directory), 32)
         single = paths[:8]

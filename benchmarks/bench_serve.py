@@ -39,7 +39,10 @@ import tritonclient.http as triton_http
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import hubconf  # the checkout's entrypoints, as torch.hub loads them
+from convnets_hub.models.deploy.export import export_model
+from convnets_hub.models.entrypoints import hubconf as _hubconf
+
+hubconf = _hubconf()  # the checkout's entrypoints, as torch.hub loads them
 
 READY_DEADLINE_S = 600
 
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         weights, onnx_path = Path(scratch) / "weights.pth", Path(scratch) / "model.onnx"
         model = getattr(hubconf, args.entrypoint)(pretrained=False).eval()
         torch.save(model.state_dict(), weights)
-        hubconf._import("models.deploy.export").export_model(model, onnx_path, "onnx")
+        export_model(model, onnx_path, "onnx")
         print(f"load average before: {os.getloadavg()}", flush=True)
         before = in_process(args.entrypoint, weights, onnx_path, args.batch_sizes)
         print(f"in process: {before}", flush=True)

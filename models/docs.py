@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .gpunet_types import GPUNET_TYPES
-from .manifest import Manifest, WeightsEntry, load_manifest
+from .archs.gpunet.types import GPUNET_TYPES
 from .registry import ALIASES, DISPATCHERS, SPECS
 from .repository import GITHUB_REPO
+from .weights.manifest import Manifest, WeightsEntry, load_manifest
 
 _COMMON_ARGS = """
 Args:

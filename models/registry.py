@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from .efficientnet_types import RESOLUTIONS as EFFICIENTNET_RESOLUTIONS
-from .gpunet_types import canonical_gpunet_type
+from .archs.efficientnet_types import RESOLUTIONS as EFFICIENTNET_RESOLUTIONS
+from .archs.gpunet.types import canonical_gpunet_type
 
 IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
                 "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
@@ -90,28 +90,28 @@ _FACEBOOK_ARCHITECTURES = ("resnet18", "resnet50", "resnext50_32x4d", "resnext10
                            "resnext101_32x8d", "resnext101_32x16d")
 
 SPECS: dict[str, ModelSpec] = {
-    "nvidia_resneXt": ModelSpec(Lazy("resnet:build_resnet", "resnext101_32x4d")),
-    "nvidia_resnet50": ModelSpec(Lazy("resnet:build_resnet", "resnet50")),
-    "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("resnet:build_resnet", "se_resnext101_32x4d"),
-                                            key_map=Lazy("resnet:nvidia_se_key")),
-    **{f"{arch}_{kind}": ModelSpec(Lazy("resnet:build_resnet", arch))
+    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet:build_resnet", "resnext101_32x4d")),
+    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet:build_resnet", "resnet50")),
+    "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("archs.resnet:build_resnet", "se_resnext101_32x4d"),
+                                            key_map=Lazy("archs.resnet:nvidia_se_key")),
+    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet:build_resnet", arch))
        for arch in _FACEBOOK_ARCHITECTURES for kind in ("ssl", "swsl")},
-    "nvidia_gpunet": ModelSpec(Lazy("gpunet:build_gpunet"), canonical_type=canonical_gpunet_type,
-                               default_cfg=Lazy("gpunet:gpunet_cfg")),
+    "nvidia_gpunet": ModelSpec(Lazy("archs.gpunet.model:build_gpunet"), canonical_type=canonical_gpunet_type,
+                               default_cfg=Lazy("archs.gpunet.model:gpunet_cfg")),
     **{f"nvidia_efficientnet_{variant}": ModelSpec(
-        Lazy("efficientnet:build_nvidia_efficientnet", variant), key_map=Lazy("efficientnet:nvidia_efficientnet_key"),
+        Lazy("archs.efficientnet:build_nvidia_efficientnet", variant), key_map=Lazy("archs.efficientnet:nvidia_efficientnet_key"),
         default_cfg=_nvidia_efficientnet_cfg(resolution))
        for variant, resolution in EFFICIENTNET_RESOLUTIONS.items()},
-    "alexnet": ModelSpec(Lazy("classic:build_alexnet")),
-    "vgg16": ModelSpec(Lazy("classic:build_vgg16")),
-    "vgg16_bn": ModelSpec(Lazy("classic:build_vgg16_bn")),
+    "alexnet": ModelSpec(Lazy("archs.classic:build_alexnet")),
+    "vgg16": ModelSpec(Lazy("archs.classic:build_vgg16")),
+    "vgg16_bn": ModelSpec(Lazy("archs.classic:build_vgg16_bn")),
     # As torchvision.models.googlenet(weights=...): built with the auxiliary heads that the
     # checkpoint holds and the input transform it was trained with, then the heads are dropped.
-    "googlenet": ModelSpec(Lazy("classic:build_googlenet"), after_load=Lazy("classic:drop_googlenet_aux"),
+    "googlenet": ModelSpec(Lazy("archs.classic:build_googlenet"), after_load=Lazy("archs.classic:drop_googlenet_aux"),
                            pretrained_build_kwargs={"aux_logits": True, "transform_input": True,
                                                     "init_weights": False}),
-    "resnet50": ModelSpec(Lazy("classic:build_resnet50")),
-    "lenet5": ModelSpec(Lazy("classic:build_lenet5"),
+    "resnet50": ModelSpec(Lazy("archs.classic:build_resnet50")),
+    "lenet5": ModelSpec(Lazy("archs.classic:build_lenet5"),
                         no_weights_hint="train it as notebooks/lenet5_digits.ipynb does",
                         default_cfg={"input_size": (1, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
                                      "mean": (0.5,), "std": (0.5,)}),

@@ -1,4 +1,10 @@
-"""Where convnets-hub lives on GitHub: the one name that README, docstrings and notebooks use."""
+"""Where convnets-hub lives: its checkout's files, and its GitHub name that README, docstrings and notebooks use."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The checkout this library was imported from."""
+MANIFEST_FILE = "weights_manifest.json"
 
 GITHUB_REPO = "convnets-hub/convnets-hub"
 """``owner/name`` for ``torch.hub.load(GITHUB_REPO, ...)``; tests keep README and notebooks equal to it."""

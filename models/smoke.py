@@ -13,17 +13,15 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
-from .download import sha256_of, verification_of
-from .file_records import RECORD_SUFFIX, checkpoint_dir, read_record
-from .manifest import Manifest, WeightsEntry
+from .weights.manifest import Manifest, WeightsEntry
+from .weights.records import RECORD_SUFFIX, checkpoint_dir, read_record
+from .weights.verify import sha256_of, verification_of
 
 EXPECTED_IN_TOP5 = ("military uniform",)
-UTILITY_SUFFIX = "_utils"
 
 
 def sample_photo() -> Path:
@@ -64,18 +62,6 @@ class Outcome:
     problem: str | None = None
 
 
-def model_entrypoints(hubconf: ModuleType) -> list[str]:
-    """hubconf's public callables (what ``torch.hub.list`` shows) less the utilities, in file order."""
-    return [name for name, value in vars(hubconf).items()
-            if callable(value) and not name.startswith("_") and not name.endswith(UTILITY_SUFFIX)]
-
-
-def import_hubconf(repo_root: Path) -> ModuleType:
-    """The ``hubconf.py`` of a checkout, imported as torch.hub imports it."""
-    spec = importlib.util.spec_from_file_location("hubconf", repo_root / "hubconf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def plan(entrypoints: list[str], manifest: Manifest) -> list[Case]:

@@ -1,7 +1,9 @@
 """Shared test setup: our packages are imported the way torch.hub imports them.
 
-``hubconf`` is loaded from the checkout, which registers the private parent package
-``convnets_hub``; test modules then import ``convnets_hub.models`` / ``convnets_hub.processing``.
+``hubconf`` is executed from the checkout as torch.hub executes it, which registers the private
+parent package ``convnets_hub``; test modules then import ``convnets_hub.models`` /
+``convnets_hub.processing``, and ``HUBCONF`` is ``convnets_hub.hubconf``, the one module through
+which the library looks entrypoints up.
 The repository root is never put on ``sys.path``, so nothing here hides a collision with an
 unrelated top-level ``models`` package.
 """
@@ -36,8 +38,10 @@ def _load_hubconf():
 # run a hundred times slower.
 torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
-HUBCONF = _load_hubconf()
-HUBCONF._package()  # registers ``convnets_hub`` even before any entrypoint imports through it
+_load_hubconf()  # as torch.hub does: mounts the private package ``convnets_hub`` over the checkout
+from convnets_hub.models.entrypoints import hubconf as _library_hubconf
+
+HUBCONF = _library_hubconf()  # the one hubconf module the library's own lookups use
 
 
 def pytest_configure(config):

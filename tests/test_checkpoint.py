@@ -9,15 +9,15 @@ import zipfile
 
 import pytest
 import torch
-from convnets_hub.models.checkpoint import (
-    extract_state_dict,
-    load_into,
-    read_checkpoint,
-)
 from convnets_hub.models.errors import (
     CheckpointMismatchError,
     NotACheckpointError,
     UnsafeCheckpointError,
+)
+from convnets_hub.models.weights.checkpoint import (
+    extract_state_dict,
+    load_into,
+    read_checkpoint,
 )
 from torch import nn
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchvision
 from conftest import REPO, Reply, remove_big_files, seeded_input, seeded_state_dict
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
-from convnets_hub.models.hub import FreshClassifierWarning, classifier_of
+from convnets_hub.models.factory import FreshClassifierWarning, classifier_of
 from sklearn.datasets import load_digits
 
 TOLERANCE = 1e-6

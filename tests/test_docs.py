@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import REPO
 from convnets_hub.models.docs import entrypoints_table, render_readme
-from convnets_hub.models.manifest import load_manifest
 from convnets_hub.models.registry import SPECS
 from convnets_hub.models.repository import GITHUB_REPO, colab_badge, colab_url
+from convnets_hub.models.weights.manifest import load_manifest
 from test_cli import run_cli
 
 README = (REPO / "README.md").read_text()
@@ -74,7 +74,7 @@ def test_readme_command_checks_and_writes_the_table(tmp_path):
 @pytest.mark.parametrize("entry", load_manifest(REPO / "weights_manifest.json").entries, ids=lambda e: e.id)
 def test_num_params_is_the_models_own(entry):
     """The manifest's parameter count (shown in README and help) is that of the model it loads into."""
-    from convnets_hub.models.hub import _pretrained_kwargs
+    from convnets_hub.models.factory import _pretrained_kwargs
 
     spec = SPECS[entry.entrypoint]
     options = {"num_classes": entry.num_classes, **({"model_type": entry.model_type} if entry.model_type else {})}

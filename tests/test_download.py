@@ -10,15 +10,12 @@ import time
 import pytest
 import torch
 from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
-from convnets_hub.models import download
-from convnets_hub.models.download import (
-    UnverifiedWeightsWarning,
-    resolve_weights_file,
-    verification_of,
-)
 from convnets_hub.models.errors import WeightsUnavailableError, WeightsVerificationError
-from convnets_hub.models.file_records import read_record, record_path
-from convnets_hub.models.manifest import WeightsEntry
+from convnets_hub.models.weights import verify
+from convnets_hub.models.weights.manifest import WeightsEntry
+from convnets_hub.models.weights.records import read_record, record_path
+from convnets_hub.models.weights.sources import resolve_weights_file
+from convnets_hub.models.weights.verify import UnverifiedWeightsWarning, verification_of
 
 PAYLOAD = b"PK\x03\x04" + os.urandom(300_000)  # starts as a checkpoint (a zip) does
 OTHER_PAYLOAD = b"PK\x03\x04" + os.urandom(300_000)
@@ -220,8 +217,8 @@ def test_an_unchanged_cached_file_is_not_hashed_again(hub_home, server, monkeypa
     url = server.serve("/quick/weights-test.pth", Reply(body=PAYLOAD))
     path = resolve_weights_file(entry_for(url), progress=False)
     hashed = []
-    original = download.sha256_of
-    monkeypatch.setattr(download, "sha256_of", lambda p: hashed.append(p) or original(p))
+    original = verify.sha256_of
+    monkeypatch.setattr(verify, "sha256_of", lambda p: hashed.append(p) or original(p))
     for _ in range(3):
         resolve_weights_file(entry_for(url), progress=False)
     assert hashed == []

@@ -85,7 +85,7 @@ def test_optimize_folds_and_matches_eager(hubconf):
             module.running_var.uniform_(0.5, 1.5)
     optimized = hubconf.nvidia_efficientnet_b0(pretrained=False)
     optimized.load_state_dict(eager.state_dict())
-    from convnets_hub.models.optimize import optimize_for_inference
+    from convnets_hub.models.runtime.optimize import optimize_for_inference
     folded = optimize_for_inference(optimized, compile=False)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     x = torch.randn(2, 3, 224, 224)

@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
-from convnets_hub.models.hub import FreshClassifierWarning
-from convnets_hub.models.manifest import load_manifest
+from convnets_hub.models.factory import FreshClassifierWarning
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
+from convnets_hub.models.weights.manifest import load_manifest
 
 MODEL_ENTRYPOINTS = sorted([*SPECS, *ALIASES])
 

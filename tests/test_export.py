@@ -18,17 +18,17 @@ import onnxruntime
 import pytest
 import torch
 from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
+from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
-from convnets_hub.models.cli.entrypoints import (
-    model_entrypoint_names,
-    model_type_keyword,
-)
 from convnets_hub.models.deploy.export import export_model
 from convnets_hub.models.deploy.names import deployed_name
 from convnets_hub.models.deploy.triton_repository import write_triton_repository
-from convnets_hub.models.gpunet_types import GPUNET_TYPES
-from convnets_hub.models.manifest import load_manifest
+from convnets_hub.models.entrypoints import (
+    model_entrypoint_names,
+    model_type_keyword,
+)
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
+from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.processing.labels import imagenet_labels
 from google.protobuf import text_format
 from torch import nn

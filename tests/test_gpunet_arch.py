@@ -11,15 +11,15 @@ from conftest import (
     seeded_input,
     seeded_state_dict,
 )
-from convnets_hub.models.errors import InvalidArgumentError
-from convnets_hub.models.gpunet import (
+from convnets_hub.models.archs.gpunet.config import load_config
+from convnets_hub.models.archs.gpunet.model import (
     GPUNET_TYPES,
     build_gpunet,
     canonical_gpunet_type,
 )
-from convnets_hub.models.gpunet_config import load_config
-from convnets_hub.models.hub import classifier_of
-from convnets_hub.models.manifest import load_manifest
+from convnets_hub.models.errors import InvalidArgumentError
+from convnets_hub.models.factory import classifier_of
+from convnets_hub.models.weights.manifest import load_manifest
 
 TYPES = list(GPUNET_TYPES)
 PUBLISHED_PARAMS_M = {"GPUNet-0": 11.89, "GPUNet-1": 12.70, "GPUNet-2": 25.80, "GPUNet-P0": 22.82,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from conftest import Reply, parity_fixture, reference_error, seeded_checkpoint
-from convnets_hub.models.manifest import load_manifest
+from convnets_hub.models.weights.manifest import load_manifest
 from upstream_files import upstream_bytes, write_mirror
 
 TYPES = ["GPUNet-0", "GPUNet-1", "GPUNet-2", "GPUNet-P0", "GPUNet-P1", "GPUNet-D1", "GPUNet-D2"]

@@ -7,9 +7,9 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import REFERENCE, REPO, Reply
-from convnets_hub.models.manifest import load_manifest
-from convnets_hub.models.pin_weights import pin
 from convnets_hub.models.registry import SPECS
+from convnets_hub.models.weights.manifest import load_manifest
+from convnets_hub.models.weights.pin import pin
 
 RAW = json.loads((REPO / "weights_manifest.json").read_text())
 ENTRIES = RAW["entries"]

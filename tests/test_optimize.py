@@ -9,22 +9,22 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import remove_big_files
-from convnets_hub.models import precision
+from convnets_hub.models.archs.gpunet.model import build_gpunet
+from convnets_hub.models.archs.resnet import build_resnet
 from convnets_hub.models.errors import InferenceOnlyError, InvalidArgumentError
-from convnets_hub.models.fold import fold_conv_bn
-from convnets_hub.models.gpunet import build_gpunet
-from convnets_hub.models.optimize import (
+from convnets_hub.models.runtime import precision
+from convnets_hub.models.runtime.fold import fold_conv_bn
+from convnets_hub.models.runtime.optimize import (
     CompiledModel,
     CompileUnavailableWarning,
     optimize_for_inference,
 )
-from convnets_hub.models.precision import (
+from convnets_hub.models.runtime.precision import (
     EmulatedPrecisionWarning,
     cast_inputs_to_model,
     parse_device,
     parse_model_math,
 )
-from convnets_hub.models.resnet import build_resnet
 from torch import nn
 from torchvision.models import googlenet, vgg11_bn
 
@@ -205,7 +205,7 @@ def test_compile_on_cpu_matches_eager():
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('hubconf', {str(_HUBCONF)!r})\n"
         "hub = importlib.util.module_from_spec(spec); spec.loader.exec_module(hub)\n"
-        "from convnets_hub.models.optimize import optimize_for_inference, CompiledModel\n"
+        "from convnets_hub.models.runtime.optimize import optimize_for_inference, CompiledModel\n"
         "torch.manual_seed(0)\n"
         "m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))\n"
         "x = torch.randn(2, 3, 16, 16); m(x); m.eval()\n"

@@ -8,7 +8,7 @@ import pytest
 import skimage
 import torch
 from conftest import Reply
-from convnets_hub.models.manifest import load_manifest
+from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.processing import ConvNetsProcessingUtils
 from PIL import Image
 from torchvision import transforms

@@ -9,6 +9,7 @@ bytes there and decodes a batch of JPEGs on the model's device in ``finish``
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +22,16 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from .processing_api import processing_module, processing_utils
+from ...processing import ConvNetsProcessingUtils
+from ...processing.transforms import PreprocessConfig
 
 Decoded = torch.Tensor | str  # a (C, H, W) float32 image, or why there is none
+
+
+@functools.cache
+def processing_utils() -> ConvNetsProcessingUtils:
+    """One ``ConvNetsProcessingUtils`` with its defaults (what ``nvidia_convnets_processing_utils()`` returns)."""
+    return ConvNetsProcessingUtils()
 
 
 class Decoder(Protocol):
@@ -75,7 +83,7 @@ class GpuJpegDecoder:
 
     def __init__(self, preprocess: Mapping[str, Any], device: str | torch.device) -> None:
         self.cpu = CpuDecoder(preprocess)
-        self.config = processing_module("transforms").PreprocessConfig.from_mapping(preprocess)
+        self.config = PreprocessConfig.from_mapping(preprocess)
         self.device = torch.device(device)
         self.enabled = self.config.input_size[0] == 3 and self.config.interpolation in _GPU_INTERPOLATIONS
         self.mean = torch.tensor(self.config.mean, device=self.device).view(-1, 1, 1)

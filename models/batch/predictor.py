@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...processing.labels import imagenet_labels
 from ..errors import InvalidArgumentError
-from .processing_api import processing_module
 from .schema import error_row
 
 PREPROCESS_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
@@ -45,7 +45,7 @@ class Predictor:
         self.top_k = min(top_k, int(cfg["num_classes"]))
         self.pad_to = pad_to
         self.device = torch.device(device)
-        names = processing_module("labels").imagenet_labels() if cfg["num_classes"] == 1000 else None
+        names = imagenet_labels() if cfg["num_classes"] == 1000 else None
         self.labels = list(names) if names else [f"class {index}" for index in range(cfg["num_classes"])]
 
     def predict(self, paths: Sequence[str], images: torch.Tensor) -> list[dict[str, Any]]:

@@ -19,7 +19,8 @@ import pyarrow as pa
 import torch
 from tqdm import tqdm
 
-from ..cli.entrypoints import REPO_ROOT, entrypoint
+from ..entrypoints import entrypoint
+from ..repository import REPO_ROOT
 from .decoding import CpuDecoder
 from .predictor import Predictor
 from .schema import SCHEMA, to_table
@@ -27,6 +28,8 @@ from .store import ResultStore
 
 FORWARDED_ENVIRONMENT = ("CONVNETS_HUB_MANIFEST", "CONVNETS_HUB_MIRROR", "CONVNETS_HUB_OFFLINE", "TORCH_HOME")
 DECODING_WORKER_BYTES = 768 * 1024 * 1024  # a worker with torch imported, and its decoding buffers
+WORKER_SETUP_HOOK = "hubconf._package"
+"""Run first in every worker: mounts the private package under which this process's functions live."""
 SHIPPED_EXCLUDES = [".git", "tests", "notebooks", "benchmarks", "**/__pycache__"]
 
 
@@ -87,14 +90,15 @@ def _connect(ray: Any, settings: RaySettings) -> bool:
         return False
     environment = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
     if settings.address is None:
-        # The local workers inherit this process's environment: they import ``models`` from here.
+        # The local workers inherit this process's environment: they find hubconf.py here.
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         ray.init(num_cpus=settings.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False, logging_level=logging.WARNING)
+                 log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"worker_process_setup_hook": WORKER_SETUP_HOOK})
     else:
         ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING,
                  runtime_env={"working_dir": str(REPO_ROOT), "excludes": SHIPPED_EXCLUDES,
-                              "env_vars": environment})
+                              "env_vars": environment, "worker_process_setup_hook": WORKER_SETUP_HOOK})
     return True
 
 

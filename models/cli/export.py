@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..deploy.export import FORMATS, export_model
+from ..deploy.triton_repository import write_triton_repository
 from .arguments import CommandError, add_model_arguments, positive_int
-from .entrypoints import hub_module, load_model
+from .entrypoints import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "[N, classes]) to a file, or a Triton Inference Server model repository with "
                     "config.pbtxt and the class labels.")
     add_model_arguments(parser, optimize=False)
-    parser.add_argument("--format", required=True, choices=hub_module("models.deploy.export").FORMATS, help="the file format")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="the file format")
     parser.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 17; 18 with --dynamo)")
     parser.add_argument("--dynamo", action="store_true",
                         help="ONNX through torch's torch.export-based exporter (opset 18+; slower to export)")
@@ -33,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--format exported-program cannot go into a Triton repository; use onnx or torchscript")
     model = load_model(args, optimize=False)
     if args.triton_repository:
-        folder = hub_module("models.deploy.triton_repository").write_triton_repository(
+        folder = write_triton_repository(
             model, args.triton_repository, args.format, max_batch_size=args.max_batch_size, opset=args.opset,
             dynamo=args.dynamo)
         print(f"wrote Triton model {folder.name!r} to {folder}")
     else:
-        path = hub_module("models.deploy.export").export_model(model, args.output, args.format, opset=args.opset,
+        path = export_model(model, args.output, args.format, opset=args.opset,
                                                                dynamo=args.dynamo)
         print(f"wrote {path}")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import inspect
 
+from ..entrypoints import entrypoint_names, hubconf
 from .arguments import CommandError
-from .entrypoints import entrypoint_names, hubconf
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

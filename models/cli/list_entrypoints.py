@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..manifest import load_manifest
+from ..entrypoints import entrypoint_names
 from ..registry import ALIASES, DISPATCHERS
-from .entrypoints import entrypoint_names
+from ..weights.manifest import load_manifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..pin_weights import pin
+from ..weights.pin import pin
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

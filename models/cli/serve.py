@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .arguments import CommandError, add_model_arguments, positive_int
-from .entrypoints import hub_module, load_model
+from .entrypoints import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--{option.replace('_', '-')} {getattr(args, option)} is not a port (1-65535)")
     if len({args.http_port, args.grpc_port, args.metrics_port}) != 3:
         raise CommandError("--http-port, --grpc-port and --metrics-port must differ")
-    server = hub_module("models.deploy.server")
+    from ..deploy import server  # PyTriton: imported only to serve
+
     model = load_model(args)
     settings = server.ServerSettings(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
                                      metrics_port=args.metrics_port, max_batch_size=args.max_batch_size,

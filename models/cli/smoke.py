@@ -13,7 +13,6 @@ variant (every GPUNet type), and once more for each other weights id of the mani
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -21,19 +20,18 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..manifest import MANIFEST_ENV, load_manifest
+from ..entrypoints import foreign_hubconf, model_entrypoint_names
+from ..repository import REPO_ROOT
 from ..smoke import (
     Case,
     Outcome,
     check_prediction,
-    import_hubconf,
-    model_entrypoints,
     plan,
     run_case,
     sample_photo,
 )
+from ..weights.manifest import load_manifest, manifest_path
 from .arguments import CommandError
-from .entrypoints import REPO_ROOT
 
 _GITHUB_REPO = re.compile(r"^[\w.-]+/[\w.-]+(:[\w./-]+)?$")
 COLUMNS = ("entrypoint", "weights id", "verified", "sha256", "load s", "top-1", "p", "result")
@@ -64,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     photo = sample_photo()
     utils = torch.hub.load(repo, "nvidia_convnets_processing_utils", source=source, trust_repo=True, verbose=False)
     repo_root = Path(sys.modules[type(utils).__module__].__file__).resolve().parents[1]
-    manifest = load_manifest(Path(os.environ[MANIFEST_ENV]) if os.environ.get(MANIFEST_ENV)
-                             else repo_root / "weights_manifest.json")
+    manifest = load_manifest(manifest_path(repo_root))
     cases = _select(plan(_chosen_entrypoints(repo_root, args.entrypoint), manifest), args.model_type)
     outcomes = []
     for case in tqdm(cases, desc="smoke", unit="model", file=sys.stderr):
@@ -112,7 +109,7 @@ def _hub_source(repo: str | None) -> tuple[str, str]:
 
 
 def _chosen_entrypoints(repo_root: Path, chosen: list[str] | None) -> list[str]:
-    names = model_entrypoints(import_hubconf(repo_root))
+    names = model_entrypoint_names(foreign_hubconf(repo_root))
     unknown = [name for name in chosen or [] if name not in names]
     if unknown:
         raise CommandError(f"--entrypoint {', '.join(unknown)}: not a model entrypoint of {repo_root}; "

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from ..optimize import CompiledModel
+from ..runtime.optimize import CompiledModel
 from .names import INPUT_NAME, OUTPUT_NAME
 
 FORMATS = ("onnx", "torchscript", "exported-program")

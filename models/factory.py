@@ -11,18 +11,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import extract_state_dict, load_into, read_checkpoint, rename_keys
-from .download import download_url, is_offline, resolve_weights_file
 from .errors import InvalidArgumentError, WeightsUnavailableError
-from .manifest import Manifest, WeightsEntry, load_manifest
-from .optimize import fold_dtype, optimize_for_inference
-from .precision import (
+from .registry import ALIASES, SPECS, ModelSpec
+from .runtime.optimize import fold_dtype, optimize_for_inference
+from .runtime.precision import (
     cast_inputs_to_model,
     parse_device,
     parse_model_math,
     warn_if_emulated,
 )
-from .registry import ALIASES, SPECS, ModelSpec
+from .weights.checkpoint import (
+    extract_state_dict,
+    load_into,
+    read_checkpoint,
+    rename_keys,
+)
+from .weights.manifest import Manifest, WeightsEntry, load_manifest
+from .weights.sources import download_url, is_offline, resolve_weights_file
 
 PRETRAINED_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InferenceOnlyError
+from ..errors import InferenceOnlyError
 from .fold import fold_conv_bn
 from .precision import cast_inputs_to_model
 

@@ -14,10 +14,11 @@ import json
 import warnings
 from collections.abc import Sequence
 
-from .download import UnverifiedWeightsWarning, resolve_weights_file, sha256_of
-from .errors import UnknownWeightsError
-from .file_records import read_record
+from ..errors import UnknownWeightsError
 from .manifest import WeightsEntry, load_manifest
+from .records import read_record
+from .sources import resolve_weights_file
+from .verify import UnverifiedWeightsWarning, sha256_of
 
 
 def pin(ids: Sequence[str] = (), progress: bool = True) -> list[WeightsEntry]:

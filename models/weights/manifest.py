@@ -15,10 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError, UnknownWeightsError
+from ..errors import InvalidArgumentError, UnknownWeightsError
+from ..repository import MANIFEST_FILE, REPO_ROOT
 
 MANIFEST_ENV = "CONVNETS_HUB_MANIFEST"
-DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "weights_manifest.json"
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,10 @@ def _describe(entrypoint: str, model_type: str | None) -> str:
     return entrypoint + (f" (model_type={model_type!r})" if model_type else "")
 
 
-def manifest_path() -> Path:
-    """The manifest in use: ``$CONVNETS_HUB_MANIFEST`` if set, else the repository's."""
+def manifest_path(repo_root: Path = REPO_ROOT) -> Path:
+    """The manifest in use: ``$CONVNETS_HUB_MANIFEST`` if set, else the one of the checkout ``repo_root``."""
     override = os.environ.get(MANIFEST_ENV)
-    return Path(override).expanduser().resolve() if override else DEFAULT_MANIFEST
+    return Path(override).expanduser().resolve() if override else repo_root / MANIFEST_FILE
 
 
 def load_manifest(path: Path | None = None) -> Manifest:

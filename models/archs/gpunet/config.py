@@ -1,4 +1,4 @@
-"""NVIDIA's GPUNet architecture configs, shipped in ``gpunet_configs/``.
+"""NVIDIA's GPUNet architecture configs, shipped in ``configs/``.
 
 Each config is a JSON list of layer descriptions. The first entry is the ``data`` layer: it holds
 the input resolution and whether the model uses the distilled family of layers.
@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-CONFIG_DIR = Path(__file__).resolve().parent / "gpunet_configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 LayerConfig = dict[str, Any]
 

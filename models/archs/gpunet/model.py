@@ -1,4 +1,4 @@
-"""NVIDIA's GPUNet architectures, built from the JSON configs in ``gpunet_configs/``.
+"""NVIDIA's GPUNet architectures, built from the JSON configs in ``configs/``.
 
 The module tree reproduces the names of NVIDIA's builder, spaces and colons included
 (``network.head: 2``, ``network.stage: 1 layer3``, ``network. layer15``, ``network.tail:``), so
@@ -10,28 +10,28 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .errors import InvalidArgumentError
-from .gpunet_blocks import (
+from ...errors import InvalidArgumentError
+from ...runtime.precision import cast_inputs_to_model
+from .blocks import (
     ConvBnAct,
     Epilogue,
     Prologue,
     edge_residual,
     inverted_residual,
 )
-from .gpunet_config import LayerConfig, config_is_distilled, load_config
-from .gpunet_distilled_blocks import (
+from .config import LayerConfig, config_is_distilled, load_config
+from .distilled_blocks import (
     EpilogueD,
     FusedInvertedResidualD,
     InvertedResidualD,
     PrologueD,
     PrologueLargeD,
 )
-from .gpunet_types import (
+from .types import (
     GPUNET_TYPES,
     GPUNetType,
     canonical_gpunet_type,
 )
-from .precision import cast_inputs_to_model
 
 __all__ = [
     "GPUNET_TYPES",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 RESOLUTIONS = {"b0": 224, "b4": 380, "widese_b0": 224, "widese_b4": 380}
 """Every served variant (entrypoint ``nvidia_efficientnet_<variant>``) and its input size in pixels."""

@@ -4,8 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from .errors import InvalidArgumentError
-from .gpunet_config import config_resolution
+from ...errors import InvalidArgumentError
+from .config import config_resolution
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import torch
 from torch import nn
 
-from .errors import CheckpointMismatchError, NotACheckpointError, UnsafeCheckpointError
+from ..errors import CheckpointMismatchError, NotACheckpointError, UnsafeCheckpointError
 
 SAFE_GLOBALS = (argparse.Namespace,)
 STATE_DICT_KEYS = ("state_dict_ema", "state_dict", "model", "model_state")

@@ -34,7 +34,7 @@ from torchvision.models.resnet import BasicBlock as TorchvisionBasicBlock
 from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
 from torchvision.models.resnet import ResNet as TorchvisionResNet
 
-from .gpunet_blocks import ConvBnAct
+from ..archs.gpunet.blocks import ConvBnAct
 
 _RESNET_BLOCK = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 

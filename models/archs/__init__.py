@@ -1,0 +1,1 @@
+"""Architectures: the networks themselves, composed from timm's and torchvision's blocks."""

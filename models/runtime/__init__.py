@@ -1,0 +1,1 @@
+"""Runtime: precision and device, BatchNorm folding and the inference-only optimized model."""

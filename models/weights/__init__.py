@@ -1,0 +1,1 @@
+"""Weights: the manifest, verified downloads, first-use records and safe checkpoint loading."""

@@ -1,0 +1,72 @@
+"""Verification of weights files: sha256, hash prefix, size and the first-use record."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+from ..errors import WeightsVerificationError
+from .manifest import WeightsEntry
+from .records import read_record, record_path, remember
+
+_CHUNK = 1 << 20
+
+
+class UnverifiedWeightsWarning(UserWarning):
+    """A weights file was loaded that no sha256 in the manifest pins."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, entry: WeightsEntry, origin: str, record: bool = True) -> str:
+    """The sha256 of ``path``, which must have the size and hash the entry pins and, unless a sha256
+    is pinned, the sha256 of its first-use record; raises WeightsVerificationError otherwise.
+
+    With ``record``, the file is recorded (its first-use record is created, or it is added as a copy)
+    and an unchanged recorded copy is not hashed again. The first use of a file that no sha256
+    pins gives one UnverifiedWeightsWarning line with its sha256.
+    """
+    stat = path.stat()
+    if entry.size is not None and stat.st_size != entry.size:
+        raise WeightsVerificationError(
+            f"{entry.file_name} from {origin} has {stat.st_size} bytes, the manifest expects {entry.size}")
+    first_use = read_record(entry.file_name)
+    known = first_use.known_sha256(path) if first_use else None
+    actual = known or sha256_of(path)
+    if entry.sha256 is not None and actual != entry.sha256.lower():
+        raise WeightsVerificationError(
+            f"{entry.file_name} from {origin} has sha256 {actual}, the manifest pins {entry.sha256}")
+    if entry.hash_prefix is not None and not actual.startswith(entry.hash_prefix.lower()):
+        raise WeightsVerificationError(
+            f"{entry.file_name} from {origin} has sha256 {actual}, which does not start with the "
+            f"hash prefix {entry.hash_prefix} of its file name")
+    if entry.sha256 is None and first_use is not None and actual != first_use.sha256:
+        raise WeightsVerificationError(
+            f"{entry.file_name} from {origin} has sha256 {actual}, but when it was first used "
+            f"({first_use.first_seen}) it had sha256 {first_use.sha256}; if the publisher changed the file "
+            f"on purpose, delete {record_path(entry.file_name)} (or pin the new sha256 in the manifest)")
+    if record and known is None:
+        remember(entry.file_name, path, actual, stat)
+    if entry.sha256 is None and first_use is None:
+        checked = f"hash prefix {entry.hash_prefix} checked" if entry.hash_prefix else "no hash checked"
+        warnings.warn(f"{entry.file_name} is not pinned by a sha256 in the manifest ({checked}); "
+                      f"its sha256 is {actual}, recorded for first-use checks of later loads",
+                      UnverifiedWeightsWarning, stacklevel=2)
+    return actual
+
+
+def verification_of(entry: WeightsEntry) -> str:
+    """How a load of ``entry`` is verified now: "sha256 pinned", "hash prefix" (and its first-use
+    record), "first-use record" or "none" (an unpinned file seen for the first time)."""
+    if entry.sha256 is not None:
+        return "sha256 pinned"
+    if entry.hash_prefix is not None:
+        return "hash prefix"
+    return "first-use record" if read_record(entry.file_name) is not None else "none"
