@@ -25,8 +25,8 @@ Args:
     optimize (bool): return an inference-only model (eval mode, no gradients) for that device
         and precision: BatchNorm folded into the convolutions, channels_last weights, then
         torch.compile at the first call of each input shape (CUDA graphs on a GPU, frozen
-        oneDNN weights on a CPU; about 15 s for a ResNeXt-101 on 2 cores), falling back to the
-        eager model with a warning where compile fails. Outputs equal the eager model's within
+        oneDNN weights on a CPU), falling back to the eager model with a warning where compile
+        fails. Outputs equal the eager model's within
         the precision's tolerance; BatchNorm is folded in float32 (float64 for "fp64") before a
         cast to fp16/bf16. Moved or cast later (.to("cuda"), .half(), ...), it compiles anew
         for the new device and dtype; .train() raises InferenceOnlyError.
@@ -40,12 +40,20 @@ Example:
 """
 
 
-def entrypoint_doc(entrypoint: str, summary: str, extra_args: str = "") -> str:
-    """``summary``, then every manifest entry of ``entrypoint``, then the common arguments."""
-    names = DISPATCHERS.get(entrypoint, (ALIASES.get(entrypoint, entrypoint),))
+def entrypoint_doc(entrypoint: str) -> str:
+    """The docstring of ``entrypoint`` (a spec, an alias or a dispatcher of the registry): its summary
+    (and table of variants), every manifest entry it serves, then the common arguments."""
+    if entrypoint in DISPATCHERS:
+        dispatcher = DISPATCHERS[entrypoint]
+        names, summary, extra_args = dispatcher.targets, dispatcher.summary.strip(), dispatcher.extra_args
+    else:
+        spec = SPECS[ALIASES.get(entrypoint, entrypoint)]
+        names, summary, extra_args = (ALIASES.get(entrypoint, entrypoint),), spec.summary.strip(), spec.extra_args
+        if spec.variants_table is not None:
+            summary += "\n\n" + spec.variants_table()
     entries = [entry for entry in load_manifest().entries if entry.entrypoint in names]
     weights = "\n".join(describe_entry(entry) for entry in entries) or _describe_untrained(names[0])
-    return (f"{summary.strip()}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
+    return (f"{summary}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
             + _COMMON_ARGS.format(extra_args=extra_args.strip("\n"), name=entrypoint, repo=GITHUB_REPO,
                                   pretrained=", pretrained=True" if entries else ""))
 

@@ -15,16 +15,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import InvalidArgumentError
+from .errors import UnknownEntrypointError
 from .repository import REPO_ROOT
 
 PACKAGE = __name__.split(".")[0]
 """The private package that hubconf mounts over this checkout (``convnets_hub``)."""
 UTILITY_ENTRYPOINTS = ("nvidia_convnets_processing_utils",)
-
-
-class UnknownEntrypointError(InvalidArgumentError):
-    """A name that is not a model entrypoint of the repository."""
 
 
 @functools.cache

@@ -1,8 +1,11 @@
-"""Exceptions raised by convnets-hub.
+"""Exceptions raised by convnets-hub, each defined once, here (the processing utilities have theirs
+in ``processing/errors.py``).
 
 Bad user input raises a subclass of ``ValueError``; weights that cannot be fetched, verified or
-safely loaded raise a subclass of ``RuntimeError``. Every message names the input or file and
-the cause.
+safely loaded raise a subclass of ``RuntimeError`` (weights that no source could give are also an
+``OSError``, as a failed download is). Every message names the input or file and the cause.
+Catch them by these built-ins, or by class: this module is ``convnets_hub.models.errors`` in any
+process that has loaded the hub (torch.hub.load, ``python3 -m models``, ``import models`` in a clone).
 """
 
 
@@ -18,8 +21,12 @@ class WeightsError(RuntimeError):
     """Base class for weights that cannot be fetched, verified or loaded."""
 
 
-class WeightsUnavailableError(WeightsError):
-    """No source gave the file (offline, HTTP errors, timeouts)."""
+class UnknownEntrypointError(InvalidArgumentError):
+    """A name that is not a model entrypoint of the repository."""
+
+
+class WeightsUnavailableError(WeightsError, OSError):
+    """No source gave the file (offline, HTTP errors, timeouts): ``except OSError`` catches it too."""
 
 
 class WeightsVerificationError(WeightsError):

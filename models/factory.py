@@ -59,7 +59,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         kwargs["model_type"] = model_type = spec.canonical_type(kwargs["model_type"])
     manifest = load_manifest()
     entry, checkpoint = _select_weights(name, spec, model_type, pretrained, weights, progress, manifest)
-    model = spec.build(**(kwargs if checkpoint is None else _pretrained_kwargs(entrypoint, spec, kwargs)))
+    model = spec.build(**(kwargs if checkpoint is None else _pretrained_kwargs(entrypoint, spec, entry, kwargs)))
     # Loaded in the model's precision, so that a float64 checkpoint keeps it; with optimize=True
     # in the precision of folding (float32 for a half type), cast to ``dtype`` only after folding.
     model.to(fold_dtype(dtype) if optimize else dtype)
@@ -103,13 +103,16 @@ def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) ->
                             f"{', '.join(accepted)}")
 
 
-def _pretrained_kwargs(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The build options with those the checkpoints need; the user may not set these otherwise."""
+def _pretrained_kwargs(entrypoint: str, spec: ModelSpec, entry: WeightsEntry | None,
+                       kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The build options with those the checkpoints need (the user may not set these otherwise) and,
+    for a manifest entry, its classifier size unless the user asks for another."""
     for key, value in spec.pretrained_build_kwargs.items():
         if key in kwargs and kwargs[key] != value:
             raise InvalidArgumentError(f"{entrypoint}({key}={kwargs[key]!r}) cannot load pretrained weights, "
                                        f"which need {key}={value!r}; use pretrained=False")
-    return {**kwargs, **spec.pretrained_build_kwargs}
+    head = {"num_classes": entry.num_classes} if entry is not None else {}
+    return {**head, **kwargs, **spec.pretrained_build_kwargs}
 
 
 def _select_weights(entrypoint: str, spec: ModelSpec, model_type: str | None, pretrained: bool,

@@ -1,4 +1,8 @@
-"""Which architecture and checkpoint conventions each model entrypoint uses."""
+"""Every model entrypoint declared once: builder, summary, aliases, checkpoint conventions, defaults.
+
+hubconf's entrypoints, their docstrings, ``python3 -m models list`` and the README table are all
+derived from :data:`SPECS` (and the weights manifest); nothing else names a model's facts.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ from typing import Any
 
 from torch import nn
 
-from .archs.efficientnet_types import RESOLUTIONS as EFFICIENTNET_RESOLUTIONS
+from ..processing.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .archs.efficientnet_types import VARIANTS as EFFICIENTNET_VARIANTS
+from .archs.efficientnet_types import EfficientNetVariant
 from .archs.gpunet.types import canonical_gpunet_type
 
 IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
-                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+                "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 
 
 class Lazy:
@@ -55,70 +61,179 @@ class Lazy:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build one entrypoint's model and read its upstream checkpoints.
+    """How to build one entrypoint's model, document it and read its upstream checkpoints.
 
-    ``build`` (usually a :class:`Lazy` reference) takes ``num_classes`` and the architecture's own keyword options; ``key_map``
-    renames upstream checkpoint keys to the model's keys; ``canonical_type`` normalises the
-    ``model_type`` keyword of entrypoints that serve several variants (their manifest entries
-    are looked up per variant); ``default_cfg`` is the preprocessing used when the manifest in use
-    has no entry for the model (a dict, or a function of the model type); ``no_weights_hint``
-    completes the error of ``pretrained=True`` for models without published weights.
+    ``build`` (usually a :class:`Lazy` reference) takes ``num_classes`` and the architecture's own
+    keyword options; ``summary`` opens the entrypoint's docstring (the manifest's weights and the
+    common arguments follow it); ``aliases`` are further entrypoint names of the same model.
+    ``key_map`` renames upstream checkpoint keys to the model's keys; ``canonical_type`` normalises
+    the ``model_type`` keyword of entrypoints that serve several variants (their manifest entries
+    are looked up per variant, and hubconf writes their entrypoint by hand); ``default_cfg`` is the
+    preprocessing used when the manifest in use has no entry for the model (a dict, or a function
+    of the model type); ``no_weights_hint`` marks an architecture without published weights
+    (``pretrained`` then defaults to False) and completes the error of ``pretrained=True``.
     ``pretrained_build_kwargs`` are build options that the checkpoints need (used, and fixed, only
     when weights are loaded) and ``after_load(model, options)`` adapts the model once they are
-    loaded, given the user's build options.
+    loaded, given the user's build options. ``extra_args`` documents the entrypoint's own keywords
+    and ``variants_table`` returns the table of its variants, both for its docstring.
     """
 
     build: Callable[..., nn.Module]
+    summary: str
+    aliases: tuple[str, ...] = ()
     key_map: Callable[[str], str] | None = None
     canonical_type: Callable[[str], str] | None = None
     default_cfg: dict[str, Any] | Callable[[str], dict[str, Any]] = field(default_factory=lambda: IMAGENET_CFG)
     no_weights_hint: str = ""
     pretrained_build_kwargs: dict[str, Any] = field(default_factory=dict)
     after_load: Callable[[nn.Module, dict[str, Any]], None] | None = None
+    extra_args: str = ""
+    variants_table: Callable[[], str] | None = None
+
+    @property
+    def pretrained_default(self) -> bool:
+        """``pretrained``'s default: False only for an architecture without published weights."""
+        return not self.no_weights_hint
 
     def preprocessing(self, model_type: str | None) -> dict[str, Any]:
         return self.default_cfg(model_type) if callable(self.default_cfg) else self.default_cfg
 
 
-def _nvidia_efficientnet_cfg(resolution: int) -> dict[str, Any]:
-    """NVIDIA's EfficientNet evaluation: bicubic resize to resolution + 32, then a centre crop."""
-    return {**IMAGENET_CFG, "input_size": (3, resolution, resolution), "crop_pct": resolution / (resolution + 32),
-            "interpolation": "bicubic"}
+_NVIDIA_RESNEXT = """ResNeXt101-32x4d from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
+
+ResNet-101 layout with grouped 3x3 convolutions (cardinality 32, bottleneck widths 128-1024),
+trained on ImageNet-1k (1.28 M images, 1000 classes) by NVIDIA with mixed precision."""
+_NVIDIA_RESNET50 = """
+ResNet-50 v1.5 from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
+
+v1.5 puts the stride of each downsampling bottleneck on the 3x3 convolution (as torchvision
+does); trained on ImageNet-1k by NVIDIA with mixed precision."""
+_NVIDIA_SE_RESNEXT = """
+SE-ResNeXt101-32x4d from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
+
+ResNeXt101-32x4d with a squeeze-and-excitation gate (16 hidden channels) on every block
+output; trained on ImageNet-1k by NVIDIA with mixed precision."""
+_NVIDIA_EFFICIENTNET = """{title} from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
+
+EfficientNet (Tan and Le, 2019, arXiv:1905.11946) scaled to width {width} and depth {depth}:
+MBConv blocks with SiLU and squeeze-and-excitation, {se},
+BatchNorm eps 1e-3, dropout {dropout} before the classifier{drop_path}.
+Input {resolution} px (bicubic resize to {resize}, centre crop). Trained on ImageNet-1k by NVIDIA
+for 400 epochs with mixed precision."""
+_SUMMARIES = {
+    "ssl": """Semi-supervised {arch} of Facebook AI (Yalniz et al., 2019, arXiv:1905.00546).
+
+Pretrained on YFCC100M with a teacher trained on ImageNet-1k, then fine-tuned on ImageNet-1k.""",
+    "swsl": """Semi-weakly supervised {arch} of Facebook AI (Yalniz et al., 2019, arXiv:1905.00546).
+
+Pretrained on 940 M public images with hashtags, labelled by a teacher, then fine-tuned on
+ImageNet-1k.""",
+}
+_FACEBOOK_ARCHITECTURES = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "resnext50_32x4d": "ResNeXt-50 32x4d",
+                           "resnext101_32x4d": "ResNeXt-101 32x4d", "resnext101_32x8d": "ResNeXt-101 32x8d",
+                           "resnext101_32x16d": "ResNeXt-101 32x16d"}
 
 
-_FACEBOOK_ARCHITECTURES = ("resnet18", "resnet50", "resnext50_32x4d", "resnext101_32x4d",
-                           "resnext101_32x8d", "resnext101_32x16d")
+def _nvidia_efficientnet(variant: str, scaling: EfficientNetVariant) -> ModelSpec:
+    """NVIDIA's EfficientNet ``variant``: evaluated with a bicubic resize to resolution + 32, then a centre crop."""
+    resolution = scaling.resolution
+    drop_path = f", stochastic depth (survival {1 - scaling.drop_path:g}) in training" if scaling.drop_path else ""
+    summary = _NVIDIA_EFFICIENTNET.format(
+        title=f"EfficientNet-{'WideSE-' if scaling.wide_se else ''}{scaling.scale}",
+        se=("its hidden width a quarter of the expanded width (WideSE)" if scaling.wide_se
+            else "its hidden width a quarter of the block's input width"),
+        width=scaling.width, depth=scaling.depth, dropout=scaling.dropout, drop_path=drop_path,
+        resolution=resolution, resize=resolution + 32)
+    return ModelSpec(Lazy("archs.efficientnet:build_nvidia_efficientnet", variant), summary,
+                     key_map=Lazy("archs.efficientnet:nvidia_efficientnet_key"),
+                     default_cfg={**IMAGENET_CFG, "input_size": (3, resolution, resolution),
+                                  "crop_pct": resolution / (resolution + 32), "interpolation": "bicubic"})
+
 
 SPECS: dict[str, ModelSpec] = {
-    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet:build_resnet", "resnext101_32x4d")),
-    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet:build_resnet", "resnet50")),
+    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet:build_resnet", "resnext101_32x4d"), _NVIDIA_RESNEXT,
+                                aliases=("nvidia_resnext101_32x4d",)),
+    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet:build_resnet", "resnet50"), _NVIDIA_RESNET50),
     "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("archs.resnet:build_resnet", "se_resnext101_32x4d"),
-                                            key_map=Lazy("archs.resnet:nvidia_se_key")),
-    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet:build_resnet", arch))
-       for arch in _FACEBOOK_ARCHITECTURES for kind in ("ssl", "swsl")},
-    "nvidia_gpunet": ModelSpec(Lazy("archs.gpunet.model:build_gpunet"), canonical_type=canonical_gpunet_type,
-                               default_cfg=Lazy("archs.gpunet.model:gpunet_cfg")),
-    **{f"nvidia_efficientnet_{variant}": ModelSpec(
-        Lazy("archs.efficientnet:build_nvidia_efficientnet", variant), key_map=Lazy("archs.efficientnet:nvidia_efficientnet_key"),
-        default_cfg=_nvidia_efficientnet_cfg(resolution))
-       for variant, resolution in EFFICIENTNET_RESOLUTIONS.items()},
-    "alexnet": ModelSpec(Lazy("archs.classic:build_alexnet")),
-    "vgg16": ModelSpec(Lazy("archs.classic:build_vgg16")),
-    "vgg16_bn": ModelSpec(Lazy("archs.classic:build_vgg16_bn")),
+                                            _NVIDIA_SE_RESNEXT, key_map=Lazy("archs.resnet:nvidia_se_key")),
+    **{f"nvidia_efficientnet_{variant}": _nvidia_efficientnet(variant, scaling)
+       for variant, scaling in EFFICIENTNET_VARIANTS.items()},
+    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet:build_resnet", arch), summary.format(arch=title))
+       for kind, summary in _SUMMARIES.items() for arch, title in _FACEBOOK_ARCHITECTURES.items()},
+    "alexnet": ModelSpec(Lazy("archs.classic:build_alexnet"), """
+AlexNet (Krizhevsky, Sutskever and Hinton, 2012), torchvision's model and ImageNet weights.
+
+Five convolutions with ReLU, max pooling and dropout, then three fully connected layers;
+torchvision's single-tower variant ("one weird trick", arXiv:1404.5997)."""),
+    "vgg16": ModelSpec(Lazy("archs.classic:build_vgg16"), """
+VGG-16 (Simonyan and Zisserman, 2014, arXiv:1409.1556), torchvision's model and ImageNet weights.
+
+Thirteen 3x3 convolutions in five stages, each closed by max pooling, then three fully
+connected layers (138 M parameters)."""),
+    "vgg16_bn": ModelSpec(Lazy("archs.classic:build_vgg16_bn"), """
+VGG-16 with batch normalization after every convolution, torchvision's model and ImageNet weights."""),
     # As torchvision.models.googlenet(weights=...): built with the auxiliary heads that the
     # checkpoint holds and the input transform it was trained with, then the heads are dropped.
-    "googlenet": ModelSpec(Lazy("archs.classic:build_googlenet"), after_load=Lazy("archs.classic:drop_googlenet_aux"),
+    "googlenet": ModelSpec(Lazy("archs.classic:build_googlenet"), """
+GoogLeNet / Inception v1 (Szegedy et al., 2014, arXiv:1409.4842), torchvision's model and weights.
+
+Nine Inception modules (parallel 1x1, 3x3, 5x5 and pooling branches). Pretrained, it is exactly
+torchvision's googlenet(weights=IMAGENET1K_V1): transform_input=True (it takes ImageNet-normalised
+input and re-normalises it as the original Caffe training did) and no auxiliary heads.""",
+                           after_load=Lazy("archs.classic:drop_googlenet_aux"),
                            pretrained_build_kwargs={"aux_logits": True, "transform_input": True,
                                                     "init_weights": False}),
-    "resnet50": ModelSpec(Lazy("archs.classic:build_resnet50")),
-    "lenet5": ModelSpec(Lazy("archs.classic:build_lenet5"),
+    "resnet50": ModelSpec(Lazy("archs.classic:build_resnet50"), """
+ResNet-50 (He et al., 2015, arXiv:1512.03385), torchvision's model and ImageNet weights.
+
+Bottleneck residual blocks (1x1, 3x3, 1x1) in four stages of 3, 4, 6 and 3 blocks; the stride
+is on the 3x3 convolution (v1.5). Two recipes: torchvision's original weights (default) and its
+2021 recipe (weights="resnet50.tv2_in1k", 80.9 % top-1, resize 232)."""),
+    "lenet5": ModelSpec(Lazy("archs.classic:build_lenet5"), """
+LeNet-5 (LeCun et al., 1998) for 1x32x32 grey images: three 5x5 convolutions with tanh and
+average pooling, then two fully connected layers (61,706 parameters for 10 classes).
+
+It has no published weights: pretrained defaults to False and a small training run such as
+notebooks/lenet5_digits.ipynb (scikit-learn's digits, under a minute on a CPU) trains it.""",
                         no_weights_hint="train it as notebooks/lenet5_digits.ipynb does",
                         default_cfg={"input_size": (1, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
                                      "mean": (0.5,), "std": (0.5,)}),
+    # Several variants (model_type=): its entrypoint is written by hand in hubconf.py.
+    "nvidia_gpunet": ModelSpec(Lazy("archs.gpunet.model:build_gpunet"), """
+GPUNet from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoints.
+
+GPUNets were found by neural architecture search for low GPU inference latency (Wang et al.,
+2022, arXiv:2205.00841); the P types are pruned, the D types distilled. Each type has its own
+input resolution (``pretrained_cfg["input_size"]``), crop_pct 1.0 and bicubic resizing: pass
+``model=`` to ``prepare_input_from_uri`` to feed it its native input.""",
+                               canonical_type=canonical_gpunet_type, default_cfg=Lazy("archs.gpunet.model:gpunet_cfg"),
+                               variants_table=Lazy("docs:gpunet_types_table"), extra_args="""
+    model_type (str): one of the types above, in any case, or NVIDIA's latency key ("0.65ms", ...).
+"""),
 }
 
-ALIASES = {"nvidia_resnext101_32x4d": "nvidia_resneXt"}
-DISPATCHERS: dict[str, tuple[str, ...]] = {
-    "nvidia_efficientnet": tuple(f"nvidia_efficientnet_{variant}" for variant in EFFICIENTNET_RESOLUTIONS),
+ALIASES = {alias: name for name, spec in SPECS.items() for alias in spec.aliases}
+"""Further entrypoint names of a spec's model: alias -> the spec's name."""
+
+
+@dataclass(frozen=True)
+class Dispatcher:
+    """An entrypoint that takes NVIDIA's ``type=`` and returns the model of one of ``targets``."""
+
+    targets: tuple[str, ...]
+    summary: str
+    extra_args: str
+
+
+DISPATCHERS: dict[str, Dispatcher] = {
+    "nvidia_efficientnet": Dispatcher(tuple(f"nvidia_efficientnet_{variant}" for variant in EFFICIENTNET_VARIANTS), """
+NVIDIA's EfficientNets by NVIDIA's type name, as NVIDIA's hub serves them.
+
+Returns the model of nvidia_efficientnet_<type> (nvidia_efficientnet_b4 for "efficientnet-b4"):
+see their own documentation for the architectures.""", """
+    type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0" or
+        "efficientnet-widese-b4", in any case; anything else is a ValueError listing these. The
+        quantized types (efficientnet-quant-b0/b4) need NVIDIA's pytorch_quantization and are not
+        served (a ValueError says so).
+"""),
 }
-"""Entrypoints that take NVIDIA's ``type=`` and return the model of one of these entrypoints."""

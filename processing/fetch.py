@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import requests
 
@@ -22,7 +22,10 @@ class FetchSettings:
 
 
 def is_url(text: str) -> bool:
-    return "://" in text[:16]
+    """Whether ``text`` names a URL (``scheme://host...``) rather than a local path; only http(s) URLs are
+    fetched, any other scheme is refused by :func:`fetch_bytes` with a message that says so."""
+    parts = urlsplit(text)
+    return len(parts.scheme) > 1 and bool(parts.netloc)
 
 
 def fetch_bytes(url: str, settings: FetchSettings) -> bytes:

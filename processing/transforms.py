@@ -15,6 +15,8 @@ from .errors import ProcessingArgumentError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PREPROCESS_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
+"""The keys of a ``pretrained_cfg`` that say how to preprocess an image for the model (timm's names)."""
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
                "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS,
                "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
@@ -53,9 +55,8 @@ class PreprocessConfig:
             return cls.from_mapping(config)
         if model is None:
             return cls()
-        cfg = getattr(model, "pretrained_cfg", None) or getattr(getattr(model, "_orig_mod", None),
-                                                                "pretrained_cfg", None)
-        if not isinstance(cfg, Mapping):
+        cfg = model_config(model)
+        if cfg is None:
             raise ProcessingArgumentError(f"model={type(model).__name__} has no pretrained_cfg; pass config= instead")
         return cls.from_mapping(cfg)
 
@@ -69,6 +70,12 @@ class PreprocessConfig:
         short, long = sorted((width, height))
         new_long = int(self.resize_size * long / short)
         return (self.resize_size, new_long) if width <= height else (new_long, self.resize_size)
+
+
+def model_config(model: Any) -> Mapping[str, Any] | None:
+    """``model.pretrained_cfg``, also through a ``torch.compile`` wrapper (``_orig_mod``); None if it has none."""
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(getattr(model, "_orig_mod", None), "pretrained_cfg", None)
+    return cfg if isinstance(cfg, Mapping) else None
 
 
 def image_to_tensor(image: Image.Image, config: PreprocessConfig) -> torch.Tensor:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from .decode import ImageSource, describe, load_rgb
-from .errors import ImageInputError, ProcessingArgumentError
+from .devices import parse_device
+from .errors import ImageInputError
 from .fetch import FetchSettings
 from .labels import imagenet_labels
 from .topk import Prediction, pick_n_best
@@ -59,7 +60,7 @@ class ConvNetsProcessingUtils:
         ImageNet mean/std); with them: the model's own input size, crop_pct, interpolation, mean
         and std. ``cuda``: True, or a device, to return the tensor there.
         """
-        device = _device(cuda)
+        device = parse_device(cuda, "cuda")
         preprocess = PreprocessConfig.resolve(model, config)
         return self._tensor(uri, preprocess).unsqueeze(0).to(device)
 
@@ -71,7 +72,7 @@ class ConvNetsProcessingUtils:
         A bad input raises an ImageInputError naming its index and input; with ``skip_errors`` it
         is left out instead and a SkippedImagesWarning lists what was left out and why.
         """
-        device = _device(cuda)
+        device = parse_device(cuda, "cuda")
         preprocess = PreprocessConfig.resolve(model, config)
         items = list(uris)
         with ThreadPoolExecutor(max_workers=workers or self.workers) as pool:
@@ -120,17 +121,3 @@ class ConvNetsProcessingUtils:
             return self._tensor(uri, preprocess)
         except ImageInputError as error:
             return error
-
-
-def _device(cuda: bool | str | torch.device | None) -> torch.device:
-    """``cuda`` as a device: False is the CPU, True the current GPU; a missing GPU is a clear error."""
-    if cuda is None or cuda is False:
-        return torch.device("cpu")
-    try:
-        device = torch.device("cuda") if cuda is True else torch.device(cuda)
-    except (RuntimeError, TypeError) as exc:
-        raise ProcessingArgumentError(f"cuda={cuda!r} is not a device: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ProcessingArgumentError(f"cuda={cuda!r} asks for a GPU, but torch.cuda.is_available() is False "
-                                      "(no GPU or a CPU-only torch); use cuda=False")
-    return device

@@ -77,9 +77,9 @@ def test_num_params_is_the_models_own(entry):
     from convnets_hub.models.factory import _pretrained_kwargs
 
     spec = SPECS[entry.entrypoint]
-    options = {"num_classes": entry.num_classes, **({"model_type": entry.model_type} if entry.model_type else {})}
+    options = {"model_type": entry.model_type} if entry.model_type else {}
     with torch.device("meta"):
-        model = spec.build(**_pretrained_kwargs(entry.entrypoint, spec, options))
+        model = spec.build(**_pretrained_kwargs(entry.entrypoint, spec, entry, options))
     if spec.after_load is not None:
         spec.after_load(model, {"num_classes": entry.num_classes})
     assert entry.num_params == sum(p.numel() for p in model.parameters())

@@ -25,7 +25,7 @@ SIZE = len(PAYLOAD)
 
 def entry_for(*urls, sha256=SHA, size=SIZE, hash_prefix=None, file_name="weights-test.pth"):
     return WeightsEntry(id="test", entrypoint="resnet18_ssl", urls=tuple(urls), file_name=file_name,
-                        layout="torchvision_resnet", preprocessing={}, license="test", sha256=sha256,
+                        preprocessing={}, license="test", sha256=sha256,
                         size=size, hash_prefix=hash_prefix)
 
 
@@ -140,7 +140,7 @@ def test_mirror_directory_is_used_in_place_even_offline(hub_home, server, tmp_pa
 def write_manifest(path, url, payload, entrypoint="resnet18_ssl", file_name="semi_supervised_resnet18-d92f0530.pth"):
     entry = {"id": f"{entrypoint}.test", "entrypoint": entrypoint, "default": True, "urls": [url],
              "file_name": file_name, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload),
-             "hash_prefix": None, "archive_member": None, "layout": "torchvision_resnet",
+             "hash_prefix": None, "archive_member": None,
              "preprocessing": {"input_size": [3, 224, 224], "crop_pct": 0.875, "interpolation": "bilinear",
                                "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
              "license": "test", "metrics": {"imagenet_top1": 72.8}}

@@ -66,7 +66,7 @@ def test_native_preprocessing_in_pretrained_cfg(hubconf):
 def test_native_preprocessing_without_manifest_entries(hubconf, tmp_path, monkeypatch):
     """An air-gapped manifest listing only some files still gives every type its own preprocessing."""
     manifest = tmp_path / "manifest.json"
-    manifest.write_text('{"entries": []}')
+    manifest.write_text('{"schema_version": 1, "entries": []}')
     monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
     cfg = hubconf.nvidia_gpunet(pretrained=False, model_type="GPUNet-1").pretrained_cfg
     assert cfg["input_size"] == (3, 288, 288) and cfg["interpolation"] == "bicubic" and cfg["crop_pct"] == 1.0

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import torch
-from conftest import REPO, parity_fixture, seeded_checkpoint
+from conftest import REFERENCE, REPO, parity_fixture, seeded_checkpoint
 
 
 def fixture_name(entry: dict) -> str:
@@ -26,14 +26,24 @@ def fixture_name(entry: dict) -> str:
     return entry["entrypoint"].rsplit("_", 1)[0] + "_ssl_swsl"
 
 
+UPSTREAM = json.loads((REFERENCE / "upstream_weights.json").read_text())
+
+
+def upstream_group(entry: dict) -> str | None:
+    """The group of ``upstream_weights.json`` that describes the entry's file (its layout), if any."""
+    key = entry.get("model_type") or entry["entrypoint"]
+    return next((group for group, files in UPSTREAM.items() if isinstance(files, dict) and key in files), None)
+
+
 def upstream_bytes(entry: dict, state: dict[str, torch.Tensor]) -> bytes:
-    """``state`` serialised as the upstream file of ``entry`` is."""
+    """``state`` serialised as the upstream file of ``entry`` is (``upstream_weights.json`` says how)."""
     buffer = io.BytesIO()
-    if entry["layout"] == "nvidia_convnets":
+    group = upstream_group(entry)
+    if group == "nvidia_convnets":  # real files may prefix every key with "module."
         torch.save({f"module.{key}": value for key, value in state.items()}, buffer)
-    elif entry["layout"] == "nvidia_gpunet" and entry["model_type"] in ("GPUNet-P0", "GPUNet-P1"):
+    elif group == "nvidia_gpunet" and entry.get("model_type") in ("GPUNet-P0", "GPUNet-P1"):  # plain state dict
         torch.save(state, buffer)
-    elif entry["layout"] == "nvidia_gpunet":
+    elif group == "nvidia_gpunet":  # a timm training checkpoint, EMA weights preferred
         stale = {key: torch.zeros_like(value) for key, value in state.items()}
         torch.save({"epoch": 450, "arch": "gpunet", "state_dict": stale, "state_dict_ema": state,
                     "args": argparse.Namespace(model="gpunet", lr=0.08), "version": 2}, buffer)

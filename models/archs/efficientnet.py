@@ -11,12 +11,13 @@ block input), and the checkpoints name the stages ``layer1``..``layer7``, which
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import partial
 
 from timm.models._efficientnet_builder import decode_arch_def, round_channels
 from timm.models.efficientnet import EfficientNet
 from torch import nn
+
+from .efficientnet_types import VARIANTS
 
 # Stage: block kind, repeats, kernel, stride, expansion, output channels (EfficientNet-B0).
 _STAGES = (("ds", 1, 3, 1, 1, 16), ("ir", 2, 3, 2, 6, 24), ("ir", 2, 5, 2, 6, 40), ("ir", 3, 3, 2, 6, 80),
@@ -24,24 +25,6 @@ _STAGES = (("ds", 1, 3, 1, 1, 16), ("ir", 2, 3, 2, 6, 24), ("ir", 2, 5, 2, 6, 40
 _SE_RATIO = 0.25
 _BN_EPS = 1e-3
 
-
-@dataclass(frozen=True)
-class EfficientNetVariant:
-    """One of NVIDIA's EfficientNets: scaling, regularisation and the squeeze-and-excitation width."""
-
-    width: float
-    depth: float
-    dropout: float
-    drop_path: float  # 1 - survival probability of stochastic depth (training only)
-    wide_se: bool
-
-
-VARIANTS = {
-    "b0": EfficientNetVariant(1.0, 1.0, 0.2, 0.0, False),
-    "b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, False),
-    "widese_b0": EfficientNetVariant(1.0, 1.0, 0.2, 0.0, True),
-    "widese_b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, True),
-}
 
 
 def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, drop_rate: float | None = None,

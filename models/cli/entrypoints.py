@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import nn
 
-from ..entrypoints import UnknownEntrypointError, entrypoint, model_type_keyword
+from ..entrypoints import entrypoint, model_type_keyword
+from ..errors import UnknownEntrypointError
 from .arguments import CommandError
 
 

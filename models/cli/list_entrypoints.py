@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name} (alias of {ALIASES[name]})")
             continue
         if name in DISPATCHERS:
-            print(f"{name} (type= gives the model of {', '.join(DISPATCHERS[name])})")
+            print(f"{name} (type= gives the model of {', '.join(DISPATCHERS[name].targets)})")
             continue
         entries = sorted((e for e in manifest.entries if e.entrypoint == name), key=lambda e: not e.default)
         print(name)

@@ -143,9 +143,9 @@ def optimize_for_inference(model: nn.Module, *, dtype: torch.dtype = torch.float
     each input shape, run without gradients: on CUDA in mode "reduce-overhead" (CUDA graphs, which
     pay for the small fixed batches of latency-bound inference), on the CPU with Inductor's
     freezing (weights become constants: pre-packed oneDNN convolutions fused with their
-    activations; not in float64, which oneDNN lacks). On 2 CPU cores the first call of a
-    ResNeXt-101 takes about 15 s and later calls at batch 1 are 1.37x as fast as timm's eager
-    model (benchmarks/RESULTS.md); the frozen weights take memory beside the eager ones.
+    activations; not in float64, which oneDNN lacks). The first call of each shape pays for the
+    compilation; benchmarks/RESULTS.md has the measured costs and speed-ups. The frozen weights
+    take memory beside the eager ones.
 
     ``model`` itself is modified in place (its convolutions and BatchNorms are replaced) and is
     not usable for training afterwards: a call in training mode raises

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...processing.devices import parse_device as processing_device
+from ...processing.errors import ProcessingArgumentError
 from ..errors import InvalidArgumentError
 
 MODEL_MATH = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
@@ -39,29 +41,19 @@ def warn_if_emulated(dtype: torch.dtype, device: torch.device) -> None:
     if device.type == "cpu" and dtype in _NATIVE_PROBES and not _cpu_has_native(dtype):
         name = next(key for key, value in MODEL_MATH.items() if value == dtype)
         warnings.warn(f"model_math={name!r}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no {name} "
-                      "instructions, so torch emulates them, several times slower than fp32 (7-20x in "
+                      "instructions, so torch emulates them, several times slower than fp32 (see "
                       "benchmarks/RESULTS.md); model_math='fp32' with optimize=True is the fast choice here",
                       EmulatedPrecisionWarning, stacklevel=4)
 
 
 def parse_device(value: Any) -> torch.device:
-    """The ``torch.device`` of a ``device`` argument (None: the CPU); CUDA only where a GPU is present."""
-    if value is None:
-        return torch.device("cpu")
-    if not isinstance(value, (str, torch.device)):
+    """The ``torch.device`` of a model's ``device`` argument (None: the CPU); CUDA only where a GPU is present."""
+    if isinstance(value, bool):
         raise InvalidArgumentError(f"device={value!r} is not a device; give a string such as 'cpu' or 'cuda:0'")
     try:
-        device = torch.device(value)
-    except RuntimeError as error:
-        raise InvalidArgumentError(f"device={value!r} is not a device ({error})") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InvalidArgumentError(f"device={value!r}: CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InvalidArgumentError(f"device={value!r}: there are only {torch.cuda.device_count()} CUDA devices")
-    elif device.type != "cpu":
-        raise InvalidArgumentError(f"device={value!r}: only 'cpu' and 'cuda' devices are supported")
-    return device
+        return processing_device(value, "device")
+    except ProcessingArgumentError as error:
+        raise InvalidArgumentError(str(error)) from None
 
 
 def _cast_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:

@@ -2,8 +2,9 @@
 
 The repository's ``weights_manifest.json`` is used unless ``CONVNETS_HUB_MANIFEST`` names another
 file (air-gapped installations and tests). Each entry describes one upstream checkpoint: the
-entrypoint (and ``model_type``) it serves, its URLs, file name, hashes, archive member, layout,
-published metrics, parameter count, preprocessing and license.
+entrypoint (and ``model_type``) it serves, its URLs, file name, hashes, archive member, classifier
+size, published metrics, parameter count, preprocessing and license. Which keys a checkpoint's
+tensors have is the model's business (``ModelSpec.key_map``), not the manifest's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ..errors import InvalidArgumentError, UnknownWeightsError
 from ..repository import MANIFEST_FILE, REPO_ROOT
 
 MANIFEST_ENV = "CONVNETS_HUB_MANIFEST"
+SCHEMA_VERSION = 1
+"""The manifest format this code reads; a manifest of a newer one is refused with a clear error."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,6 @@ class WeightsEntry:
     entrypoint: str
     urls: tuple[str, ...]
     file_name: str
-    layout: str
     preprocessing: dict[str, Any]
     license: str
     model_type: str | None = None
@@ -49,7 +51,7 @@ class WeightsEntry:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise InvalidArgumentError(f"manifest entry {raw.get('id')!r} has unknown fields {unknown}")
-        missing = [name for name in ("id", "entrypoint", "urls", "file_name", "layout", "preprocessing", "license")
+        missing = [name for name in ("id", "entrypoint", "urls", "file_name", "preprocessing", "license")
                    if name not in raw]
         if missing:
             raise InvalidArgumentError(f"manifest entry {raw.get('id')!r} lacks the fields {missing}")
@@ -117,7 +119,13 @@ def load_manifest(path: Path | None = None) -> Manifest:
 def _read_manifest(path: str, mtime_ns: int, size: int) -> Manifest:
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        version = raw["schema_version"]
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise InvalidArgumentError(
+                f"manifest {path} has schema_version {version!r}, newer than this checkout reads "
+                f"({SCHEMA_VERSION}); update the repository (torch.hub.load(..., force_reload=True), or git pull)")
         entries = [WeightsEntry.from_json(item) for item in raw["entries"]]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InvalidArgumentError(f"manifest {path} is not a valid weights manifest: {exc}") from exc
+        raise InvalidArgumentError(f"manifest {path} is not a valid weights manifest "
+                                   f"({type(exc).__name__}: {exc})") from exc
     return Manifest(entries, Path(path))

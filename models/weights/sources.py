@@ -98,7 +98,7 @@ def _failure(entry: WeightsEntry, failures: list, destination: Path) -> WeightsE
 def download_url(url: str, progress: bool = True) -> Path:
     """A user-given checkpoint URL, downloaded into the cache under its own file name."""
     name = Path(urlparse(url).path).name or "checkpoint.pth"
-    entry = WeightsEntry(id=url, entrypoint="", urls=(url,), file_name=name, layout="auto",
+    entry = WeightsEntry(id=url, entrypoint="", urls=(url,), file_name=name,
                          preprocessing={}, license="unknown", hash_prefix=_hash_prefix_of(name))
     return resolve_weights_file(entry, progress)
 

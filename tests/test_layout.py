@@ -1,0 +1,148 @@
+"""The house: one copy of every module whatever the way in, layers that point down, one place per fact."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import REPO
+from convnets_hub.models.errors import (
+    InvalidArgumentError,
+    UnknownEntrypointError,
+    WeightsError,
+    WeightsUnavailableError,
+)
+from convnets_hub.models.weights.manifest import SCHEMA_VERSION, load_manifest
+
+EVERY_WAY_IN = """
+import contextlib, importlib, io, json, os, pkgutil, sys
+import models  # what `python3 -m models` imports first
+cli = importlib.import_module(models.__name__ + ".cli")
+outputs = {}
+commands = [["list"], ["help", "resnet18_ssl"], ["readme"], ["pin-weights", "--help"],
+            ["smoke", "--entrypoint", "lenet5"],
+            ["export", "--entrypoint", "lenet5", "--format", "onnx", "--output", "lenet5.onnx"],
+            ["classify", "photo.png", "--entrypoint", "lenet5", "--output", "rows.jsonl"],
+            ["serve", "--entrypoint", "lenet5", "--http-port", "0"]]
+for argv in commands:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            outputs[argv[0]] = cli.main(argv)
+        except SystemExit as exit:  # --help
+            outputs[argv[0]] = exit.code
+import torch
+torch.hub.load(os.environ["REPO"], "resnet18_ssl", source="local", pretrained=False)
+torch.hub.load(os.environ["REPO"], "nvidia_convnets_processing_utils", source="local")
+for info in pkgutil.walk_packages(models.__path__, models.__name__ + "."):
+    if not info.name.endswith(".__main__"):  # that one runs the command line
+        importlib.import_module(info.name)
+names = {}
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None)
+    if path and os.path.realpath(path).startswith(os.environ["REPO"] + os.sep):
+        names.setdefault(os.path.realpath(path), []).append([name, id(module)])
+print(json.dumps({"outputs": outputs, "names": names,
+                  "alias": sys.modules["models"] is sys.modules["convnets_hub.models"]}))
+"""
+
+
+def test_every_way_in_loads_each_module_once(tmp_path):
+    """The command line's every command, torch.hub.load and an import of every module, in one process:
+    no file of the checkout is loaded twice (the top-level name ``models`` that ``python3 -m models``
+    imports is the mounted package itself, not a copy)."""
+    from PIL import Image
+
+    Image.new("L", (40, 40), 128).save(tmp_path / "photo.png")
+    result = subprocess.run([sys.executable, "-c", EVERY_WAY_IN], check=False, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "REPO": str(REPO), "PYTHONPATH": str(REPO),
+                                              "CONVNETS_HUB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["outputs"] == {"list": 0, "help": 0, "readme": 0, "pin-weights": 0, "smoke": 0, "export": 0,
+                                "classify": 0, "serve": 2}
+    assert found["alias"], "top-level models must be the mounted package itself"
+    twice = {path: names for path, names in found["names"].items() if len({id_ for _, id_ in names}) > 1}
+    assert twice == {}, f"modules loaded more than once: {twice}"
+    renamed = {os.path.relpath(path, REPO): sorted(name for name, _ in names)
+               for path, names in found["names"].items() if len(names) > 1}
+    assert renamed == {os.path.join("models", "__init__.py"): ["convnets_hub.models", "models"]}
+    loaded = {os.path.relpath(path, REPO) for path in found["names"]}
+    assert {"hubconf.py", os.path.join("models", "cli", "classify.py"), os.path.join("processing", "utils.py"),
+            os.path.join("models", "deploy", "export.py")} <= loaded
+
+
+def _library_imports(path):
+    """The modules that a file of the library imports, resolved to repository-relative dotted names."""
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    if path.name == "__init__.py":
+        package = ".".join(path.relative_to(REPO).parent.parts)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            yield ".".join(base + ([node.module] if node.module else []))
+
+
+def test_imports_point_down_the_layers():
+    """processing never imports models; nothing outside models/cli imports models/cli."""
+    upward = []
+    for path in sorted([*(REPO / "models").rglob("*.py"), *(REPO / "processing").rglob("*.py")]):
+        relative = path.relative_to(REPO)
+        for target in _library_imports(path):
+            if relative.parts[0] == "processing" and target.split(".")[0] == "models":
+                upward.append(f"{relative} -> {target}")
+            if target.startswith("models.cli") and relative.parts[:2] != ("models", "cli") \
+                    and relative != REPO.joinpath("models", "__main__.py").relative_to(REPO):
+                upward.append(f"{relative} -> {target}")
+    assert upward == []
+
+
+def test_every_error_is_caught_by_its_built_in():
+    assert issubclass(InvalidArgumentError, ValueError) and issubclass(UnknownEntrypointError, ValueError)
+    assert issubclass(WeightsUnavailableError, RuntimeError) and issubclass(WeightsUnavailableError, OSError)
+    assert issubclass(WeightsError, RuntimeError)
+    assert str(WeightsUnavailableError("no source gave x.pth")) == "no source gave x.pth"
+
+
+def test_the_printed_error_name_is_importable_where_it_was_raised(tmp_path):
+    script = textwrap.dedent(f"""
+        import importlib, torch
+        try:
+            torch.hub.load({str(REPO)!r}, "resnet18_ssl", source="local")
+        except OSError as error:  # WeightsUnavailableError: offline, nothing cached
+            module, _, name = f"{{type(error).__module__}}.{{type(error).__name__}}".rpartition(".")
+            print(module, getattr(importlib.import_module(module), name) is type(error))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], check=False, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300,
+                            env={**os.environ, "CONVNETS_HUB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["convnets_hub.models.errors", "True"]
+
+
+def test_a_manifest_of_a_newer_schema_is_refused_clearly(tmp_path):
+    raw = json.loads((REPO / "weights_manifest.json").read_text())
+    assert raw["schema_version"] == SCHEMA_VERSION
+    newer = tmp_path / "manifest.json"
+    newer.write_text(json.dumps({**raw, "schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(InvalidArgumentError, match=r"schema_version 2, newer than this checkout reads \(1\)"):
+        load_manifest(newer)
+    unversioned = tmp_path / "unversioned.json"
+    unversioned.write_text(json.dumps({"entries": raw["entries"]}))
+    with pytest.raises(InvalidArgumentError, match="schema_version"):
+        load_manifest(unversioned)
+
+
+def test_every_manifest_field_is_read():
+    """Each field of an entry is a field of WeightsEntry, and each of those is read outside manifest.py."""
+    from convnets_hub.models.weights.manifest import WeightsEntry
+
+    fields = set(WeightsEntry.__dataclass_fields__)
+    raw = json.loads((REPO / "weights_manifest.json").read_text())
+    assert set().union(*(entry.keys() for entry in raw["entries"])) <= fields
+    code = "\n".join(path.read_text() for path in (REPO / "models").rglob("*.py") if path.name != "manifest.py")
+    unread = sorted(name for name in fields if f".{name}" not in code)
+    assert unread == []
