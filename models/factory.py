@@ -13,9 +13,9 @@ from torch import nn
 
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .registry import ALIASES, SPECS, ModelSpec
+from .runtime.input_cast import cast_inputs_to_model
 from .runtime.optimize import fold_dtype, optimize_for_inference
 from .runtime.precision import (
-    cast_inputs_to_model,
     parse_device,
     parse_model_math,
     warn_if_emulated,

@@ -14,6 +14,7 @@ from convnets_hub.models.archs.resnet import build_resnet
 from convnets_hub.models.errors import InferenceOnlyError, InvalidArgumentError
 from convnets_hub.models.runtime import precision
 from convnets_hub.models.runtime.fold import fold_conv_bn
+from convnets_hub.models.runtime.input_cast import cast_inputs_to_model
 from convnets_hub.models.runtime.optimize import (
     CompiledModel,
     CompileUnavailableWarning,
@@ -21,7 +22,6 @@ from convnets_hub.models.runtime.optimize import (
 )
 from convnets_hub.models.runtime.precision import (
     EmulatedPrecisionWarning,
-    cast_inputs_to_model,
     parse_device,
     parse_model_math,
 )

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import InferenceOnlyError
 from .fold import fold_conv_bn
-from .precision import cast_inputs_to_model
+from .input_cast import cast_inputs_to_model
 
 _INFERENCE_ONLY = ("an optimize=True model is inference-only (BatchNorm folded into the convolutions, "
                    "gradients off); build the model with optimize=False to train or fine-tune it")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ...errors import InvalidArgumentError
-from ...runtime.precision import cast_inputs_to_model
+from ...runtime.input_cast import cast_inputs_to_model
 from .blocks import (
     ConvBnAct,
     Epilogue,
