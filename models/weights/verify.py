@@ -69,7 +69,7 @@ def verify_file(path: Path, entry: WeightsEntry, origin: str, record: bool = Tru
 
 
 def _check_loads(path: Path, entry: WeightsEntry, origin: str) -> None:
-    """Refuse to trust a first use that does not load as a checkpoint (a truncated download, a wrong file)."""
+    """Refuse to trust a first use that does not load as a checkpoint (a truncated download, a damaged file)."""
     try:
         extract_state_dict(read_checkpoint(path, entry.archive_member, name=f"{entry.file_name} from {origin}"),
                            f"{entry.file_name} from {origin}")
