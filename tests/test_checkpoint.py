@@ -5,7 +5,12 @@ import io
 import os
 import pickle
 import random
+import re
+import struct
+import subprocess
+import tracemalloc
 import zipfile
+import zlib
 
 import pytest
 import torch
@@ -15,6 +20,7 @@ from convnets_hub.models.errors import (
     UnsafeCheckpointError,
 )
 from convnets_hub.models.weights.checkpoint import (
+    MAX_INFLATION,
     extract_state_dict,
     load_into,
     read_checkpoint,
@@ -43,8 +49,104 @@ def test_a_pickle_that_would_run_code_is_refused_and_the_code_does_not_run(tmp_p
     with pytest.raises(UnsafeCheckpointError, match="refusing to load") as error:
         read_checkpoint(path)
     assert str(path) in str(error.value)
-    assert writer == "pickle protocol 4" or "the global exec" in str(error.value)
+    assert writer == "pickle protocol 4" or re.search(r"the global (builtins\.)?exec,", str(error.value))
     assert MARKER_NAME not in os.environ
+
+
+class _RunsShell:
+    """Unpickling this runs a shell command through ``os.system``, a global of the blocked module posix."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class _StartsProcess:
+    """Unpickling this starts a process through ``subprocess.Popen``, a global that is merely not allowed."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (subprocess.Popen, (["touch", str(self.marker)],))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle protocol 2", "pickle protocol 4"])
+@pytest.mark.parametrize(("payload", "named"), [(_RunsShell, "posix.system"), (_StartsProcess, "Popen")],
+                         ids=["os.system (blocked module)", "subprocess.Popen (not allow-listed)"])
+def test_a_pickle_calling_a_blocked_or_unlisted_global_is_unsafe_and_never_runs(tmp_path, writer, payload, named):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    checkpoint = {"epoch": 1, "hook": payload(marker)}
+    if writer == "torch.save":
+        torch.save(checkpoint, path)
+    else:
+        path.write_bytes(pickle.dumps(checkpoint, protocol=int(writer[-1])))
+    with pytest.raises(UnsafeCheckpointError, match="refusing to load") as error:
+        read_checkpoint(path)
+    assert str(path) in str(error.value)
+    assert writer == "pickle protocol 4" or named in str(error.value), "the global is named where torch names it"
+    assert not marker.exists()
+
+
+WRAPPED = ("Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely "
+           "succeed, but it can result in arbitrary code execution. Do it only if you got the file from a trusted "
+           "source.\n\tWeightsUnpickler error: {}\n\nCheck the documentation of torch.load to learn more about "
+           "types accepted by default with weights_only https://pytorch.org/docs/stable/generated/torch.load.html.")
+# How torch's weights_only unpickler has worded a refusal, release after release (its GLOBAL, reduce, NEWOBJ
+# and BUILD checks); torch.load raises each as a pickle.UnpicklingError wrapped as in WRAPPED.
+REFUSALS = {
+    "class (torch 1.13-2.3)": ("Unsupported class posix.system", "posix.system"),
+    "global not allowed (torch 2.4+)": (
+        ("Unsupported global: GLOBAL posix.system was not an allowed global by default. Please use "
+         "`torch.serialization.add_safe_globals([system])` or the `torch.serialization.safe_globals([system])` "
+         "context manager to allowlist this global if you trust this class/function."), "posix.system"),
+    "builtin global without a module": ("Unsupported global: GLOBAL slice was not an allowed global by default.",
+                                        "slice"),
+    "blocked module (torch 2.5+)": ("Trying to load unsupported GLOBAL posix.system whose module posix is blocked.",
+                                    "posix.system"),
+    "blocked module (issue 19's quote)": ("unsupported GLOBAL posix.system whose module posix is blocked",
+                                          "posix.system"),
+    "reduce": ("Trying to call reduce for unrecognized function <built-in function system>", None),
+    "instantiate (older torch)": ("Trying to instantiate unsupported class <class 'evil.Payload'>", None),
+    "newobj": (("Can only create new object for nn.Parameter or classes allowlisted via `add_safe_globals` "
+                "but got <class 'evil.Payload'>"), None),
+    "build": (("Can only build Tensor, Parameter, OrderedDict or types allowlisted via `add_safe_globals`, "
+               "but got <class 'evil.Payload'>"), None),
+    "operand (protocol 4's STACK_GLOBAL)": ("Unsupported operand 149", None),
+}
+
+
+@pytest.mark.parametrize("wording", list(REFUSALS))
+def test_every_wording_of_a_refused_global_is_unsafe_and_names_the_global(tmp_path, monkeypatch, wording):
+    message, named = REFUSALS[wording]
+    path = tmp_path / "refused.pth"
+    torch.save({"w": torch.zeros(2)}, path)  # harmless: only the wording of the refusal decides
+
+    def refuse(*args, **kwargs):
+        raise pickle.UnpicklingError(WRAPPED.format(message))
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(UnsafeCheckpointError, match="refusing to load") as error:
+        read_checkpoint(path)
+    assert named is None or f"the global {named}," in str(error.value)
+
+
+@pytest.mark.parametrize("message", ["pickle data was truncated", "invalid load key, '\\x00'.",
+                                     ("A load persistent id instruction was encountered, but no "
+                                      "persistent_load function was specified.")])
+def test_a_malformed_pickle_is_not_a_checkpoint_rather_than_unsafe(tmp_path, monkeypatch, message):
+    path = tmp_path / "damaged.pth"
+    torch.save({"w": torch.zeros(2)}, path)
+
+    def fail(*args, **kwargs):
+        raise pickle.UnpicklingError(message)
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(NotACheckpointError, match="malformed"):
+        read_checkpoint(path)
 
 
 def test_timm_training_checkpoint_with_namespace_args_loads_and_prefers_ema(tmp_path):
@@ -121,3 +223,55 @@ def test_linear_weights_stored_as_1x1_convolutions_are_reshaped():
     model = nn.Sequential(nn.Linear(4, 2))
     load_into(model, {"0.weight": torch.ones(2, 4, 1, 1), "0.bias": torch.zeros(2)}, "x.pth")
     assert torch.equal(model[0].weight, torch.ones(2, 4))
+
+
+def _deflated_zeros_zip(path, member, inflated, claimed=None):
+    """A zip whose one deflated member inflates to ``inflated`` zero bytes and whose headers claim ``claimed``
+    bytes (default: ``inflated``) and a CRC of 0. The stream repeats one fully flushed deflate block of 1 MiB of
+    zeros, so neither the test's memory nor its disk ever holds the inflated bytes."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    stream = block * (inflated >> 20) + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+    name, claimed = member.encode(), inflated if claimed is None else claimed
+    sizes = (0, len(stream), claimed)  # CRC-32, compressed and uncompressed size
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, zipfile.ZIP_DEFLATED, 0, 33, *sizes, len(name), 0)
+    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, zipfile.ZIP_DEFLATED, 0, 33, *sizes, len(name),
+                          0, 0, 0, 0, 0, 0)
+    directory_at = len(local) + len(name) + len(stream)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central) + len(name), directory_at, 0)
+    path.write_bytes(local + name + stream + central + name + end)
+    return path
+
+
+def _peak_python_memory(function, *args):
+    """Run ``function(*args)``; the exception it raised and the peak of Python's allocations meanwhile."""
+    tracemalloc.start()
+    try:
+        function(*args)
+    except Exception as exc:  # noqa: BLE001 -- returned for the test to check
+        raised = exc
+    else:
+        raised = None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return raised, peak
+
+
+def test_a_zip_member_that_would_inflate_a_thousandfold_is_refused_without_inflating_it(tmp_path):
+    archive = _deflated_zeros_zip(tmp_path / "bomb.zip", "model.pth.tar", 2 << 30)  # 2 MB holding 2 GiB
+    assert archive.stat().st_size < 3 << 20
+    raised, peak = _peak_python_memory(read_checkpoint, archive, "model.pth.tar")
+    assert isinstance(raised, UnsafeCheckpointError), raised
+    message = str(raised)
+    assert str(archive) in message and "'model.pth.tar'" in message and str(2 << 30) in message
+    assert f"{MAX_INFLATION} times" in message
+    assert peak < 16 << 20, f"{peak} bytes allocated: the member was inflated"
+
+
+def test_a_zip_member_inflating_beyond_the_size_its_header_claims_is_cut_at_that_size(tmp_path):
+    archive = _deflated_zeros_zip(tmp_path / "liar.zip", "model.pth.tar", 256 << 20, claimed=1 << 20)
+    raised, peak = _peak_python_memory(read_checkpoint, archive, "model.pth.tar")
+    assert isinstance(raised, NotACheckpointError), raised
+    assert f"{archive}:model.pth.tar" in str(raised)
+    assert peak < 16 << 20, f"{peak} bytes allocated: the member was inflated beyond its claimed size"

@@ -1,12 +1,14 @@
 """``python3 -m models``: the front door's commands and its one-line errors (run as a user runs them)."""
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import REPO, Reply
 
 
@@ -57,7 +59,9 @@ def test_help_prints_what_torch_hub_help_prints(hubconf):
 
 
 def test_pin_weights_pins_through_the_command_line(tmp_path, server):
-    payload = b"\x80weights" * 1000  # starts as a pickle does
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(1000.0)}, buffer)  # a first use is recorded only if it loads as a checkpoint
+    payload = buffer.getvalue()
     url = server.serve("/pin/file.pth", Reply(body=payload))
     manifest = tmp_path / "manifest.json"
     raw = json.loads((REPO / "weights_manifest.json").read_text())

@@ -1,24 +1,37 @@
 """The weights resolver against a loopback HTTP server: cache, mirror, URLs, verification, locking."""
 
 import hashlib
+import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
 from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
 from convnets_hub.models.errors import WeightsUnavailableError, WeightsVerificationError
+from convnets_hub.models.factory import create_model
 from convnets_hub.models.weights import verify
 from convnets_hub.models.weights.manifest import WeightsEntry
 from convnets_hub.models.weights.records import read_record, record_path
-from convnets_hub.models.weights.sources import resolve_weights_file
+from convnets_hub.models.weights.sources import download_url, resolve_weights_file
 from convnets_hub.models.weights.verify import UnverifiedWeightsWarning, verification_of
 
-PAYLOAD = b"PK\x03\x04" + os.urandom(300_000)  # starts as a checkpoint (a zip) does
-OTHER_PAYLOAD = b"PK\x03\x04" + os.urandom(300_000)
+
+def checkpoint_bytes(seed: int, numel: int = 75_000) -> bytes:
+    """A small real checkpoint (a torch.save zip) whose tensor differs with ``seed``."""
+    buffer = io.BytesIO()
+    torch.save({"w": torch.randn(numel, generator=torch.Generator().manual_seed(seed))}, buffer)
+    return buffer.getvalue()
+
+
+PAYLOAD = checkpoint_bytes(0)
+OTHER_PAYLOAD = checkpoint_bytes(1)
+TRUNCATED = PAYLOAD[: len(PAYLOAD) // 2]  # a download cut short: it still starts as a checkpoint does
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 SIZE = len(PAYLOAD)
 
@@ -204,7 +217,7 @@ def test_an_unpinned_file_is_recorded_on_first_use_and_later_loads_are_checked_a
 
 
 def test_a_first_use_record_is_replaced_when_the_manifest_pins_another_file(hub_home, server):
-    url = server.serve("/pin/weights-test.pth", Reply(body=b"PK\x03\x04old weights"))
+    url = server.serve("/pin/weights-test.pth", Reply(body=OTHER_PAYLOAD))
     with pytest.warns(UnverifiedWeightsWarning):
         resolve_weights_file(entry_for(url, sha256=None, size=None), progress=False)
     (hub_home / "checkpoints" / "weights-test.pth").unlink()
@@ -281,4 +294,141 @@ def test_an_html_page_served_for_an_unpinned_file_is_refused_and_not_recorded(hu
     with pytest.raises(WeightsUnavailableError) as error:
         resolve_weights_file(entry_for(url, sha256=None, size=None), progress=False)
     assert f"{url} (not a checkpoint: it is an HTML or XML page" in str(error.value)
+    assert read_record("weights-test.pth") is None and cache_listing(hub_home) == []
+
+
+def test_two_urls_with_the_same_file_name_are_cached_apart(hub_home, server):
+    first = server.serve("/a/model.pth", Reply(body=PAYLOAD))
+    second = server.serve("/b/model.pth", Reply(body=OTHER_PAYLOAD))
+    with pytest.warns(UnverifiedWeightsWarning):
+        first_path = download_url(first, progress=False)
+    with pytest.warns(UnverifiedWeightsWarning):
+        second_path = download_url(second, progress=False)
+    assert (first_path.read_bytes(), second_path.read_bytes()) == (PAYLOAD, OTHER_PAYLOAD)
+    assert first_path.name == second_path.name == "model.pth" and first_path.parent != second_path.parent
+    assert download_url(first, progress=False) == first_path and download_url(second, progress=False) == second_path
+    assert server.hits == ["/a/model.pth", "/b/model.pth"], "each URL is downloaded once, then served from the cache"
+
+
+def test_a_model_loads_the_weights_of_the_url_it_is_given_not_those_of_an_earlier_url_with_its_file_name(
+        hub_home, server):
+    states = []
+    for seed, folder in enumerate(("a", "b")):
+        torch.manual_seed(seed)
+        states.append(create_model("lenet5", pretrained=False).state_dict())
+        buffer = io.BytesIO()
+        torch.save(states[-1], buffer)
+        server.serve(f"/{folder}/lenet5.pth", Reply(body=buffer.getvalue()))
+    with pytest.warns(UnverifiedWeightsWarning):
+        models = [create_model("lenet5", weights=server.url(f"/{folder}/lenet5.pth"), progress=False)
+                  for folder in ("a", "b")]
+    for model, state in zip(models, states, strict=True):
+        assert all(torch.equal(model.state_dict()[key], value) for key, value in state.items())
+    assert server.hits == ["/a/lenet5.pth", "/b/lenet5.pth"]
+
+
+def test_offline_a_cached_file_that_does_not_load_is_kept_unrecorded_and_its_replacement_is_used(
+        hub_home, monkeypatch):
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    cached = hub_home / "checkpoints" / "weights-test.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(TRUNCATED)
+    unpinned = entry_for("https://example.invalid/weights-test.pth", sha256=None, size=None)
+    with pytest.raises(WeightsVerificationError) as error:
+        resolve_weights_file(unpinned, progress=False)
+    message = str(error.value)
+    assert str(cached) in message and "ends early" in message and "left in place" in message
+    assert cached.read_bytes() == TRUNCATED, "the file is not deleted"
+    assert read_record("weights-test.pth") is None and verification_of(unpinned) == "none"
+    cached.write_bytes(PAYLOAD)  # the user copies the genuine file where the error said it is
+    with pytest.warns(UnverifiedWeightsWarning, match=f"{SHA}, recorded"):
+        assert resolve_weights_file(unpinned, progress=False) == cached
+    assert cached.read_bytes() == PAYLOAD and read_record("weights-test.pth").sha256 == SHA
+
+
+def test_offline_a_cached_file_that_fails_its_pin_is_left_in_place_and_the_error_says_so(hub_home, monkeypatch):
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    cached = hub_home / "checkpoints" / "weights-test.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(OTHER_PAYLOAD)
+    with pytest.raises(WeightsVerificationError) as error:
+        resolve_weights_file(entry_for("https://example.invalid/weights-test.pth", size=None), progress=False)
+    message = str(error.value)
+    assert str(cached) in message and f"the manifest pins {SHA}" in message and "left in place" in message
+    assert cached.read_bytes() == OTHER_PAYLOAD
+
+
+def _change_ctime(path, stat):
+    """Touch ``path`` back to ``stat``'s times until its ctime differs from ``stat``'s (file times tick coarsely)."""
+    deadline = time.monotonic() + 5
+    while path.stat().st_ctime_ns == stat.st_ctime_ns and time.monotonic() < deadline:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_pinned_file_rewritten_at_the_same_size_with_its_mtime_set_back_is_hashed_and_refused(hub_home, server):
+    url = server.serve("/ctime/weights-test.pth", Reply(body=PAYLOAD))
+    path = resolve_weights_file(entry_for(url), progress=False)
+    before = path.stat()
+    path.write_bytes(PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 1]))  # one bit changed
+    _change_ctime(path, before)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with pytest.warns(UserWarning, match="fails verification"):
+        assert resolve_weights_file(entry_for(url), progress=False).read_bytes() == PAYLOAD
+    assert server.hits == ["/ctime/weights-test.pth"] * 2, "the changed file was refused and downloaded again"
+
+
+def test_a_pinned_file_whose_record_names_another_sha256_is_hashed_again(hub_home, server, monkeypatch):
+    url = server.serve("/stale/weights-test.pth", Reply(body=PAYLOAD))
+    path = resolve_weights_file(entry_for(url), progress=False)
+    record = json.loads(record_path("weights-test.pth").read_text())
+    record["sha256"] = hashlib.sha256(OTHER_PAYLOAD).hexdigest()  # a stale record that still lists this copy
+    record_path("weights-test.pth").write_text(json.dumps(record))
+    hashed = []
+    original = verify.sha256_of
+    monkeypatch.setattr(verify, "sha256_of", lambda p: hashed.append(p) or original(p))
+    assert resolve_weights_file(entry_for(url), progress=False) == path
+    assert hashed == [path] and server.hits == ["/stale/weights-test.pth"], "hashed, found pinned, not downloaded"
+    assert read_record("weights-test.pth").sha256 == SHA
+
+
+def _refused_url():
+    """A loopback URL on a port where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/weights-test.pth"
+
+
+@pytest.mark.parametrize("first", ["HTTP 404", "connection refused", "fails the pinned sha256",
+                                   "fails the first-use record", "truncated, unpinned"])
+def test_each_url_of_an_entry_is_tried_in_order_and_verified_alike(hub_home, server, first):
+    good = server.serve("/second/weights-test.pth", Reply(body=PAYLOAD))
+    pinned = first in {"HTTP 404", "connection refused", "fails the pinned sha256"}
+    if first == "fails the first-use record":  # an earlier load recorded PAYLOAD's sha256
+        server.serve("/earlier/weights-test.pth", Reply(body=PAYLOAD))
+        with pytest.warns(UnverifiedWeightsWarning):
+            resolve_weights_file(entry_for(server.url("/earlier/weights-test.pth"), sha256=None, size=None), False)
+        (hub_home / "checkpoints" / "weights-test.pth").unlink()
+    bad = _refused_url() if first == "connection refused" else server.serve("/first/weights-test.pth", {
+        "HTTP 404": Reply(status=404), "fails the pinned sha256": Reply(body=OTHER_PAYLOAD),
+        "fails the first-use record": Reply(body=OTHER_PAYLOAD), "truncated, unpinned": Reply(body=TRUNCATED),
+    }[first])
+    entry = entry_for(bad, good) if pinned else entry_for(bad, good, sha256=None, size=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnverifiedWeightsWarning)
+        assert resolve_weights_file(entry, progress=False).read_bytes() == PAYLOAD
+    assert server.hits[-1] == "/second/weights-test.pth"
+    assert read_record("weights-test.pth").sha256 == SHA
+
+
+def test_when_every_url_fails_the_error_names_each_and_why(hub_home, server):
+    missing = server.serve("/first/weights-test.pth", Reply(status=404))
+    truncated = server.serve("/second/weights-test.pth", Reply(body=TRUNCATED))
+    with pytest.raises(WeightsVerificationError) as error:
+        resolve_weights_file(entry_for(missing, truncated, sha256=None, size=None), progress=False)
+    message = str(error.value)
+    assert f"{missing} (HTTP 404)" in message and f"{truncated} (" in message and "ends early" in message
+    assert str(hub_home / "checkpoints" / "weights-test.pth") in message
+    assert server.hits == ["/first/weights-test.pth", "/second/weights-test.pth"]
     assert read_record("weights-test.pth") is None and cache_listing(hub_home) == []

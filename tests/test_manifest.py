@@ -1,13 +1,16 @@
 """The weights manifest: schema, coverage, agreement with the upstream facts, and the pin command."""
 
 import hashlib
+import io
 import json
 import re
 from urllib.parse import urlparse
 
 import pytest
+import torch
 from conftest import REFERENCE, REPO, Reply
 from convnets_hub.models.registry import SPECS
+from convnets_hub.models.weights import pin as pin_module
 from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.models.weights.pin import pin
 
@@ -69,16 +72,42 @@ def test_entries_agree_with_the_upstream_facts(entrypoint, facts):
         assert entry["preprocessing"][key] == facts["preprocessing"][key]
 
 
-def test_pin_writes_sha256_and_size(hub_home, server, tmp_path, monkeypatch):
-    payload = b"\x80weights" * 1000  # starts as a pickle does
-    url = server.serve("/pin/file.pth", Reply(body=payload))
-    manifest = tmp_path / "manifest.json"
+def small_checkpoint() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(1000.0)}, buffer)
+    return buffer.getvalue()
+
+
+def unpinned_manifest(path, url):
     entry = {**ENTRIES[0], "id": "x.pin", "urls": [url], "file_name": "file.pth", "sha256": None, "size": None}
-    manifest.write_text(json.dumps({"schema_version": 1, "entries": [entry]}))
+    path.write_text(json.dumps({"schema_version": 1, "entries": [entry]}, indent=2) + "\n")
+    return path
+
+
+def test_pin_writes_sha256_and_size(hub_home, server, tmp_path, monkeypatch):
+    payload = small_checkpoint()
+    manifest = unpinned_manifest(tmp_path / "manifest.json", server.serve("/pin/file.pth", Reply(body=payload)))
     monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
     (pinned,) = pin(progress=False)
     assert pinned.sha256 == hashlib.sha256(payload).hexdigest() and pinned.size == len(payload)
     assert json.loads(manifest.read_text())["entries"][0]["sha256"] == pinned.sha256
+
+
+def test_a_pin_that_fails_while_writing_leaves_the_manifest_whole(hub_home, server, tmp_path, monkeypatch):
+    manifest = unpinned_manifest(tmp_path / "manifest.json",
+                                 server.serve("/pin/file.pth", Reply(body=small_checkpoint())))
+    before = manifest.read_text()
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
+    real_dumps = json.dumps
+
+    def unwritable_manifest(value, *args, **kwargs):  # the manifest's text cannot be encoded: its write fails
+        return real_dumps(value, *args, **kwargs) + ("\ud800" if "entries" in value else "")  # as a full disk would
+
+    monkeypatch.setattr(pin_module.json, "dumps", unwritable_manifest)
+    with pytest.raises(UnicodeEncodeError):
+        pin(progress=False)
+    assert manifest.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["manifest.json"], "no temporary file is left"
 
 
 def test_pin_of_an_unknown_id_names_it(hub_home):

@@ -6,6 +6,10 @@ Supported layouts: a plain state dict; keys prefixed with ``module.`` (DataParal
 differ only by trailing singleton dimensions (a Linear stored as a 1x1 convolution, or the
 reverse) are reshaped. Unpickling always runs with ``weights_only=True``; the only extra global
 allowed is ``argparse.Namespace``, which timm training checkpoints store as ``args``.
+
+A zip member is inflated only up to ``MAX_INFLATION`` times the archive's size, and never beyond
+``MAX_MEMBER_BYTES``: weights barely compress (float tensors deflate by a few percent), so a member
+claiming more is a zip bomb, refused before a byte of it is inflated.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import io
 import pickle
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
@@ -27,8 +32,15 @@ SAFE_GLOBALS = (argparse.Namespace,)
 STATE_DICT_KEYS = ("state_dict_ema", "state_dict", "model", "model_state")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".bin", ".ckpt")
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-_REFUSED = re.compile(r"Unsupported (operand|class|global)|unrecognized function")
+MAX_INFLATION = 16
+MAX_MEMBER_BYTES = 4 << 30
+# torch's weights_only unpickler names a refused global "GLOBAL <module>.<name>" since torch 2.4 ("Unsupported
+# global: GLOBAL x.y was not an allowed global by default", "unsupported GLOBAL x.y whose module x is blocked")
+# and "Unsupported class x.y" before; its other refusals (reduce, NEWOBJ, BUILD, an opcode such as protocol 4's
+# STACK_GLOBAL) name no global.
+_REFUSED_GLOBAL = re.compile(r"(?:\bGLOBAL|[Uu]nsupported class) ([\w.]+)")
+_REFUSAL = re.compile(r"(?i)unsupported (?:operand|class|global)|whose module \S+ is blocked|not an allowed global|"
+                      r"unrecognized function|can only (?:create new object|build)|instantiate unsupported")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = b"\x80"  # pickle protocol 2 and later; torch.save's legacy format starts with one
 
@@ -36,20 +48,20 @@ StateDict = dict[str, torch.Tensor]
 KeyMap = Callable[[str], str]
 
 
-def read_checkpoint(path: Path, archive_member: str | None = None) -> object:
-    """Unpickle ``path`` (or its zip ``archive_member``) with only harmless globals allowed."""
+def read_checkpoint(path: Path, archive_member: str | None = None, name: str | None = None) -> object:
+    """Unpickle ``path`` (or its zip ``archive_member``) with only harmless globals allowed.
+
+    Errors call the file ``name`` (default: its path).
+    """
     path = Path(path)
+    name = name or str(path)
     if _is_plain_zip(path):
         with zipfile.ZipFile(path) as archive:
             member = archive_member or _single_checkpoint_member(path, archive.namelist())
             _check_member_name(path, member)
-            try:
-                data = archive.read(member)
-            except KeyError as exc:
-                raise UnsafeCheckpointError(
-                    f"{path} has no member {member!r}; members: {archive.namelist()}") from exc
-        return _safe_load(io.BytesIO(data), f"{path}:{member}")
-    return _safe_load(path, str(path))
+            data = _read_member(path, archive, member, f"{name}:{member}")
+        return _safe_load(io.BytesIO(data), f"{name}:{member}")
+    return _safe_load(path, name)
 
 
 def extract_state_dict(checkpoint: object, source: str) -> StateDict:
@@ -113,11 +125,11 @@ def _safe_load(source: Path | io.BytesIO, name: str) -> object:
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        match = _UNSUPPORTED_GLOBAL.search(str(exc))
-        if match is None and not _REFUSED.search(str(exc)):
+        refused = _unsafe_globals(source) or list(dict.fromkeys(_REFUSED_GLOBAL.findall(str(exc))))
+        if not refused and not _REFUSAL.search(str(exc)):
             raise NotACheckpointError(f"{name} is not a PyTorch checkpoint: its pickle is malformed "
                                       "(a damaged or truncated file?)") from exc
-        what = f"the global {match.group(1)}" if match else "an object"
+        what = f"the global{'s' if len(refused) > 1 else ''} {', '.join(refused)}" if refused else "an object"
         raise UnsafeCheckpointError(
             f"refusing to load {name}: it needs {what}, which is not allow-listed for "
             f"safe loading; only tensors, containers and {[g.__qualname__ for g in SAFE_GLOBALS]} "
@@ -126,6 +138,43 @@ def _safe_load(source: Path | io.BytesIO, name: str) -> object:
         what = "zip archive" if head.startswith(_ZIP_MAGIC) else "pickle"
         raise NotACheckpointError(f"{name} is not a readable PyTorch checkpoint: the {what} ends early or is "
                                   "damaged (a truncated download? delete the file to fetch it again)") from exc
+
+
+def _unsafe_globals(source: Path | io.BytesIO) -> list[str]:
+    """The globals of a ``torch.save`` file that ``weights_only`` loading refuses, as torch lists them by
+    reading the pickle without running it; empty for other files (a plain pickle) and files it cannot read."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    try:
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(source))
+    except Exception:  # noqa: BLE001 -- what torch cannot list is judged by the wording of its refusal
+        return []
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, member: str, name: str) -> bytes:
+    """The bytes of ``member``, refused unless it inflates to at most ``MAX_INFLATION`` times the archive's
+    size (and ``MAX_MEMBER_BYTES``); never more is inflated than its header claims."""
+    try:
+        info = archive.getinfo(member)
+    except KeyError as exc:
+        raise UnsafeCheckpointError(f"{path} has no member {member!r}; members: {archive.namelist()}") from exc
+    refusal = f"refusing archive member {member!r} of {path}"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise UnsafeCheckpointError(f"{refusal}: its compression method {info.compress_type} is neither stored "
+                                    "nor deflated, the two that checkpoint archives use")
+    archive_size = path.stat().st_size
+    bound = min(MAX_INFLATION * archive_size, MAX_MEMBER_BYTES)
+    if info.file_size > bound:
+        raise UnsafeCheckpointError(
+            f"{refusal}: it inflates to {info.file_size} bytes, more than {MAX_INFLATION} times the archive's "
+            f"{archive_size} bytes (at most {MAX_MEMBER_BYTES}); weights barely compress, a zip bomb does")
+    try:
+        with archive.open(info) as stream:
+            return stream.read(info.file_size)  # inflates at most this much, whatever the stream holds
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise NotACheckpointError(f"{name} is not a readable PyTorch checkpoint: the zip member is damaged "
+                                  f"({exc})") from exc
 
 
 def _head(source: Path | io.BytesIO, size: int = 64) -> bytes:

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import UnknownWeightsError
+from .atomic import write_text_atomically
 from .manifest import WeightsEntry, load_manifest
 from .records import read_record
 from .sources import resolve_weights_file
@@ -38,5 +39,5 @@ def pin(ids: Sequence[str] = (), progress: bool = True) -> list[WeightsEntry]:
     raw = json.loads(manifest.path.read_text(encoding="utf-8"))
     for item in raw["entries"]:
         item.update(pinned.get(item["id"], {}))
-    manifest.path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    write_text_atomically(manifest.path, json.dumps(raw, indent=2) + "\n")
     return [e for e in load_manifest().entries if e.id in pinned]

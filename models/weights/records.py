@@ -1,22 +1,26 @@
 """First-use records of weights files: the sha256 seen the first time, and quick re-checks.
 
 The resolver writes ``<file name>.sha256.json`` beside each file in torch.hub's checkpoints cache
-(``torch.hub.get_dir()/checkpoints``): the sha256 and size of the file when it was first downloaded
-or verified, and the size and modification time (ns) of each local copy that was hashed. A later
-load of a file that no manifest sha256 pins is checked against the recorded sha256 ("trust on
-first use"), and a copy whose size and modification time are unchanged is not hashed again.
+(``torch.hub.get_dir()/checkpoints``): the sha256 and size of the file when it was first verified
+(for a file that no manifest sha256 pins: once it has loaded as a checkpoint), and the size,
+modification time and inode change time (ns) of each local copy that was hashed. A later load of a
+file that no manifest sha256 pins is checked against the recorded sha256 ("trust on first use"),
+and a copy whose size and times are unchanged is not hashed again. The inode change time is set by
+the system at every write or ``utime`` call, so no user can set it back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from .atomic import write_text_atomically
 
 RECORD_SUFFIX = ".sha256.json"
 
@@ -35,7 +39,7 @@ def record_path(file_name: str) -> Path:
 class FileRecord:
     """The sha256 and size first seen for one weights file name, and the copies hashed since.
 
-    ``copies`` maps each hashed copy's absolute path to its ``[size, mtime_ns]`` at hashing time.
+    ``copies`` maps each hashed copy's absolute path to its ``[size, mtime_ns, ctime_ns]`` at hashing time.
     """
 
     file_name: str
@@ -46,8 +50,7 @@ class FileRecord:
 
     def known_sha256(self, path: Path) -> str | None:
         """The recorded sha256 if ``path`` is a copy hashed before and unchanged since, else None."""
-        stat = path.stat()
-        return self.sha256 if self.copies.get(str(path.resolve())) == [stat.st_size, stat.st_mtime_ns] else None
+        return self.sha256 if self.copies.get(str(path.resolve())) == _identity(path.stat()) else None
 
 
 def read_record(file_name: str) -> FileRecord | None:
@@ -68,17 +71,14 @@ def remember(file_name: str, path: Path, sha256: str, stat: os.stat_result) -> F
     record = read_record(file_name)
     if record is None or record.sha256 != sha256:
         record = FileRecord(file_name, sha256, stat.st_size, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    record.copies[str(path.resolve())] = [stat.st_size, stat.st_mtime_ns]
+    record.copies[str(path.resolve())] = _identity(stat)
     destination = record_path(file_name)
-    try:
+    with contextlib.suppress(OSError):
         destination.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-    except OSError:
-        return record
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as sink:
-            json.dump(record.__dict__, sink, indent=1)
-        os.replace(temporary, destination)
-    except OSError:
-        Path(temporary).unlink(missing_ok=True)
+        write_text_atomically(destination, json.dumps(record.__dict__, indent=1))
     return record
+
+
+def _identity(stat: os.stat_result) -> list[int]:
+    """What changes whenever a file's content may have: its size, modification and inode change times."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]

@@ -1,11 +1,15 @@
-"""Where a manifest entry's file comes from: the cache, the mirror, then each upstream URL.
+"""Where a manifest entry's file comes from: the cache, the mirror, then each upstream URL in order.
 
 Several processes that need the same file download it once (an inter-process file lock); every
-file returned has been verified (:mod:`.verify`). ``CONVNETS_HUB_OFFLINE=1`` never touches the network.
+file returned has been verified (:mod:`.verify`). ``CONVNETS_HUB_OFFLINE=1`` never touches the
+network and never deletes a cached file that fails verification: the error names it and why.
+A checkpoint from a user-given URL is cached under a folder named by the URL's hash
+(``checkpoints/by-url/<hash>/<file name>``), so two URLs with one file name never share a file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -22,6 +26,7 @@ from .verify import verify_file
 
 OFFLINE_ENV = "CONVNETS_HUB_OFFLINE"
 MIRROR_ENV = "CONVNETS_HUB_MIRROR"
+URL_CACHE_FOLDER = "by-url"
 
 
 def is_offline() -> bool:
@@ -30,9 +35,12 @@ def is_offline() -> bool:
 
 def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
     """The verified local file of ``entry``: from the cache, the mirror or the upstream URLs."""
+    return _resolve(entry, progress, os.environ.get(MIRROR_ENV, "").strip())
+
+
+def _resolve(entry: WeightsEntry, progress: bool, mirror: str) -> Path:
     settings = DownloadSettings.from_env()
     destination = checkpoint_dir() / entry.file_name
-    mirror = os.environ.get(MIRROR_ENV, "").strip()
     urls = list(entry.urls)
     failures = []
     if mirror.startswith(("http://", "https://")):
@@ -43,13 +51,10 @@ def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
             verify_file(mirror_dir / entry.file_name, entry, str(mirror_dir / entry.file_name))
             return mirror_dir / entry.file_name
         failures.append(f"{mirror_dir / entry.file_name} ({_mirror_state(mirror_dir)})")
-    if _verified_cached(destination, entry, remove_failed=is_offline()):
-        return destination  # files are renamed into place whole: reading needs no lock
     if is_offline():
-        looked = f" (looked in the mirror: {failures[0]})" if failures else ""
-        raise WeightsUnavailableError(
-            f"{entry.file_name} is not in the cache{looked} and {OFFLINE_ENV}=1 forbids downloading it from "
-            f"{', '.join(urls)}. Put the file at {destination} (or in a directory named by {MIRROR_ENV}).")
+        return _offline_cached(destination, entry, urls, failures)
+    if _verified_cached(destination, entry, remove_failed=False):
+        return destination  # files are renamed into place whole: reading needs no lock
     destination.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(destination) + ".lock", timeout=settings.lock_timeout)
     try:
@@ -74,6 +79,23 @@ def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
     raise _failure(entry, failures, destination)
 
 
+def _offline_cached(destination: Path, entry: WeightsEntry, urls: list[str], failures: list[str]) -> Path:
+    """The verified cached file, offline: a missing file, or one that fails verification (left in place),
+    is an error saying where and why."""
+    if not destination.is_file():
+        looked = f" (looked in the mirror: {failures[0]})" if failures else ""
+        raise WeightsUnavailableError(
+            f"{entry.file_name} is not in the cache{looked} and {OFFLINE_ENV}=1 forbids downloading it from "
+            f"{', '.join(urls)}. Put the file at {destination} (or in a directory named by {MIRROR_ENV}).")
+    try:
+        verify_file(destination, entry, f"the cache ({destination})")
+    except WeightsVerificationError as exc:
+        raise WeightsVerificationError(
+            f"{exc}. The file was left in place at {destination}: {OFFLINE_ENV}=1 forbids downloading another "
+            f"copy. Replace it with a good copy, or delete it and load it once without {OFFLINE_ENV}=1.") from exc
+    return destination
+
+
 def _mirror_state(mirror_dir: Path) -> str:
     if mirror_dir.is_dir():
         return f"not in the mirror directory {mirror_dir}, which exists"
@@ -96,11 +118,13 @@ def _failure(entry: WeightsEntry, failures: list, destination: Path) -> WeightsE
 
 
 def download_url(url: str, progress: bool = True) -> Path:
-    """A user-given checkpoint URL, downloaded into the cache under its own file name."""
+    """A user-given checkpoint URL, downloaded into the cache as ``by-url/<hash of the URL>/<file name>``
+    and verified as a manifest entry without a sha256 is (hash prefix, first-use record); no mirror."""
     name = Path(urlparse(url).path).name or "checkpoint.pth"
-    entry = WeightsEntry(id=url, entrypoint="", urls=(url,), file_name=name,
+    key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    entry = WeightsEntry(id=url, entrypoint="", urls=(url,), file_name=f"{URL_CACHE_FOLDER}/{key}/{name}",
                          preprocessing={}, license="unknown", hash_prefix=_hash_prefix_of(name))
-    return resolve_weights_file(entry, progress)
+    return _resolve(entry, progress, mirror="")
 
 
 def _hash_prefix_of(file_name: str) -> str | None:
@@ -111,7 +135,7 @@ def _hash_prefix_of(file_name: str) -> str | None:
 
 def _verified_cached(path: Path, entry: WeightsEntry, remove_failed: bool = True) -> bool:
     """Whether the cached file exists and verifies; a cached file that fails is removed (with a
-    warning) if ``remove_failed``, which only the holder of the download lock may ask for."""
+    warning) if ``remove_failed``, which only the holder of the download lock may ask for, online."""
     if not path.is_file():
         return False
     try:
