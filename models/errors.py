@@ -13,6 +13,10 @@ class InvalidArgumentError(ValueError):
     """An argument given by the user is not valid (its message names the argument and why)."""
 
 
+class OutputInUseError(InvalidArgumentError):
+    """Another run is writing the same output file (it holds the lock beside it); exit code 2 on the CLI."""
+
+
 class UnknownWeightsError(InvalidArgumentError):
     """``weights=`` names no manifest entry of this entrypoint, nor an existing file or a URL."""
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageDecodeError, ImageInputError, ImageTooLargeError
 from .fetch import FetchSettings, fetch_bytes, is_url
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image
 
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def describe(source: ImageSource) -> str:
@@ -30,48 +30,55 @@ def describe(source: ImageSource) -> str:
     return f"<{type(source).__name__}>"
 
 
-def load_rgb(source: ImageSource, fetch: FetchSettings, max_pixels: int,
-             draft_size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode ``source`` into an RGB image, EXIF-oriented, first frame, alpha composited on white.
+def open_image(source: ImageSource, fetch: FetchSettings, max_pixels: int) -> tuple[Image.Image, str]:
+    """An encoded ``source`` (not a PIL image) opened with its header only read, and its name for messages.
+
+    Its canvas is checked against ``max_pixels`` here, per call: Pillow's process-wide limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``) is neither changed nor turned into an error (above it, Pillow
+    warns); beyond twice that limit Pillow refuses to open an image whatever ``max_pixels`` says
+    (an ImageTooLargeError too).
+    """
+    name = describe(source)
+    data = _read_bytes(source, fetch)
+    with _decoding(name):
+        image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"{name}: {width}x{height} pixels exceed the limit of {max_pixels} "
+                                 "(raise max_pixels if the image is trusted)")
+    return image, name
+
+
+def decode_rgb(image: Image.Image, name: str, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """The pixels of an ``open_image`` image in RGB: EXIF-oriented, first frame, alpha composited on
+    white, high bit depths reduced to 8 bits.
 
     ``draft_size`` lets JPEG decoding scale down by a power of two while staying at least that
     large, which is several times faster for large photos.
     """
+    with _decoding(name):
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", draft_size)
+        image.seek(0)
+        image.load()
+        return to_rgb(_oriented(image), name)
+
+
+def load_rgb(source: ImageSource, fetch: FetchSettings, max_pixels: int,
+             draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Any input in RGB: ``decode_rgb(*open_image(...))``, or a PIL image oriented and converted (a copy
+    where that changes it)."""
     if isinstance(source, Image.Image):
-        return to_rgb(ImageOps.exif_transpose(source), describe(source))
-    name = describe(source)
-    data = _read_bytes(source, fetch)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLargeError(f"{name}: {width}x{height} pixels exceed the limit of {max_pixels} "
-                                         "(raise max_pixels if the image is trusted)")
-            if draft_size is not None and image.format == "JPEG":
-                image.draft("RGB", draft_size)
-            image.seek(0)
-            image.load()
-            return to_rgb(ImageOps.exif_transpose(image), name)
-    except ImageTooLargeError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"{name}: {exc}") from exc
-    except UnidentifiedImageError as exc:  # PIL's text names the address of a BytesIO object
-        raise ImageDecodeError(f"{name}: not a decodable image (no image format recognised)") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"{name}: not a decodable image ({exc})") from exc
+        return to_rgb(_oriented(source), describe(source))
+    return decode_rgb(*open_image(source, fetch, max_pixels), draft_size)
 
 
 def to_rgb(image: Image.Image, name: str) -> Image.Image:
     """Every PIL mode to RGB; transparency is composited on white, 16-bit data scaled to 8 bits."""
     if image.mode == "RGB":
         return image
-    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        scale = 255.0 / 65535.0 if values.max(initial=0) > 255 else 1.0
-        return Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        return _eight_bit(image).convert("RGB")
     has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")
@@ -81,6 +88,39 @@ def to_rgb(image: Image.Image, name: str) -> Image.Image:
         return image.convert("RGB")
     except ValueError as exc:
         raise ImageDecodeError(f"{name}: cannot convert PIL mode {image.mode!r} to RGB ({exc})") from exc
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """A 16- or 32-bit greyscale image in mode "L", made by Pillow without a float64 copy: values
+    above 255 mean the 16-bit range (scaled by 255/65535, rounded down), others are kept; then
+    clipped to 0-255."""
+    if image.mode not in ("I;16", "I", "F"):  # I;16B, I;16L, I;16N: Pillow scales these in mode I
+        image = image.convert("I")
+    if image.getextrema()[1] > 255:
+        image = image.point(lambda value: value / 257)
+    return image.convert("L")
+
+
+def _oriented(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (a new image only where it asks for a turn)."""
+    if image.getexif().get(ExifTags.Base.Orientation) not in range(2, 9):  # 1 or none: as stored
+        return image
+    return ImageOps.exif_transpose(image)
+
+
+@contextmanager
+def _decoding(name: str) -> Iterator[None]:
+    """Pillow's and the codecs' exceptions as ImageInputErrors naming the input."""
+    try:
+        yield
+    except ImageInputError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{name}: {exc} (Pillow's own limit: PIL.Image.MAX_IMAGE_PIXELS)") from exc
+    except UnidentifiedImageError as exc:  # PIL's text names the address of a BytesIO object
+        raise ImageDecodeError(f"{name}: not a decodable image (no image format recognised)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"{name}: not a decodable image ({exc})") from exc
 
 
 def _read_bytes(source: ImageSource, fetch: FetchSettings) -> bytes:

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 
-from .decode import ImageSource, describe, load_rgb
+from .budget import PixelBudget
+from .decode import ImageSource, decode_rgb, describe, load_rgb, open_image
 from .devices import parse_device
 from .errors import ImageInputError
 from .fetch import FetchSettings
@@ -40,16 +42,20 @@ class ConvNetsProcessingUtils:
         connect_timeout, read_timeout, total_timeout: seconds for fetching image URLs (to connect,
             between two reads, for the whole body).
         max_bytes: the largest image file or response body accepted (default 64 MiB).
-        max_pixels: the largest decoded canvas accepted (a decompression-bomb guard).
+        max_pixels: the largest decoded canvas accepted (a decompression-bomb guard), per image.
         workers: threads that decode a batch in parallel (default: up to 8, two per core).
+        max_pixels_at_once: the canvases that this object's threads may decode at once, all images
+            and calls together (default: ``max_pixels``): a batch of large images waits its turn
+            instead of multiplying decoding's memory; small images still decode in parallel.
     """
 
     def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 30.0,
                  max_bytes: int = 64 * 1024 * 1024, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 workers: int | None = None, total_timeout: float = 120.0):
+                 workers: int | None = None, total_timeout: float = 120.0, max_pixels_at_once: int | None = None):
         self.fetch = FetchSettings(connect_timeout, read_timeout, max_bytes, total_timeout)
         self.max_pixels = max_pixels
         self.workers = workers or min(8, 2 * (os.cpu_count() or 1))
+        self.decoding_budget = PixelBudget(max_pixels_at_once or max_pixels)
 
     def prepare_input_from_uri(self, uri: ImageSource, cuda: bool | str | torch.device = False, model: Any = None,
                                config: Mapping[str, Any] | None = None) -> torch.Tensor:
@@ -113,8 +119,15 @@ class ConvNetsProcessingUtils:
         return show_predictions(images, results, titles)
 
     def _tensor(self, uri: ImageSource, preprocess: PreprocessConfig) -> torch.Tensor:
+        if isinstance(uri, Image.Image):  # decoded already
+            return image_to_tensor(load_rgb(uri, self.fetch, self.max_pixels), preprocess)
+        image, name = open_image(uri, self.fetch, self.max_pixels)
         margin = DRAFT_MARGIN * preprocess.resize_size
-        return image_to_tensor(load_rgb(uri, self.fetch, self.max_pixels, draft_size=(margin, margin)), preprocess)
+        with self.decoding_budget.reserve(image.width * image.height):  # until the full-size pixels are gone
+            try:
+                return image_to_tensor(decode_rgb(image, name, draft_size=(margin, margin)), preprocess)
+            finally:
+                image.close()
 
     def _attempt(self, uri: ImageSource, preprocess: PreprocessConfig) -> torch.Tensor | ImageInputError:
         try:

@@ -2,8 +2,10 @@
 
 import json
 import os
+import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -23,7 +25,7 @@ from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
 from convnets_hub.models.batch.ray_engine import ModelRecipe, _ClassifyActor
 from convnets_hub.models.batch.schema import SCHEMA
-from convnets_hub.models.batch.store import ResultStore, read_results
+from convnets_hub.models.batch.store import ResultStore, create_exclusive, read_results
 from convnets_hub.models.errors import InvalidArgumentError
 from convnets_hub.processing import ConvNetsProcessingUtils
 from PIL import Image
@@ -121,19 +123,80 @@ def test_rows_are_saved_as_they_come_and_published_once_per_path(tmp_path):
     store = ResultStore(output)
     store.write([row, {**row, "path": "b"}])
     assert not output.exists()  # a crash now: the parts hold the rows, OUT is not there half-written
+    store.close()  # what the crashed process's exit does to its lock
     resumed = ResultStore(output, resume=True)
     assert resumed.done == {"a", "b"}
     resumed.write([{**row, "path": "b", "error": "again"}, {**row, "path": "c"}])
     assert resumed.finish() == 3
     assert [r["path"] for r in read_results(output).to_pylist()] == ["a", "b", "c"]
     assert read_results(output).to_pylist()[1]["error"] == ""
-    assert not list(tmp_path.glob(".out.jsonl.*")), "parts and temporary files are removed"
+    assert [path.name for path in tmp_path.glob(".out.jsonl.*")] == [".out.jsonl.lock"], \
+        "parts and temporary files are removed; the (released) lock file stays"
     with pytest.raises(InvalidArgumentError, match="--resume.*--overwrite"):
         ResultStore(output)
     ResultStore(output, overwrite=True).finish()
     assert read_results(output).num_rows == 0
     with pytest.raises(InvalidArgumentError, match=".parquet"):
         ResultStore(tmp_path / "out.csv")
+
+
+ROW = {"path": "a", "labels": ["x"], "class_indices": [1], "probabilities": [0.5], "error": "", "entrypoint": "e",
+       "weights": "w"}
+
+
+def test_a_second_run_on_the_same_output_is_refused_at_once_and_no_row_is_lost(lenet_weights, tmp_path):
+    output = tmp_path / "out.parquet"
+    first = ResultStore(output, resume=True)  # `classify A/ --resume --output out.parquet`, still running
+    first.write([{**ROW, "path": "A/1.jpg"}])
+    second = run_cli(str(GRACE_HOPPER), *model_args(lenet_weights), "--output", str(output), "--resume")
+    assert second.returncode == 2, second.stderr
+    assert "is being written by another run" in second.stderr and ".out.parquet.lock" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1 and "Traceback" not in second.stderr
+    assert not output.exists() and len(list((tmp_path / ".out.parquet.parts").iterdir())) == 1
+    first.write([{**ROW, "path": "A/2.jpg"}])
+    assert first.finish() == 2
+    again = run_cli(str(GRACE_HOPPER), *model_args(lenet_weights), "--output", str(output), "--resume")
+    assert again.returncode == 0, again.stderr
+    assert read_results(output).column("path").to_pylist() == ["A/1.jpg", "A/2.jpg", str(GRACE_HOPPER)]
+
+
+def test_part_names_are_unique_per_run(tmp_path):
+    output = tmp_path / "out.jsonl"
+    crashed = ResultStore(output)
+    crashed.write([{**ROW, "path": "a"}])
+    crashed.write([{**ROW, "path": "b"}])
+    crashed.close()
+    parts = sorted((tmp_path / ".out.jsonl.parts").iterdir())
+    parts[0].unlink()  # one part of the interrupted run is gone: the next run's numbers must not meet the others
+    resumed = ResultStore(output, resume=True)
+    resumed.write([{**ROW, "path": "c"}])
+    assert resumed.finish() == 2
+    assert read_results(output).column("path").to_pylist() == ["b", "c"]
+
+
+def test_temporary_files_are_created_exclusively_and_never_follow_a_planted_link(tmp_path, monkeypatch):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    output = tmp_path / "out.parquet"
+    (tmp_path / ".out.parquet.parts").mkdir()
+    for planted in (tmp_path / ".out.parquet.tmp", tmp_path / ".out.parquet.parts" / "part-00000000.tmp"):
+        planted.symlink_to(victim)  # where the temporary files used to be written, by name
+    store = ResultStore(output)
+    store.write([ROW])
+    assert store.finish() == 1
+    assert victim.read_text() == "precious" and not output.is_symlink()
+    assert read_results(output).column("path").to_pylist() == ["a"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(output.stat().st_mode) == 0o666 & ~umask, "OUT has a new file's usual mode"
+
+    names = iter(["planted", "fresh"])  # a link at the first random name drawn: another one is drawn
+    monkeypatch.setattr(secrets, "token_hex", lambda size: next(names))
+    (tmp_path / ".x.planted.tmp").symlink_to(victim)
+    descriptor, path = create_exclusive(tmp_path, ".x.")
+    os.write(descriptor, b"new")
+    os.close(descriptor)
+    assert path == tmp_path / ".x.fresh.tmp" and path.read_bytes() == b"new" and victim.read_text() == "precious"
 
 
 def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path):

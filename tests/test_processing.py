@@ -1,8 +1,12 @@
 """nvidia_convnets_processing_utils: every image kind, URLs on loopback, NVIDIA's format, fuzzing."""
 
 import io
+import json
+import math
 import os
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 from pathlib import Path
@@ -12,7 +16,7 @@ import numpy as np
 import pytest
 import skimage
 import torch
-from conftest import Reply
+from conftest import REPO, Reply
 from convnets_hub.processing import (
     ConvNetsProcessingUtils,
     ImageDecodeError,
@@ -23,6 +27,7 @@ from convnets_hub.processing import (
     ProcessingArgumentError,
     SkippedImagesWarning,
 )
+from convnets_hub.processing.transforms import IMAGENET_MEAN, IMAGENET_STD
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
@@ -100,6 +105,74 @@ def _png_header(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
             + _png_chunk(b"IEND", b""))
+
+
+def _flat_png(width: int, height: int, bit_depth: int, value: int) -> bytes:
+    """A greyscale PNG of one ``value``: any number of pixels in a few hundred KB, made row by row."""
+    row = b"\x00" + value.to_bytes(bit_depth // 8, "big") * width
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
+
+
+# Decodes three copies of a PNG in one prepare_inputs call, as the server does for a request of
+# three images, and prints how far the process's peak RSS rose above what small images needed.
+PEAK_RSS_SCRIPT = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+import models
+from convnets_hub.processing import ConvNetsProcessingUtils
+
+utils = ConvNetsProcessingUtils()
+utils.prepare_inputs([sys.argv[3]] * 3, workers=3)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+batch = utils.prepare_inputs([sys.argv[2]] * 3, workers=3)
+rise = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"shape": list(batch.shape), "rise_bytes": rise * 1024, "mean": batch.mean().item()}))
+"""
+
+
+def test_three_16_bit_9000_px_pngs_in_one_batch_stay_far_below_a_gigabyte(tmp_path):
+    """A 16-bit 9000 x 9000 PNG of under 200 KB is 81 Mpx: decoded through float64 it took 2.2 GiB,
+    three in one batch 6.3 GiB; the decoding budget lets one such image decode at a time."""
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    big.write_bytes(_flat_png(9000, 9000, 16, 40000))
+    small.write_bytes(_flat_png(300, 300, 16, 40000))
+    assert big.stat().st_size < 200_000
+    result = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(REPO), str(big), str(small)],
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["shape"] == [3, 3, 224, 224]
+    assert measured["rise_bytes"] < 2**30, f"peak RSS rose by {measured['rise_bytes'] / 2**20:.0f} MiB"
+    grey = (40000 // 257) / 255  # 16-bit values scaled to 8 bits, rounded down
+    normalized = (grey - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert measured["mean"] == pytest.approx(normalized.mean().item(), abs=1e-5)
+
+
+def test_max_pixels_above_pillows_own_warning_limit_is_honoured():
+    side = math.isqrt(Image.MAX_IMAGE_PIXELS) + 100  # just above the canvas where Pillow warns
+    data = _flat_png(side, side, 8, 200)
+    with pytest.warns(Image.DecompressionBombWarning):  # Pillow's warning, left a warning
+        pixels = ConvNetsProcessingUtils(max_pixels=side * side).prepare_input_from_uri(data, config=PIXELS)
+    assert torch.allclose(pixels, torch.full_like(pixels, 200 / 255))
+    with pytest.raises(ImageTooLargeError, match=f"{side}x{side} pixels exceed the limit of {side * side - 1}"), \
+            pytest.warns(Image.DecompressionBombWarning):
+        ConvNetsProcessingUtils(max_pixels=side * side - 1).prepare_input_from_uri(data)
+
+
+def test_threaded_decoding_leaves_the_warnings_filters_alone():
+    before = list(warnings.filters)
+    images = [encoded(Image.new("RGB", (640, 480), (index, 0, 0)), "PNG") for index in range(64)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: any race on global state shows
+    try:
+        for _ in range(3):
+            ConvNetsProcessingUtils(workers=8).prepare_inputs(images)
+    finally:
+        sys.setswitchinterval(interval)
+    assert warnings.filters == before
 
 
 @pytest.mark.parametrize(("payload", "error"), [

@@ -14,14 +14,21 @@ import sysconfig
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib.cbook
 import numpy as np
 import pytest
 import torch
+import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from conftest import HUBCONF, REPO
 from convnets_hub.models.deploy.server import use_interpreter_libpython
+from convnets_hub.models.deploy.triton_errors import (
+    INTERNAL_MESSAGE,
+    PROXY_SUFFIX,
+    invalid_argument,
+)
 from convnets_hub.processing import ConvNetsProcessingUtils
 from convnets_hub.processing.labels import imagenet_labels
 from tritonclient.utils import InferenceServerException
@@ -105,8 +112,18 @@ def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(
             imagenet_labels()[index] for index in indices[0].tolist()]
         assert np.allclose(result.as_numpy("probabilities"), probabilities.numpy(), atol=1e-5)
 
-        with pytest.raises(InferenceServerException, match="not a decodable image"):
+        with pytest.raises(InferenceServerException) as bad_http:
             infer_images(client, [b"these bytes are no image"])
+        assert bad_http.value.status() == "400"
+        assert bad_http.value.message() == "input 0 (<24 bytes>): <24 bytes>: not a decodable image (no image format " \
+                                           "recognised)"
+        garbage = triton_grpc.InferInput("image", [1, 1], "BYTES")
+        garbage.set_data_from_numpy(np.array([b"GIF89a, and then nothing"], dtype=np.object_).reshape(1, 1))
+        with triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}") as grpc_client, \
+                pytest.raises(InferenceServerException) as bad_grpc:
+            grpc_client.infer(f"{NAME}_image", [garbage])
+        assert bad_grpc.value.status() == "StatusCode.INVALID_ARGUMENT"
+        assert "\n" not in bad_grpc.value.message() and "not a decodable image" in bad_grpc.value.message()
         with pytest.raises(InferenceServerException, match="unexpected shape"):
             infer_tensor(client, np.zeros((1, 3, 100, 224), dtype=np.float32))
         with pytest.raises(InferenceServerException, match="FP64"):
@@ -124,6 +141,11 @@ def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+        output = log.read_text()
+        assert "Failed to initialize NVML" not in output and "Traceback" not in output, output[-3000:]
+        assert "bad input: input 0 (<24 bytes>)" in output  # a client's bad input is one line of the log
+        if "CudaDriverHelper has not been initialized" in output:  # a machine without a CUDA driver
+            assert output.index("no CUDA driver here") < output.index("CudaDriverHelper has not been initialized")
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", http_port)) != 0, "the HTTP port still answers"
     finally:
@@ -142,3 +164,33 @@ def test_the_interpreters_libpython_comes_first_for_the_backend_stub(monkeypatch
     monkeypatch.setenv("LD_LIBRARY_PATH", os.pathsep.join(["/opt/other", library_dir]))
     use_interpreter_libpython()
     assert os.environ["LD_LIBRARY_PATH"].split(os.pathsep) == [library_dir, "/opt/other"]
+
+
+def test_the_triton_side_answers_bad_input_as_invalid_argument_and_any_other_failure_in_one_line():
+    """The code appended to PyTriton's proxy model, run with stand-ins for Triton's Python backend."""
+
+    class TritonModelException(Exception):
+        pass
+
+    class TritonError:
+        INTERNAL, INVALID_ARG = "INTERNAL", "INVALID_ARG"
+
+        def __init__(self, message, code=INTERNAL):
+            self.message, self.code = message, code
+
+    class TritonPythonModel:
+        def execute(self, requests):
+            raise TritonModelException(failure)
+
+    backend = {"pb_utils": SimpleNamespace(TritonModelException=TritonModelException, TritonError=TritonError,
+                                           InferenceResponse=lambda error: error),
+               "TritonPythonModel": TritonPythonModel}
+    exec(PROXY_SUFFIX, backend)  # noqa: S102 -- as Triton runs model.py
+    traceback_of = ('Model execute error: Traceback (most recent call last):\n  File "/tmp/x/1/model.py", line 492, '
+                    "in execute\npytriton.exceptions.PyTritonBadParameterError: {}\n\nAt:\n  /tmp/x/1/model.py(501)\n")
+    failure = traceback_of.format(invalid_argument(ValueError("input 1 (<3 bytes>): not\nan image")))
+    answers = TritonPythonModel().execute(["request 1", "request 2"])
+    assert [(error.code, error.message) for error in answers] == [("INVALID_ARG", "input 1 (<3 bytes>): not an image")] * 2
+    failure = traceback_of.format("RuntimeError: CUDA out of memory")
+    answers = TritonPythonModel().execute(["request"])
+    assert [(error.code, error.message) for error in answers] == [("INTERNAL", INTERNAL_MESSAGE)]

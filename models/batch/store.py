@@ -1,30 +1,39 @@
 """The output file: rows are saved as they come, the final file appears atomically, ``--resume`` goes on.
 
-While a run goes on, every batch of rows is one Parquet part in ``.<OUT>.parts/`` beside OUT (each
-written to a temporary name, then renamed): a crash loses at most the batches in flight. ``finish``
-writes OUT's previous rows and the parts, once per path, to a temporary file renamed over OUT,
-then removes the parts.
+While a run goes on, it holds an exclusive lock on ``.<OUT>.lock`` beside OUT (a second run on the
+same OUT is refused at once), and every batch of rows is one Parquet part in ``.<OUT>.parts/``
+named after the run and the batch (each written to a new temporary file, then renamed): a crash
+loses at most the batches in flight. ``finish`` writes OUT's previous rows and the parts, once per
+path, to a new temporary file renamed over OUT, then removes the parts. Temporary files are
+created exclusively (``O_EXCL``, random names): a file or link already at such a name is never
+written through. The empty lock file stays beside OUT.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
+import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 from pyarrow import json as pa_json
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, OutputInUseError
 from .schema import SCHEMA, to_table
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 ROW_GROUP_ROWS = 65536
+# Random names tried by create_exclusive before it gives up (each taken one is someone else's file).
+EXCLUSIVE_ATTEMPTS = 100
 
 
 class ResultStore:
@@ -33,7 +42,8 @@ class ResultStore:
     ``resume``: the paths already in OUT or in the parts of an interrupted run are ``done`` and
     kept; with ``retry_errors``, only those whose row has no error: a new row of a path replaces
     its error row. Otherwise an existing OUT or parts are an InvalidArgumentError unless
-    ``overwrite``.
+    ``overwrite``. Another ResultStore on OUT that is still open (in any process) is an
+    OutputInUseError. ``finish`` or ``close`` releases OUT for the next run.
     """
 
     def __init__(self, output: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
@@ -46,9 +56,26 @@ class ResultStore:
         if not self.output.parent.is_dir():
             raise InvalidArgumentError(f"--output {str(output)!r}: no such directory {str(self.output.parent)!r}")
         self.parts = self.output.parent / f".{self.output.name}.parts"
+        self._lock = FileLock(self.output.parent / f".{self.output.name}.lock", timeout=0)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise OutputInUseError(f"--output {str(output)!r} is being written by another run (it holds "
+                                   f"{self._lock.lock_file!r}): wait for that run to end, or choose another "
+                                   "--output") from None
+        try:
+            self._start(str(output), resume, overwrite, retry_errors)
+        except BaseException:
+            self.close()
+            raise
+        # Parts sort by the run's start, then by batch; the random part keeps two runs' names apart.
+        self._run = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
+        self._numbers = itertools.count()
+
+    def _start(self, output: str, resume: bool, overwrite: bool, retry_errors: bool) -> None:
         if (self.output.exists() or self._part_files()) and not resume:
             if not overwrite:
-                raise InvalidArgumentError(f"--output {str(output)!r} exists (or an interrupted run's parts): "
+                raise InvalidArgumentError(f"--output {output!r} exists (or an interrupted run's parts): "
                                            "pass --resume to go on with it or --overwrite to start over")
             shutil.rmtree(self.parts, ignore_errors=True)
         self.keep_output = resume
@@ -57,7 +84,6 @@ class ResultStore:
             for path, error in zip(table.column("path").to_pylist(), table.column("error").to_pylist(), strict=True):
                 if not (retry_errors and error):
                     self.done.add(path)
-        self._numbers = itertools.count(len(self._part_files()))
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Save ``rows`` now (one part file); paths already done are dropped."""
@@ -65,14 +91,15 @@ class ResultStore:
         if not fresh:
             return
         self.parts.mkdir(exist_ok=True)
-        part = self.parts / f"part-{next(self._numbers):08d}.parquet"
-        temporary = part.with_suffix(".tmp")
-        pq.write_table(to_table(fresh), temporary)
-        os.replace(temporary, part)
+        part = self.parts / f"part-{self._run}-{next(self._numbers):08d}.parquet"
+        with _NewFile(self.parts, f".{part.name}.") as file:
+            pq.write_table(to_table(fresh), file.file)
+            file.publish(part)
         self.done.update(row["path"] for row in fresh)
 
     def finish(self) -> int:
-        """Publish OUT atomically with every saved row, once per path; returns the number of rows.
+        """Publish OUT atomically with every saved row, once per path, and release OUT; returns the
+        number of rows.
 
         A path's row is its first, unless that row has an error and a later one was saved (a retry).
         """
@@ -83,13 +110,19 @@ class ResultStore:
                 if path not in chosen or chosen[path][2]:
                     chosen[path] = (number, index, bool(errors[index]))
         keep = {(number, index) for number, index, _ in chosen.values()}
-        temporary = self.output.parent / f".{self.output.name}.tmp"
-        with _TableWriter(temporary, self.format) as write:
-            for number, table in enumerate(self._saved_tables()):
-                write(table.filter(pa.array([(number, index) in keep for index in range(len(table))], pa.bool_())))
-        os.replace(temporary, self.output)
+        with _NewFile(self.output.parent, f".{self.output.name}.") as file:
+            with _TableWriter(file.file, self.format) as write:
+                for number, table in enumerate(self._saved_tables()):
+                    write(table.filter(pa.array([(number, index) in keep for index in range(len(table))],
+                                                pa.bool_())))
+            file.publish(self.output)
         shutil.rmtree(self.parts, ignore_errors=True)
+        self.close()
         return len(chosen)
+
+    def close(self) -> None:
+        """Release OUT without publishing (the parts stay for ``--resume``); ``finish`` does it too."""
+        self._lock.release()
 
     def _part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
@@ -111,13 +144,51 @@ def read_results(path: str | os.PathLike) -> pa.Table:
     return pq.read_table(path, schema=SCHEMA)
 
 
-class _TableWriter:
-    """A context manager giving ``write(table)`` into ``path`` in ``format``, buffering row groups."""
+def create_exclusive(folder: Path, prefix: str) -> tuple[int, Path]:
+    """A new empty file ``folder/<prefix><random>.tmp``, opened for writing (descriptor, path).
 
-    def __init__(self, path: Path, format: str) -> None:
-        self.path, self.format, self.pending, self.rows = path, format, [], 0
-        self.parquet = pq.ParquetWriter(path, SCHEMA) if format == "parquet" else None
-        self.lines = path.open("w", encoding="utf-8") if format == "jsonl" else None
+    Created with ``O_EXCL | O_NOFOLLOW``: an existing file or symbolic link at a drawn name is never
+    opened (another name is drawn). Its mode is what the umask gives a new file, as for ``open``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(EXCLUSIVE_ATTEMPTS):
+        path = folder / f"{prefix}{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{str(folder)!r}: {EXCLUSIVE_ATTEMPTS} random names {prefix}*.tmp were all taken")
+
+
+class _NewFile:
+    """A context manager: a binary file made by ``create_exclusive``; ``publish(target)`` closes it and
+    renames it over ``target`` (atomically); left unpublished, it is removed."""
+
+    def __init__(self, folder: Path, prefix: str) -> None:
+        descriptor, self.path = create_exclusive(folder, prefix)
+        self.file = os.fdopen(descriptor, "wb")
+
+    def __enter__(self):
+        return self
+
+    def publish(self, target: Path) -> None:
+        self.file.close()
+        os.replace(self.path, target)
+        self.path = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.file.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class _TableWriter:
+    """A context manager giving ``write(table)`` into the binary ``file`` in ``format``, buffering row groups."""
+
+    def __init__(self, file: BinaryIO, format: str) -> None:
+        self.format, self.pending, self.rows = format, [], 0
+        self.parquet = pq.ParquetWriter(file, SCHEMA) if format == "parquet" else None
+        self.lines = io.TextIOWrapper(file, encoding="utf-8") if format == "jsonl" else None
 
     def __enter__(self):
         return self.write
@@ -141,4 +212,5 @@ class _TableWriter:
             self._flush()
             self.parquet.close()
         else:
-            self.lines.close()
+            self.lines.flush()
+            self.lines.detach()  # the file stays open for publish

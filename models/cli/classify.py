@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="image files, directories (recursive), globs, .txt/.lst lists (one path or URL a "
                              "line), .parquet/.csv files (column --input-column), http(s) URLs")
     parser.add_argument("--output", required=True, metavar="OUT",
-                        help="the result file: .parquet (or .pq) or .jsonl (or .ndjson)")
+                        help="the result file: .parquet (or .pq) or .jsonl (or .ndjson); while another run "
+                             "writes it, a second one stops at once with exit code 2")
     parser.add_argument("--input-column", default="path", help="the column of Parquet/CSV inputs (default: path)")
     parser.add_argument("--top-k", type=positive_int, default=5, help="classes kept per image (default 5)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default 64)")

@@ -9,12 +9,16 @@
 The tensor model batches dynamically across clients. The image model runs each request on its own
 (a request may carry up to ``max_batch_size`` images): PyTriton answers a failed call with one error
 for every request in it, and one client's bytes that are no image must not fail another's request.
-Triton itself rejects a wrong shape or dtype; bytes that are no image get an error response naming
-the input and the cause. Either way the server keeps serving.
+Its images decode within the processing's pixel budget (``max_pixels`` per image, and at most that
+many decoded at once), so a request of huge images waits its turn instead of multiplying memory.
+Triton itself rejects a wrong shape or dtype; bytes that are no image get INVALID_ARG (HTTP 400,
+gRPC INVALID_ARGUMENT) with one line naming the input and the cause (``triton_errors``). Either way
+the server keeps serving.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -28,13 +32,13 @@ from typing import NoReturn
 import numpy as np
 import torch
 from pytriton.decorators import batch
-from pytriton.exceptions import PyTritonBadParameterError
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 from torch import nn
 
 from ...processing import ConvNetsProcessingUtils, ImageInputError
 from .names import INPUT_NAME, OUTPUT_NAME, class_labels, deployed_name
+from .triton_errors import invalid_argument, one_line_errors
 
 DEFAULT_TOP_K = 5
 IMAGE_SUFFIX = "_image"
@@ -80,7 +84,7 @@ class HubModelHandler:
         try:
             batch = self.processing.prepare_inputs(images, config=self.cfg)
         except ImageInputError as error:
-            raise PyTritonBadParameterError(str(error)) from None
+            raise invalid_argument(error) from None
         probabilities = torch.from_numpy(self.logits(batch)).softmax(dim=1)
         values, indices = probabilities.topk(self.top_k, dim=1)
         return {"labels": self.labels[indices.numpy()], "probabilities": values.numpy().astype(np.float32),
@@ -103,9 +107,11 @@ def use_interpreter_libpython() -> None:
 def serve(model: nn.Module, settings: ServerSettings, on_ready: Callable[[str], None] = print) -> None:
     """Serve ``model`` until SIGTERM or Ctrl-C, then shut the server down; blocks.
 
-    ``on_ready`` gets one line naming the models and addresses once both models are loaded.
+    ``on_ready`` gets one line naming the models and addresses once both models are loaded. Before
+    Triton's own log, one line on stderr says which of its error lines are expected here.
     """
     use_interpreter_libpython()
+    cuda = cuda_driver_usable()
 
     logging.getLogger("pytriton").setLevel(logging.WARNING)
     handler = HubModelHandler(model, settings.top_k)
@@ -117,10 +123,11 @@ def serve(model: nn.Module, settings: ServerSettings, on_ready: Callable[[str], 
     triton_config = TritonConfig(http_address=settings.host, http_port=settings.http_port,
                                  grpc_address=settings.host, grpc_port=settings.grpc_port,
                                  metrics_address=settings.host, metrics_port=settings.metrics_port,
-                                 exit_timeout_secs=5, log_verbose=0)
+                                 allow_gpu_metrics=cuda, exit_timeout_secs=5, log_verbose=0)
+    print(expected_log_errors(cuda), file=sys.stderr, flush=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with Triton(config=triton_config) as triton:
+        with one_line_errors(), Triton(config=triton_config) as triton:
             triton.bind(model_name=name, infer_func=batch(handler.infer_tensor),
                         inputs=[Tensor(name=INPUT_NAME, dtype=np.float32, shape=tuple(handler.cfg["input_size"]))],
                         outputs=[Tensor(name=OUTPUT_NAME, dtype=np.float32, shape=(handler.cfg["num_classes"],))],
@@ -139,6 +146,25 @@ def serve(model: nn.Module, settings: ServerSettings, on_ready: Callable[[str], 
             triton.serve()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def cuda_driver_usable() -> bool:
+    """Whether Triton will find a CUDA driver with a device (it loads ``libcuda.so.1`` and calls ``cuInit``)."""
+    try:
+        return ctypes.CDLL("libcuda.so.1").cuInit(0) == 0
+    except OSError:
+        return False
+
+
+def expected_log_errors(cuda: bool) -> str:
+    """One line naming the error lines of Triton's start-up log that are expected, and why."""
+    note = ("Triton's 'Failed to set config modification time' errors are expected (PyTriton hands it each "
+            "model's configuration directly)")
+    if cuda:
+        return f"python3 -m models serve: {note}"
+    return (f"python3 -m models serve: no CUDA driver here, the model runs on the CPU: {note}, as are its "
+            "lines 'Unable to allocate pinned system memory' and 'CudaDriverHelper has not been initialized' "
+            "(GPU metrics are off)")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
