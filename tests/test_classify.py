@@ -25,8 +25,9 @@ from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
 from convnets_hub.models.batch.ray_engine import ModelRecipe, _ClassifyActor
 from convnets_hub.models.batch.schema import SCHEMA
-from convnets_hub.models.batch.store import ResultStore, create_exclusive, read_results
+from convnets_hub.models.batch.store import ResultStore, read_results
 from convnets_hub.models.errors import InvalidArgumentError
+from convnets_hub.models.files import NewFile
 from convnets_hub.processing import ConvNetsProcessingUtils
 from PIL import Image
 
@@ -193,10 +194,11 @@ def test_temporary_files_are_created_exclusively_and_never_follow_a_planted_link
     names = iter(["planted", "fresh"])  # a link at the first random name drawn: another one is drawn
     monkeypatch.setattr(secrets, "token_hex", lambda size: next(names))
     (tmp_path / ".x.planted.tmp").symlink_to(victim)
-    descriptor, path = create_exclusive(tmp_path, ".x.")
-    os.write(descriptor, b"new")
-    os.close(descriptor)
-    assert path == tmp_path / ".x.fresh.tmp" and path.read_bytes() == b"new" and victim.read_text() == "precious"
+    with NewFile(tmp_path / "x") as new:
+        new.file.write(b"new")
+        assert new.path == tmp_path / ".x.fresh.tmp"
+        new.publish()
+    assert (tmp_path / "x").read_bytes() == b"new" and victim.read_text() == "precious"
 
 
 def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path):

@@ -28,12 +28,11 @@ from filelock import FileLock, Timeout
 from pyarrow import json as pa_json
 
 from ..errors import InvalidArgumentError, OutputInUseError
+from ..files import NewFile
 from .schema import SCHEMA, to_table
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 ROW_GROUP_ROWS = 65536
-# Random names tried by create_exclusive before it gives up (each taken one is someone else's file).
-EXCLUSIVE_ATTEMPTS = 100
 
 
 class ResultStore:
@@ -92,9 +91,9 @@ class ResultStore:
             return
         self.parts.mkdir(exist_ok=True)
         part = self.parts / f"part-{self._run}-{next(self._numbers):08d}.parquet"
-        with _NewFile(self.parts, f".{part.name}.") as file:
+        with NewFile(part) as file:
             pq.write_table(to_table(fresh), file.file)
-            file.publish(part)
+            file.publish()
         self.done.update(row["path"] for row in fresh)
 
     def finish(self) -> int:
@@ -110,12 +109,12 @@ class ResultStore:
                 if path not in chosen or chosen[path][2]:
                     chosen[path] = (number, index, bool(errors[index]))
         keep = {(number, index) for number, index, _ in chosen.values()}
-        with _NewFile(self.output.parent, f".{self.output.name}.") as file:
+        with NewFile(self.output) as file:
             with _TableWriter(file.file, self.format) as write:
                 for number, table in enumerate(self._saved_tables()):
                     write(table.filter(pa.array([(number, index) in keep for index in range(len(table))],
                                                 pa.bool_())))
-            file.publish(self.output)
+            file.publish()
         shutil.rmtree(self.parts, ignore_errors=True)
         self.close()
         return len(chosen)
@@ -142,44 +141,6 @@ def read_results(path: str | os.PathLike) -> pa.Table:
             return SCHEMA.empty_table()
         return pa_json.read_json(path, parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA)).select(SCHEMA.names)
     return pq.read_table(path, schema=SCHEMA)
-
-
-def create_exclusive(folder: Path, prefix: str) -> tuple[int, Path]:
-    """A new empty file ``folder/<prefix><random>.tmp``, opened for writing (descriptor, path).
-
-    Created with ``O_EXCL | O_NOFOLLOW``: an existing file or symbolic link at a drawn name is never
-    opened (another name is drawn). Its mode is what the umask gives a new file, as for ``open``.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(EXCLUSIVE_ATTEMPTS):
-        path = folder / f"{prefix}{secrets.token_hex(8)}.tmp"
-        try:
-            return os.open(path, flags, 0o666), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{str(folder)!r}: {EXCLUSIVE_ATTEMPTS} random names {prefix}*.tmp were all taken")
-
-
-class _NewFile:
-    """A context manager: a binary file made by ``create_exclusive``; ``publish(target)`` closes it and
-    renames it over ``target`` (atomically); left unpublished, it is removed."""
-
-    def __init__(self, folder: Path, prefix: str) -> None:
-        descriptor, self.path = create_exclusive(folder, prefix)
-        self.file = os.fdopen(descriptor, "wb")
-
-    def __enter__(self):
-        return self
-
-    def publish(self, target: Path) -> None:
-        self.file.close()
-        os.replace(self.path, target)
-        self.path = None
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.file.close()
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
 
 
 class _TableWriter:

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import UnknownWeightsError
-from .atomic import write_text_atomically
+from ..files import write_text_atomically
 from .manifest import WeightsEntry, load_manifest
 from .records import read_record
 from .sources import resolve_weights_file

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import write_text_atomically
+from ..files import write_text_atomically
 
 RECORD_SUFFIX = ".sha256.json"
 
