@@ -7,12 +7,13 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .archs.efficientnet_types import RESOLUTIONS as EFFICIENTNET_RESOLUTIONS
 from .archs.gpunet.types import canonical_gpunet_type
+
+if TYPE_CHECKING:
+    from torch import nn
 
 IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
                 "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}

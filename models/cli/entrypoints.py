@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..entrypoints import UnknownEntrypointError, entrypoint, model_type_keyword
 from .arguments import CommandError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def model_entrypoint(name: str):
