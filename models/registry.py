@@ -11,14 +11,15 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..processing.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .archs.efficientnet_types import VARIANTS as EFFICIENTNET_VARIANTS
 from .archs.efficientnet_types import EfficientNetVariant
 from .archs.gpunet.types import canonical_gpunet_type
+
+if TYPE_CHECKING:
+    from torch import nn
 
 IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
                 "mean": IMAGENET_MEAN, "std": IMAGENET_STD}

@@ -37,16 +37,19 @@ def sample_photo() -> Path:
 
 @dataclass(frozen=True)
 class Case:
-    """One load: an entrypoint, its variant (``model_type``) and weights id (None: its default)."""
+    """One load: an entrypoint, its variant (``model_type``) and weights id (None: its default), or
+    ``pretrained=False``: the model randomly initialised."""
 
     entrypoint: str
     model_type: str | None = None
     weights: str | None = None
+    pretrained: bool = True
 
     def __str__(self) -> str:
         variant = f" model_type={self.model_type}" if self.model_type else ""
         weights = f" weights={self.weights}" if self.weights else ""
-        return f"{self.entrypoint}{variant}{weights}"
+        pretrained = "" if self.pretrained else " pretrained=False"
+        return f"{self.entrypoint}{variant}{weights}{pretrained}"
 
 
 @dataclass
@@ -64,16 +67,18 @@ class Outcome:
 
 
 
-def plan(entrypoints: list[str], manifest: Manifest) -> list[Case]:
-    """Every entrypoint's default weights for each of its variants, then each other manifest entry."""
+def plan(entrypoints: list[str], manifest: Manifest, pretrained: bool = True) -> list[Case]:
+    """Every entrypoint's default weights for each of its variants, then each other manifest entry;
+    with ``pretrained=False``, each entrypoint and variant once, randomly initialised."""
     cases = []
     for name in entrypoints:
         entries = [entry for entry in manifest.entries if entry.entrypoint == name]
         for model_type in dict.fromkeys(entry.model_type for entry in entries) or [None]:
-            cases.append(Case(name, model_type))
-            default = manifest.default(name, model_type)
-            cases += [Case(name, model_type, entry.id) for entry in entries
-                      if entry.model_type == model_type and entry is not default]
+            cases.append(Case(name, model_type, pretrained=pretrained))
+            if pretrained:
+                default = manifest.default(name, model_type)
+                cases += [Case(name, model_type, entry.id) for entry in entries
+                          if entry.model_type == model_type and entry is not default]
     return cases
 
 
@@ -86,6 +91,8 @@ def run_case(case: Case, repo: str, source: str, manifest: Manifest, utils: Any,
         kwargs["model_type"] = case.model_type
     if case.weights is not None:
         kwargs["weights"] = case.weights
+    if not case.pretrained:
+        kwargs["pretrained"] = False
     records_before = set(checkpoint_dir().glob(f"*{RECORD_SUFFIX}"))
     start = time.perf_counter()
     try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse, urlsplit
 
 import requests
+from urllib3.exceptions import NameResolutionError
 
 from .errors import ImageFetchError
 
@@ -54,5 +55,18 @@ def fetch_bytes(url: str, settings: FetchSettings) -> bytes:
             return bytes(body)
     except requests.Timeout as exc:
         raise ImageFetchError(f"{url}: timed out ({settings.read_timeout:g} s read timeout)") from exc
+    except requests.ConnectionError as exc:
+        raise ImageFetchError(f"{url}: {connection_problem(url, exc)}") from exc
     except requests.RequestException as exc:
         raise ImageFetchError(f"{url}: {exc}") from exc
+
+
+def connection_problem(url: str, error: requests.ConnectionError) -> str:
+    """Why a connection to ``url`` failed, in a few words, instead of urllib3's nested repr."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    if isinstance(reason, NameResolutionError):
+        return f"the host {urlparse(url).hostname} cannot be resolved"
+    cause = reason.__cause__ if reason is not None else None
+    if isinstance(cause, OSError) and cause.strerror:
+        return f"cannot connect: {cause.strerror.lower()}"
+    return f"cannot connect: {' '.join(str(reason or error).split())}"

@@ -12,6 +12,7 @@ import gzip
 import importlib.util
 import json
 import os
+import socket
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -184,6 +185,13 @@ def server():
     loopback = LoopbackServer()
     yield loopback
     loopback.close()
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 on which nothing listens: a connection to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture

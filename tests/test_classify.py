@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import skimage
 import torch
-from conftest import REPO
+from conftest import REPO, closed_port
 from convnets_hub.models.batch.decoding import CpuDecoder, GpuJpegDecoder
-from convnets_hub.models.batch.inputs import expand_inputs
+from convnets_hub.models.batch.inputs import Inputs, expand_inputs
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
 from convnets_hub.models.batch.ray_engine import ModelRecipe, _ClassifyActor
@@ -30,8 +30,10 @@ from convnets_hub.models.errors import InvalidArgumentError
 from convnets_hub.models.files import NewFile
 from convnets_hub.processing import ConvNetsProcessingUtils
 from PIL import Image
+from test_cli import run_cli_hiding
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+EXIT_SOME_FAILED, EXIT_NONE_CLASSIFIED = 3, 4  # as README's "Errors and exit codes" and classify --help say
 
 
 def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -70,16 +72,17 @@ def model_args(weights: Path) -> list[str]:
 
 def test_inputs_expand_directories_globs_lists_and_tables(collection, tmp_path):
     images = sorted(str(path) for path in collection.rglob("*") if path.suffix in (".jpg", ".png"))
-    assert expand_inputs([str(collection)]) == images
-    assert expand_inputs([str(collection / "nested" / "*.jpg")]) == [path for path in images if "nested" in path]
+    assert expand_inputs([str(collection)]) == Inputs(images, skipped=[str(collection / "notes.txt")])
+    assert expand_inputs([str(collection / "nested" / "*.jpg")]).sources == [path for path in images
+                                                                              if "nested" in path]
     listing = tmp_path / "list.txt"
     listing.write_text(f"# comment\n{GRACE_HOPPER}\n\nrelative.jpg\nhttp://127.0.0.1:9/x.jpg\n{GRACE_HOPPER}\n")
-    assert expand_inputs([str(listing)]) == [str(GRACE_HOPPER), str(tmp_path / "relative.jpg"),
-                                             "http://127.0.0.1:9/x.jpg"]
+    assert expand_inputs([str(listing)]).sources == [str(GRACE_HOPPER), str(tmp_path / "relative.jpg"),
+                                                     "http://127.0.0.1:9/x.jpg"]
     pq.write_table(pa.table({"file": [str(GRACE_HOPPER), "b.png"]}), tmp_path / "table.parquet")
     (tmp_path / "table.csv").write_text(f"file,other\n{GRACE_HOPPER},1\n")
-    assert expand_inputs([str(tmp_path / "table.parquet"), str(tmp_path / "table.csv")], input_column="file") \
-        == [str(GRACE_HOPPER), str(tmp_path / "b.png")]
+    assert expand_inputs([str(tmp_path / "table.parquet"), str(tmp_path / "table.csv")],
+                         input_column="file").sources == [str(GRACE_HOPPER), str(tmp_path / "b.png")]
     with pytest.raises(InvalidArgumentError, match="no column 'path'.*file"):
         expand_inputs([str(tmp_path / "table.csv")])
     with pytest.raises(InvalidArgumentError, match="no such file"):
@@ -91,7 +94,7 @@ def test_inputs_expand_directories_globs_lists_and_tables(collection, tmp_path):
 def test_predictions_are_the_hub_models_own(collection, hubconf, tmp_path):
     torch.manual_seed(1)
     model = hubconf.resnet18_ssl(pretrained=False).eval()
-    sources = expand_inputs([str(collection)])
+    sources = expand_inputs([str(collection)]).sources
     predictor = Predictor(model, top_k=5)
     store = ResultStore(tmp_path / "out.parquet")
     assert classify_local(sources, predictor, CpuDecoder(predictor.preprocess), store, batch_size=3, workers=2,
@@ -204,14 +207,14 @@ def test_temporary_files_are_created_exclusively_and_never_follow_a_planted_link
 def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path):
     local = run_cli(str(collection), *model_args(lenet_weights), "--output", str(tmp_path / "local.parquet"),
                     "--batch-size", "2")
-    assert local.returncode == 0, local.stderr
+    assert local.returncode == EXIT_SOME_FAILED, local.stderr  # two inputs are no images
     ray = run_cli(str(collection), *model_args(lenet_weights), "--output", str(tmp_path / "ray.jsonl"),
                   "--batch-size", "2", "--engine", "ray", "--ray-num-cpus", "2", "--workers", "1")
-    assert ray.returncode == 0, ray.stderr
+    assert ray.returncode == EXIT_SOME_FAILED, ray.stderr
     assert pq.read_schema(tmp_path / "local.parquet").remove_metadata() == SCHEMA
     local_rows = pq.read_table(tmp_path / "local.parquet").to_pylist()
     ray_rows = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text().splitlines()]
-    assert [row["path"] for row in local_rows] == expand_inputs([str(collection)])
+    assert [row["path"] for row in local_rows] == expand_inputs([str(collection)]).sources
     assert [row["path"] for row in ray_rows] == [row["path"] for row in local_rows]
     for ours, theirs in zip(local_rows, ray_rows, strict=True):
         assert set(theirs) == set(SCHEMA.names)
@@ -267,7 +270,7 @@ def test_decoding_threads_yield_the_cores_to_the_model(collection, hubconf, tmp_
             return super().load(source)
 
     predictor = Predictor(hubconf.resnet18_ssl(pretrained=False).eval(), top_k=1)
-    sources = expand_inputs([str(collection)])
+    sources = expand_inputs([str(collection)]).sources
     classify_local(sources, predictor, RecordingDecoder(predictor.preprocess), ResultStore(tmp_path / "o.jsonl"),
                    batch_size=2, workers=2, progress=False)
     assert len(priorities) == len(sources)
@@ -281,7 +284,7 @@ def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows
     (folder / "b.jpg").write_bytes(b"half a download")
     output = tmp_path / "out.jsonl"
     first = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output))
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == EXIT_SOME_FAILED, first.stderr
     before = {row["path"]: row for row in read_results(output).to_pylist()}
     assert before[str(folder / "b.jpg")]["error"].startswith("ImageDecodeError: ")
     refused = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--retry-errors",
@@ -291,7 +294,7 @@ def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows
     retried = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--resume",
                       "--retry-errors")
     assert retried.returncode == 0, retried.stderr
-    assert "skipping 1 inputs" in retried.stderr and "1 inputs classified; 2 rows" in retried.stderr
+    assert "skipping 1 inputs" in retried.stderr and "1 inputs: 1 classified, 0 errors; 2 rows" in retried.stderr
     after = {row["path"]: row for row in read_results(output).to_pylist()}
     assert len(read_results(output)) == 2
     assert after[str(folder / "a.jpg")] == before[str(folder / "a.jpg")]
@@ -343,3 +346,72 @@ def test_gpu_jpeg_decoder_matches_the_cpu_pixels_on_the_cpu(collection):
         assert image.shape == (3, 224, 224) and 0 < difference <= 0.02, (source, difference)
     assert torch.equal(decoded[3], cpu.load(sources[3])), "a PNG goes the CPU way"
     assert decoded[4].startswith("ImageDecodeError: ")
+
+
+def test_the_summary_counts_predictions_errors_and_skipped_files_and_exits_3(lenet_weights, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(GRACE_HOPPER, folder / "a.jpg")
+    (folder / "b.jpg").write_bytes(b"half a download")
+    for name in ("notes.txt", "labels.csv", "readme.md", "z.doc"):
+        (folder / name).write_text("no image")
+    url = f"http://127.0.0.1:{closed_port()}/photo.jpg"
+    output = tmp_path / "out.jsonl"
+    result = run_cli(str(folder), url, *model_args(lenet_weights), "--output", str(output))
+    assert result.returncode == EXIT_SOME_FAILED, result.stderr
+    assert (f"skipping 4 files that are not images (by their extension): {folder / 'labels.csv'}, "
+            f"{folder / 'notes.txt'}, {folder / 'readme.md'}, ...") in result.stderr.splitlines()
+    assert result.stderr.splitlines()[-1] == ("3 inputs: 1 classified, 2 errors, 4 files skipped (not images); "
+                                              f"3 rows in {output}")
+    errors = {row["path"]: row["error"] for row in map(json.loads, output.read_text().splitlines())}
+    assert errors[url] == f"ImageFetchError: {url}: cannot connect: connection refused"
+    assert errors[str(folder / "a.jpg")] == "" and errors[str(folder / "b.jpg")].startswith("ImageDecodeError: ")
+
+
+def test_nothing_classified_exits_4(lenet_weights, tmp_path):
+    (tmp_path / "b.jpg").write_bytes(b"half a download")
+    result = run_cli(str(tmp_path / "b.jpg"), *model_args(lenet_weights), "--output", str(tmp_path / "o.jsonl"))
+    assert result.returncode == EXIT_NONE_CLASSIFIED, result.stderr
+    assert result.stderr.splitlines()[-1] == f"1 inputs: 0 classified, 1 errors; 1 rows in {tmp_path / 'o.jsonl'}"
+
+
+def test_classify_help_documents_the_exit_codes():
+    result = run_cli("--help")
+    text = " ".join(result.stdout.split())
+    assert f"{EXIT_SOME_FAILED} when some could not be (their rows hold the cause), {EXIT_NONE_CLASSIFIED} when none " \
+           "could; 2 for bad arguments or INPUTs" in text
+
+
+@pytest.mark.parametrize(("files", "says"), [
+    ([], "it is empty"),
+    (["notes.txt"], "its 1 files ({folder}/notes.txt) are no images"),
+])
+def test_a_directory_without_images_is_a_one_line_error(lenet_weights, tmp_path, files, says):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("no image")
+    result = run_cli(str(folder), *model_args(lenet_weights), "--output", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [(
+        f"python3 -m models classify: error: INPUT {str(folder)!r}: no image file (.bmp, .gif, .jpeg, .jpg, .pgm, "
+        f".png, .ppm, .tif, .tiff, .webp) in the directory: {says.format(folder=folder)}")]
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_json_lines_need_no_pyarrow(lenet_weights, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(GRACE_HOPPER, folder / "a.jpg")
+    args = ["classify", str(folder), *model_args(lenet_weights)]
+    with_pyarrow = run_cli(str(folder), *model_args(lenet_weights), "--output", str(tmp_path / "with.jsonl"))
+    assert with_pyarrow.returncode == 0, with_pyarrow.stderr
+    first = run_cli_hiding(("pyarrow",), *args, "--output", str(tmp_path / "without.jsonl"))
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "without.jsonl").read_text() == (tmp_path / "with.jsonl").read_text()
+    shutil.copy(GRACE_HOPPER, folder / "b.jpg")
+    resumed = run_cli_hiding(("pyarrow",), *args, "--output", str(tmp_path / "without.jsonl"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = [json.loads(line) for line in (tmp_path / "without.jsonl").read_text().splitlines()]
+    assert [row["path"] for row in rows] == [str(folder / "a.jpg"), str(folder / "b.jpg")]
+    assert rows[1] == {**rows[0], "path": str(folder / "b.jpg")}

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,30 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "models", *args], check=False, cwd=REPO, env=environment,
                           capture_output=True, text=True, timeout=timeout)
+
+
+_HIDING_RUNNER = """
+import json, runpy, sys
+hidden, record = sys.argv[1], sys.argv[2]
+for name in filter(None, hidden.split(",")):
+    sys.modules[name] = None  # `import name` raises ModuleNotFoundError, as if it were not installed
+sys.argv = ["models", *sys.argv[3:]]
+try:
+    runpy.run_module("models", run_name="__main__", alter_sys=True)
+finally:
+    if record:
+        with open(record, "w") as file:
+            json.dump(sorted(sys.modules), file)
+"""
+
+
+def run_cli_hiding(hidden: tuple[str, ...], *args: str, record: Path | None = None,
+                   timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python3 -m models ARGS`` with the modules ``hidden`` (as if not installed), offline; with
+    ``record``, the names of the modules the process had imported are written there as it ends."""
+    environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-c", _HIDING_RUNNER, ",".join(hidden), str(record or ""), *args],
+                          check=False, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
 def test_help_lists_every_command():
@@ -76,3 +101,56 @@ def test_pin_weights_pins_through_the_command_line(tmp_path, server):
     assert json.loads(manifest.read_text())["entries"][0]["sha256"] == digest
     unknown = run_cli("pin-weights", "no-such-id", env=env)
     assert unknown.returncode == 2 and "no-such-id" in unknown.stderr
+
+
+HEAVY_MODULES = ("torch", "timm", "torchvision", "numpy", "PIL", "pyarrow", "ray", "onnx", "pytriton", "requests")
+
+
+@pytest.mark.parametrize("command", ["", "list", "help", "pin-weights", "smoke", "export", "serve", "classify",
+                                     "readme"])
+def test_help_imports_neither_torch_nor_any_other_heavy_module(command, tmp_path):
+    record = tmp_path / "modules.json"
+    result = run_cli_hiding((), *filter(None, [command]), "--help", record=record)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: python3 -m models {command}".rstrip())
+    imported = {name.split(".")[0] for name in json.loads(record.read_text())}
+    assert not imported & set(HEAVY_MODULES), sorted(imported & set(HEAVY_MODULES))
+
+
+def test_a_misspelled_flag_points_to_the_commands_own_help(tmp_path):
+    result = run_cli("classify", "photo.jpg", "--entrypoint", "lenet5", "--output", str(tmp_path / "o.jsonl"),
+                     "--top_k", "3")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [("python3 -m models classify: error: unrecognized arguments: "
+                                                   "--top_k 3 (see python3 -m models classify --help)")]
+    top_level = run_cli("--top_k", "3")
+    assert top_level.returncode == 2 and "(see python3 -m models --help)" in top_level.stderr
+
+
+def _requirements(name: str) -> list[str]:
+    """The lines of a requirements file of the repository, with those of the files it includes (-r)."""
+    lines = (REPO / name).read_text().splitlines()
+    return [included for line in lines
+            for included in (_requirements(line.split()[1]) if line.startswith("-r ") else [line])]
+
+
+@pytest.mark.parametrize(("hidden", "package", "args", "requirements"), [
+    ("pyarrow", "pyarrow", ["classify", "photo.jpg", "--output", "o.parquet"], "requirements-batch.txt"),
+    ("pyarrow", "pyarrow", ["classify", "list.csv", "--output", "o.jsonl"], "requirements-batch.txt"),
+    ("ray", "ray", ["classify", "photo.jpg", "--output", "o.jsonl", "--engine", "ray"], "requirements-batch.txt"),
+    ("onnx", "onnx", ["export", "--format", "onnx", "--output", "m.onnx"], "requirements-export.txt"),
+    ("onnxscript", "onnxscript", ["export", "--format", "onnx", "--dynamo", "--output", "m.onnx"],
+     "requirements-export.txt"),
+    ("onnx", "onnx", ["export", "--format", "onnx", "--triton-repository", "repo"], "requirements-export.txt"),
+    ("pytriton", "nvidia-pytriton", ["serve"], "requirements-deploy.txt"),
+])
+def test_a_missing_extra_is_one_line_naming_its_requirements_file(hidden, package, args, requirements, tmp_path):
+    command, *rest = args
+    rest = [str(tmp_path / arg) if "." in arg or arg == "repo" else arg for arg in rest]
+    result = run_cli_hiding((hidden,), command, *rest, "--entrypoint", "lenet5", "--no-pretrained")
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"python3 -m models {command}: error: ")
+    assert f"needs {hidden}, which is not installed: python3 -m pip install -r {requirements}" in result.stderr
+    assert any(line.startswith(package) for line in _requirements(requirements)), "the file installs it"
+    assert not any(tmp_path.iterdir()), "nothing is written"

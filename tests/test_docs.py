@@ -1,15 +1,21 @@
 """README, docstrings and notebooks: one repository name, Colab badges, the manifest's table."""
 
+import inspect
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
 from conftest import REPO
+from convnets_hub.models import errors as model_errors
 from convnets_hub.models.docs import entrypoints_table, render_readme
 from convnets_hub.models.registry import SPECS
 from convnets_hub.models.repository import GITHUB_REPO, colab_badge, colab_url
 from convnets_hub.models.weights.manifest import load_manifest
+from convnets_hub.processing import errors as processing_errors
 from test_cli import run_cli
 
 README = (REPO / "README.md").read_text()
@@ -83,3 +89,58 @@ def test_num_params_is_the_models_own(entry):
     if spec.after_load is not None:
         spec.after_load(model, {"num_classes": entry.num_classes})
     assert entry.num_params == sum(p.numel() for p in model.parameters())
+
+
+def _bash_lines() -> list[str]:
+    """The lines of README's bash blocks."""
+    return [line for block in re.findall(r"```bash\n(.*?)```", README, re.DOTALL) for line in block.splitlines()]
+
+
+def test_readme_first_example_has_an_offline_twin_that_runs_offline(tmp_path):
+    lines = _bash_lines()
+    online = next(line for line in lines if "'nvidia_resneXt', source='local')" in line)
+    offline = lines[lines.index(online) + 1]
+    assert online.split(" && ", 1)[1].replace("source='local')", "source='local', pretrained=False)", 1) == offline
+    assert README.index(online) < README.index(offline) < README.index("Install and run the tests")
+    command = offline.replace("python3 ", f"{sys.executable} ", 1)  # this interpreter, whatever PATH says
+    result = subprocess.run(["bash", "-c", command], check=False, cwd=REPO, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "CONVNETS_HUB_OFFLINE": "1", "TORCH_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("sample 0: [(") and not any(tmp_path.rglob("*.pth*"))
+
+
+def test_readme_shows_the_offline_way_of_export_and_smoke():
+    exports = [line for line in _bash_lines() if line.startswith("python3 -m models export ")]
+    assert any("--no-pretrained" in line for line in exports)
+    smoke = README[README.index("## Smoke test and CI"):README.index("## Deploying")]
+    assert "`python3 -m models smoke --no-pretrained`" in smoke
+
+
+def _requirements(name: str) -> list[str]:
+    lines = (REPO / name).read_text().splitlines()
+    return [included for line in lines
+            for included in (_requirements(line.split()[1]) if line.startswith("-r ") else [line])]
+
+
+def test_readme_puts_the_cpu_only_install_first_and_says_what_the_extras_change():
+    assert README.index("--index-url https://download.pytorch.org/whl/cpu") \
+        < README.index("python3 -m pip install -r requirements.txt")
+    assert "**`requirements-deploy.txt` pins numpy below 2**" in README
+    assert any(line.startswith("numpy") and "<2" in line for line in _requirements("requirements-deploy.txt"))
+    assert not any(line.startswith("numpy") for line in _requirements("requirements-export.txt")), \
+        "export alone leaves numpy as it is"
+
+
+def test_readme_error_table_names_every_exception_with_its_built_in_base():
+    table = README[README.index("## Errors and exit codes"):README.index("## Entrypoints")]
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    classes = [value for module in (model_errors, processing_errors) for value in vars(module).values()
+               if inspect.isclass(value) and issubclass(value, Exception) and value.__module__ == module.__name__]
+    assert len(classes) >= 14
+    for cls in classes:
+        row = next((row for row in rows if f"`{cls.__name__}`" in row), None)
+        assert row is not None, f"README's error table lacks {cls.__name__}"
+        base = next(base for base in cls.__mro__ if base.__module__ == "builtins")
+        assert f"| `{base.__name__}` |" in row, (cls.__name__, row)
+    exit_codes = {row.rsplit("|", 2)[1].strip(): row for row in rows[2:]}
+    assert "some inputs could not be classified" in exit_codes["3"] and "no input" in exit_codes["4"]

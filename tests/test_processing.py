@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import skimage
 import torch
-from conftest import REPO, Reply
+from conftest import REPO, Reply, closed_port
 from convnets_hub.processing import (
     ConvNetsProcessingUtils,
     ImageDecodeError,
@@ -249,6 +249,13 @@ def test_a_server_dripping_bytes_is_cut_off_by_the_total_timeout(server):
     with pytest.raises(ImageFetchError, match="whole body"):
         ConvNetsProcessingUtils(read_timeout=2.0, total_timeout=1.0).prepare_input_from_uri(url)
     assert time.monotonic() - start < 5
+
+
+def test_a_refused_connection_is_one_readable_line(utils):
+    url = f"http://127.0.0.1:{closed_port()}/x.jpg"
+    with pytest.raises(ImageFetchError) as raised:
+        utils.prepare_input_from_uri(url)
+    assert str(raised.value) == f"{url}: cannot connect: connection refused"  # not urllib3's nested repr
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/a.jpg", "file:///etc/passwd", "gopher://127.0.0.1/x"])

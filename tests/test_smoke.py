@@ -5,6 +5,9 @@ import shutil
 
 import pytest
 from conftest import Reply, parity_fixture, seeded_checkpoint
+from convnets_hub.models.entrypoints import model_entrypoint_names
+from convnets_hub.models.smoke import plan
+from convnets_hub.models.weights.manifest import load_manifest
 from test_cli import run_cli
 from upstream_files import write_mirror
 
@@ -38,8 +41,11 @@ def mirror(tmp_path, server):
     shutil.rmtree(tmp_path / "torch", ignore_errors=True)  # about 100 MB of cached weights
 
 
-def failure_line(stderr: str) -> str:
-    return next(line for line in stderr.splitlines() if line.startswith("python3 -m models smoke:"))
+def failure_lines(stderr: str) -> list[str]:
+    """The failure report: its heading, then one line per failed load."""
+    lines = stderr.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("python3 -m models smoke:"))
+    return lines[start:]
 
 
 def test_smoke_tables_each_load_and_names_every_failed_entrypoint(mirror, server, tmp_path):
@@ -54,9 +60,11 @@ def test_smoke_tables_each_load_and_names_every_failed_entrypoint(mirror, server
     assert "top-5 lacks military uniform" in ssl[7], "seeded weights do not recognise Grace Hopper's uniform"
     assert rows["resnet18_swsl"][2] == "sha256 pinned" and "non-finite output" in rows["resnet18_swsl"][7]
     assert rows["lenet5"][1:4] == ["-", "-", "-"] and rows["lenet5"][7] == "ok |"
-    failures = failure_line(first.stderr)
-    assert "2 of 3 loads failed" in failures and "resnet18_ssl" in failures and "resnet18_swsl" in failures
-    assert "lenet5" not in failures
+    failures = failure_lines(first.stderr)
+    assert failures[0] == "python3 -m models smoke: 2 of 3 loads failed:"
+    assert failures[1].startswith("    resnet18_ssl: top-5 lacks military uniform")
+    assert failures[2] == "    resnet18_swsl: non-finite output (NaN or infinite logits)"
+    assert len(failures) == 3
 
     swsl = next(entry for entry in manifest["entries"] if entry["id"] == SWSL)
     (tmp_path / "torch" / "hub" / "checkpoints" / swsl["file_name"]).unlink()
@@ -68,9 +76,44 @@ def test_smoke_tables_each_load_and_names_every_failed_entrypoint(mirror, server
                                 "result"]
     ssl_line = next(line for line in lines if line.startswith("resnet18_ssl "))
     assert f"first-use record  {ssl_sha256}" in ssl_line and ssl_line.endswith("ok")
-    failures = failure_line(second.stderr)
-    assert failures.startswith("python3 -m models smoke: 1 of 2 loads failed: resnet18_swsl (could not load")
-    assert "has 7000 bytes, the manifest expects" in failures and "resnet18_ssl" not in failures
+    failures = failure_lines(second.stderr)
+    assert failures[0] == "python3 -m models smoke: 1 of 2 loads failed:" and len(failures) == 2
+    assert failures[1].startswith("    resnet18_swsl: could not load") and "has 7000 bytes, the manifest expects" \
+        in failures[1]
+
+
+def test_offline_without_weights_each_failed_entrypoint_is_one_line(tmp_path):
+    result = run_cli("smoke", "--entrypoint", "alexnet", "--entrypoint", "lenet5", "--entrypoint", "nvidia_resneXt",
+                     env={"TORCH_HOME": str(tmp_path)})
+    assert result.returncode == 1, result.stderr
+    failures = failure_lines(result.stderr)
+    assert failures[0] == "python3 -m models smoke: 2 of 3 loads failed:" and len(failures) == 3
+    for line, name in zip(failures[1:], ("nvidia_resneXt", "alexnet"), strict=True):
+        assert line.startswith(f"    {name}: could not load: WeightsUnavailableError: ")
+        assert "CONVNETS_HUB_OFFLINE=1" in line
+
+
+def test_no_pretrained_builds_and_runs_every_entrypoint_offline(tmp_path):
+    result = run_cli("smoke", "--no-pretrained", "--entrypoint", "lenet5", "--entrypoint", "alexnet",
+                     "--entrypoint", "nvidia_gpunet", "--model-type", "GPUNet-0", "--markdown",
+                     env={"TORCH_HOME": str(tmp_path)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in result.stdout.splitlines()[2:]]
+    assert [row[0] for row in rows] == ["alexnet", "lenet5", "nvidia_gpunet (GPUNet-0)"]
+    for row in rows:  # no weights; loaded, a forward pass with finite logits
+        assert row[1:4] == ["-", "-", "-"] and float(row[4]) >= 0 and row[5] != "-" and row[7] == "ok", row
+    assert not list(tmp_path.rglob("*.pth*")), "nothing was downloaded"
+
+
+def test_no_pretrained_plans_each_entrypoint_and_variant_once(hubconf):
+    manifest = load_manifest()
+    names = model_entrypoint_names()
+    cases = plan(names, manifest, pretrained=False)
+    gpunet_types = [entry.model_type for entry in manifest.entries if entry.entrypoint == "nvidia_gpunet"]
+    expected = [(name, model_type) for name in names
+                for model_type in (gpunet_types if name == "nvidia_gpunet" else [None])]
+    assert [(case.entrypoint, case.model_type) for case in cases] == expected
+    assert len(gpunet_types) == 7 and all(not case.pretrained and case.weights is None for case in cases)
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -41,8 +41,8 @@ class Decoder(Protocol):
 
 
 def describe_error(error: BaseException) -> str:
-    """An error row's text: the exception's type and message (which name the input)."""
-    return f"{type(error).__name__}: {error}"
+    """An error row's text, one line: the exception's type and message (which name the input)."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 class CpuDecoder:

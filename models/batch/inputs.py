@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
@@ -13,28 +14,39 @@ LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
 TABLE_EXTENSIONS = frozenset({".parquet", ".pq", ".csv"})
 
 
-def expand_inputs(inputs: Sequence[str], input_column: str = "path") -> list[str]:
+@dataclass(frozen=True)
+class Inputs:
+    """The image sources that the INPUTs name, and the files of their directories that are no images."""
+
+    sources: list[str]
+    skipped: list[str]
+
+
+def expand_inputs(inputs: Sequence[str], input_column: str = "path") -> Inputs:
     """Every image source named by ``inputs``, in order, each once.
 
-    A directory gives its image files (recursively, sorted); a glob its matches; a ``.txt``/``.lst``
-    file one path or URL per line (blank lines and ``#`` comments skipped); a ``.parquet``/``.csv``
-    file the values of ``input_column`` (relative paths in both are relative to the listing file);
-    a URL or any other file itself. A named path that does not exist is an InvalidArgumentError;
+    A directory gives its image files (recursively, sorted; its other files are ``skipped``); a glob
+    its matches; a ``.txt``/``.lst`` file one path or URL per line (blank lines and ``#`` comments
+    skipped); a ``.parquet``/``.csv`` file the values of ``input_column`` (relative paths in both are
+    relative to the listing file); a URL or any other file itself. A named path that does not exist,
+    a directory without image files, or inputs that name no image at all are an InvalidArgumentError;
     a path listed inside a file that does not exist becomes an error row later.
     """
     sources: dict[str, None] = {}
+    skipped: list[str] = []
     for text in inputs:
-        sources.update(dict.fromkeys(_expand_one(text, input_column)))
-    return list(sources)
+        sources.update(dict.fromkeys(_expand_one(text, input_column, skipped)))
+    if not sources:
+        raise InvalidArgumentError(f"INPUT {' '.join(inputs)}: names no image to classify")
+    return Inputs(list(sources), skipped)
 
 
-def _expand_one(text: str, input_column: str) -> Iterable[str]:
+def _expand_one(text: str, input_column: str, skipped: list[str]) -> Iterable[str]:
     if "://" in text[:16]:
         return [text]
     path = Path(text).expanduser()
     if path.is_dir():
-        return [str(file) for file in sorted(path.rglob("*"))
-                if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file()]
+        return _directory_images(text, path, skipped)
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in LIST_EXTENSIONS:
@@ -46,8 +58,26 @@ def _expand_one(text: str, input_column: str) -> Iterable[str]:
         matches = sorted(glob.glob(text, recursive=True))
         if not matches:
             raise InvalidArgumentError(f"INPUT {text!r}: the pattern matches no file")
-        return [source for match in matches for source in _expand_one(match, input_column)]
+        return [source for match in matches for source in _expand_one(match, input_column, skipped)]
     raise InvalidArgumentError(f"INPUT {text!r}: no such file, directory or URL")
+
+
+def _directory_images(text: str, path: Path, skipped: list[str]) -> list[str]:
+    """The image files under ``path`` (by their extension); the other files go to ``skipped``."""
+    files = [file for file in sorted(path.rglob("*")) if file.is_file()]
+    images = [str(file) for file in files if file.suffix.lower() in IMAGE_EXTENSIONS]
+    others = [str(file) for file in files if file.suffix.lower() not in IMAGE_EXTENSIONS]
+    if not images:
+        holds = f"its {len(others)} files ({first_few(others)}) are no images" if others else "it is empty"
+        raise InvalidArgumentError(f"INPUT {text!r}: no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}) in "
+                                   f"the directory: {holds}")
+    skipped += others
+    return images
+
+
+def first_few(names: Sequence[str], count: int = 3) -> str:
+    """The first ``count`` of ``names``, comma-separated, with ``...`` when there are more."""
+    return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
 
 
 def _read_list(path: Path) -> list[str]:

@@ -1,20 +1,37 @@
-"""The columns of a classification result: one row per input, predictions or the error that stopped it."""
+"""The columns of a classification result: one row per input, predictions or the error that stopped it.
+
+``SCHEMA``, the pyarrow schema of Parquet results and Ray batches, is made at its first use:
+JSON-lines results need no pyarrow.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-SCHEMA = pa.schema([
-    ("path", pa.string()),
-    ("labels", pa.list_(pa.string())),
-    ("class_indices", pa.list_(pa.int64())),
-    ("probabilities", pa.list_(pa.float32())),
-    ("error", pa.string()),
-    ("entrypoint", pa.string()),
-    ("weights", pa.string()),
-])
+
+@functools.cache
+def _schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("path", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("class_indices", pa.list_(pa.int64())),
+        ("probabilities", pa.list_(pa.float32())),
+        ("error", pa.string()),
+        ("entrypoint", pa.string()),
+        ("weights", pa.string()),
+    ])
+
+
+def __getattr__(name: str) -> Any:  # ``SCHEMA``, made when first asked for
+    if name == "SCHEMA":
+        return _schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def error_row(path: str, error: str, entrypoint: str, weights: str) -> dict[str, Any]:
@@ -24,4 +41,6 @@ def error_row(path: str, error: str, entrypoint: str, weights: str) -> dict[str,
 
 
 def to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=SCHEMA)
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=_schema())

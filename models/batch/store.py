@@ -1,12 +1,13 @@
 """The output file: rows are saved as they come, the final file appears atomically, ``--resume`` goes on.
 
 While a run goes on, it holds an exclusive lock on ``.<OUT>.lock`` beside OUT (a second run on the
-same OUT is refused at once), and every batch of rows is one Parquet part in ``.<OUT>.parts/``
-named after the run and the batch (each written to a new temporary file, then renamed): a crash
-loses at most the batches in flight. ``finish`` writes OUT's previous rows and the parts, once per
-path, to a new temporary file renamed over OUT, then removes the parts. Temporary files are
-created exclusively (``O_EXCL``, random names): a file or link already at such a name is never
-written through. The empty lock file stays beside OUT.
+same OUT is refused at once), and every batch of rows is one part in ``.<OUT>.parts/``, in OUT's
+format, named after the run and the batch (each written to a new temporary file, then renamed): a
+crash loses at most the batches in flight. ``finish`` writes OUT's previous rows and the parts, once
+per path, to a new temporary file renamed over OUT, then removes the parts. Temporary files are
+created exclusively (:class:`..files.NewFile`): a file or link already at such a name is never
+written through. The empty lock file stays beside OUT. JSON lines are read and written without
+pyarrow (a list of rows where Parquet has a table).
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
-from pyarrow import json as pa_json
 
 from ..errors import InvalidArgumentError, OutputInUseError
 from ..files import NewFile
-from .schema import SCHEMA, to_table
+from .schema import to_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Rows = list[dict[str, Any]]
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 ROW_GROUP_ROWS = 65536
@@ -80,7 +83,7 @@ class ResultStore:
         self.keep_output = resume
         self.done: set[str] = set()
         for table in self._saved_tables():
-            for path, error in zip(table.column("path").to_pylist(), table.column("error").to_pylist(), strict=True):
+            for path, error in zip(_column(table, "path"), _column(table, "error"), strict=True):
                 if not (retry_errors and error):
                     self.done.add(path)
 
@@ -90,9 +93,10 @@ class ResultStore:
         if not fresh:
             return
         self.parts.mkdir(exist_ok=True)
-        part = self.parts / f"part-{self._run}-{next(self._numbers):08d}.parquet"
+        part = self.parts / f"part-{self._run}-{next(self._numbers):08d}.{self.format}"
         with NewFile(part) as file:
-            pq.write_table(to_table(fresh), file.file)
+            with _TableWriter(file.file, self.format) as write:
+                write(fresh)
             file.publish()
         self.done.update(row["path"] for row in fresh)
 
@@ -104,16 +108,15 @@ class ResultStore:
         """
         chosen: dict[str, tuple[int, int, bool]] = {}  # path: (table, row, whether the row has an error)
         for number, table in enumerate(self._saved_tables()):
-            errors = table.column("error").to_pylist()
-            for index, path in enumerate(table.column("path").to_pylist()):
+            errors = _column(table, "error")
+            for index, path in enumerate(_column(table, "path")):
                 if path not in chosen or chosen[path][2]:
                     chosen[path] = (number, index, bool(errors[index]))
         keep = {(number, index) for number, index, _ in chosen.values()}
         with NewFile(self.output) as file:
             with _TableWriter(file.file, self.format) as write:
                 for number, table in enumerate(self._saved_tables()):
-                    write(table.filter(pa.array([(number, index) in keep for index in range(len(table))],
-                                                pa.bool_())))
+                    write(_select(table, [(number, index) in keep for index in range(len(table))]))
             file.publish()
         shutil.rmtree(self.parts, ignore_errors=True)
         self.close()
@@ -124,23 +127,43 @@ class ResultStore:
         self._lock.release()
 
     def _part_files(self) -> list[Path]:
-        return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
+        return sorted(part for part in self.parts.glob("part-*") if part.suffix in (".parquet", ".jsonl")) \
+            if self.parts.is_dir() else []
 
-    def _saved_tables(self) -> Iterator[pa.Table]:
+    def _saved_tables(self) -> Iterator[pa.Table | Rows]:
         if self.keep_output and self.output.exists():
-            yield read_results(self.output)
+            yield _read(self.output)
         for part in self._part_files():
-            yield pq.read_table(part, schema=SCHEMA)
+            yield _read(part)
 
 
 def read_results(path: str | os.PathLike) -> pa.Table:
     """A result file (Parquet or JSON lines) as a table of ``SCHEMA``."""
-    path = Path(path)
+    saved = _read(Path(path))
+    return to_table(saved) if isinstance(saved, list) else saved
+
+
+def _read(path: Path) -> pa.Table | Rows:
+    """A result or part file: JSON lines as rows (without pyarrow), Parquet as a table of ``SCHEMA``."""
     if FORMATS.get(path.suffix.lower()) == "jsonl":
-        if path.stat().st_size == 0:
-            return SCHEMA.empty_table()
-        return pa_json.read_json(path, parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA)).select(SCHEMA.names)
+        with path.open(encoding="utf-8") as lines:
+            return [json.loads(line) for line in lines if line.strip()]
+    import pyarrow.parquet as pq
+
+    from .schema import SCHEMA
     return pq.read_table(path, schema=SCHEMA)
+
+
+def _column(table: pa.Table | Rows, name: str) -> list[Any]:
+    return [row[name] for row in table] if isinstance(table, list) else table.column(name).to_pylist()
+
+
+def _select(table: pa.Table | Rows, keep: list[bool]) -> pa.Table | Rows:
+    if isinstance(table, list):
+        return [row for row, kept in zip(table, keep, strict=True) if kept]
+    import pyarrow as pa
+
+    return table.filter(pa.array(keep, pa.bool_()))
 
 
 class _TableWriter:
@@ -148,23 +171,32 @@ class _TableWriter:
 
     def __init__(self, file: BinaryIO, format: str) -> None:
         self.format, self.pending, self.rows = format, [], 0
-        self.parquet = pq.ParquetWriter(file, SCHEMA) if format == "parquet" else None
-        self.lines = io.TextIOWrapper(file, encoding="utf-8") if format == "jsonl" else None
+        self.parquet = self.lines = None
+        if format == "parquet":
+            import pyarrow.parquet as pq
+
+            from .schema import SCHEMA
+            self.parquet = pq.ParquetWriter(file, SCHEMA)
+        else:
+            self.lines = io.TextIOWrapper(file, encoding="utf-8")
 
     def __enter__(self):
         return self.write
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table | Rows) -> None:
         if self.lines is not None:
-            self.lines.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in table.to_pylist())
+            rows = table if isinstance(table, list) else table.to_pylist()
+            self.lines.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
             return
-        self.pending.append(table)
+        self.pending.append(to_table(table) if isinstance(table, list) else table)
         self.rows += len(table)
         if self.rows >= ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
         if self.pending:
+            import pyarrow as pa
+
             self.parquet.write_table(pa.concat_tables(self.pending))
         self.pending, self.rows = [], 0
 

@@ -2,6 +2,7 @@
 
 Each command lives in its own module of this package, which defines ``register(subparsers)``
 (adding its parser, with ``run=<function(args) -> int>`` as a default) and nothing the others need.
+``register`` imports nothing heavy (torch, timm, pyarrow...): ``run`` does, so that ``--help`` is quick.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
                                        parser_class=OneLineErrorParser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    for command_parser in subparsers.choices.values():
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code (2: bad arguments, 130: interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the command's own parser says so, pointing to the command's --help
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2

@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .arguments import CommandError, add_model_arguments, positive_int
 from .entrypoints import load_model, model_kwargs
+from .extras import require
+
+EXIT_SOME_FAILED = 3
+"""Some inputs could not be classified: their rows hold the cause."""
+EXIT_NONE_CLASSIFIED = 4
+"""No input could be classified (every row is an error row)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "columns) with a hub model, on this machine or on a Ray cluster. One row per input: "
                     "path, top-k labels, class indices, probabilities, error (empty when all went well), "
                     "entrypoint and weights. Rows are saved as they come; OUT appears atomically at the "
-                    "end (also after Ctrl-C, with what was done); --resume goes on where a run stopped.")
+                    "end (also after Ctrl-C, with what was done); --resume goes on where a run stopped.",
+        epilog=f"Exit status: 0 when every input was classified, {EXIT_SOME_FAILED} when some could not be "
+               f"(their rows hold the cause), {EXIT_NONE_CLASSIFIED} when none could; 2 for bad arguments "
+               "or INPUTs (a directory without images, say), 1 when the weights or an optional requirement "
+               "are missing, 130 when interrupted.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, directories (recursive), globs, .txt/.lst lists (one path or URL a "
                              "line), .parquet/.csv files (column --input-column), http(s) URLs")
@@ -56,33 +67,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The batch package is imported here: the other commands start without pyarrow and torchvision.
-    from ..batch.inputs import expand_inputs
+    # Imported when the command runs: --help starts without them (and the engines without torch).
+    from ..batch.inputs import expand_inputs, first_few
     from ..batch.store import ResultStore
 
     _check(args)
+    _require_extras(args)
     store = ResultStore(args.output, resume=args.resume, overwrite=args.overwrite, retry_errors=args.retry_errors)
-    sources = expand_inputs(args.inputs, args.input_column)
-    todo = [source for source in sources if source not in store.done]
-    if len(todo) < len(sources):
-        print(f"skipping {len(sources) - len(todo)} inputs already in {args.output}", file=sys.stderr)
+    inputs = expand_inputs(args.inputs, args.input_column)
+    if inputs.skipped:
+        print(f"skipping {len(inputs.skipped)} files that are not images (by their extension): "
+              f"{first_few(inputs.skipped)}", file=sys.stderr)
+    todo = [source for source in inputs.sources if source not in store.done]
+    if len(todo) < len(inputs.sources):
+        print(f"skipping {len(inputs.sources) - len(todo)} inputs already in {args.output}", file=sys.stderr)
+    tally = _Tally(store)
     try:
-        written = _classify(args, todo, store)
+        _classify(args, todo, tally)
     except KeyboardInterrupt:
         total = store.finish()
         print(f"python3 -m models classify: interrupted; {total} rows kept in {args.output} "
               "(--resume goes on)", file=sys.stderr)
         return 130
     total = store.finish()
-    print(f"{written} inputs classified; {total} rows in {args.output}", file=sys.stderr)
+    skipped = f", {len(inputs.skipped)} files skipped (not images)" if inputs.skipped else ""
+    print(f"{len(todo)} inputs: {tally.classified} classified, {tally.failed} errors{skipped}; "
+          f"{total} rows in {args.output}", file=sys.stderr)
+    if tally.failed:
+        return EXIT_SOME_FAILED if tally.classified else EXIT_NONE_CLASSIFIED
     return 0
+
+
+class _Tally:
+    """The store, counting this run's rows as they are saved: predictions and error rows."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.classified, self.failed = store, 0, 0
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        self.store.write(rows)
+        failed = sum(1 for row in rows if row["error"])
+        self.failed += failed
+        self.classified += len(rows) - failed
 
 
 def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
     from ..batch.decoding import make_decoder
     from ..batch.local import classify_local
     from ..batch.predictor import Predictor
-    from ..batch.ray_engine import ModelRecipe, RaySettings, classify_ray
 
     progress = not args.no_progress
     if args.engine == "local":
@@ -92,6 +124,8 @@ def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
         decoder = make_decoder(args.decode, predictor.preprocess, args.device)
         return classify_local(sources, predictor, decoder, store, batch_size=args.batch_size,
                               workers=args.workers or os.cpu_count() or 1, progress=progress)
+    from ..batch.ray_engine import ModelRecipe, RaySettings, classify_ray
+
     predictor = Predictor(load_model(args, optimize=False), args.top_k)  # checks the arguments and weights here
     settings = RaySettings(address=args.ray_address, num_cpus=args.ray_num_cpus, decode_tasks=args.workers,
                            actors=args.actors, gpus_per_actor=args.gpus_per_worker,
@@ -114,3 +148,17 @@ def _check(args: argparse.Namespace) -> None:
         raise CommandError("--decode gpu is for --engine local; Ray's decoding tasks run on CPUs")
     if args.engine == "ray" and args.device.startswith("cuda") and not args.gpus_per_worker:
         raise CommandError(f"--device {args.device} on Ray needs --gpus-per-worker (e.g. 1)")
+
+
+def _require_extras(args: argparse.Namespace) -> None:
+    """pyarrow for Parquet output and Parquet/CSV inputs, Ray for --engine ray (requirements-batch.txt)."""
+    from ..batch.inputs import TABLE_EXTENSIONS
+    from ..batch.store import FORMATS
+
+    if FORMATS.get(Path(args.output).suffix.lower()) == "parquet":
+        require(f"--output {args.output}", "pyarrow")
+    tables = [text for text in args.inputs if Path(text).suffix.lower() in TABLE_EXTENSIONS]
+    if tables:
+        require(f"INPUT {tables[0]}", "pyarrow")
+    if args.engine == "ray":
+        require("--engine ray", "ray", "pyarrow")

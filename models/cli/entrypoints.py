@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..entrypoints import entrypoint, model_type_keyword
 from ..errors import UnknownEntrypointError
 from .arguments import CommandError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def model_entrypoint(name: str):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..deploy.export import FORMATS, export_model
-from ..deploy.triton_repository import write_triton_repository
+from ..deploy.formats import FORMATS
 from .arguments import CommandError, add_model_arguments, positive_int
 from .entrypoints import load_model
+from .extras import require
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.triton_repository and args.format == "exported-program":
         raise CommandError("--format exported-program cannot go into a Triton repository; use onnx or torchscript")
+    if args.format == "onnx":
+        require("--format onnx", "onnx", *(["onnxscript"] if args.dynamo else []))
+    from ..deploy.export import export_model
+    from ..deploy.triton_repository import write_triton_repository
+
     model = load_model(args, optimize=False)
     if args.triton_repository:
         folder = write_triton_repository(
@@ -40,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
             dynamo=args.dynamo)
         print(f"wrote Triton model {folder.name!r} to {folder}")
     else:
-        path = export_model(model, args.output, args.format, opset=args.opset,
-                                                               dynamo=args.dynamo)
+        path = export_model(model, args.output, args.format, opset=args.opset, dynamo=args.dynamo)
         print(f"wrote {path}")
     return 0

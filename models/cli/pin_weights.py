@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..weights.pin import pin
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,6 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..weights.pin import pin
+
     for entry in pin(args.ids):
         print(f"{entry.id}: sha256 {entry.sha256}, {entry.size} bytes")
     return 0

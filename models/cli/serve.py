@@ -6,6 +6,7 @@ import argparse
 
 from .arguments import CommandError, add_model_arguments, positive_int
 from .entrypoints import load_model
+from .extras import require
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--{option.replace('_', '-')} {getattr(args, option)} is not a port (1-65535)")
     if len({args.http_port, args.grpc_port, args.metrics_port}) != 3:
         raise CommandError("--http-port, --grpc-port and --metrics-port must differ")
+    require("serve", "pytriton")
     from ..deploy import server  # PyTriton: imported only to serve
 
     model = load_model(args)

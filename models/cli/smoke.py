@@ -3,10 +3,13 @@
     python3 -m models smoke                                  # this checkout (torch.hub source="local")
     python3 -m models smoke --repo owner/convnets-hub:main --check-predictions --markdown
 
+    python3 -m models smoke --no-pretrained                  # offline: build every model, one forward pass
+
 Every model entrypoint of the repository's hubconf is loaded with its default weights, once per
 variant (every GPUNet type), and once more for each other weights id of the manifest in use
 (``CONVNETS_HUB_MANIFEST``, else the repository's); ``CONVNETS_HUB_MIRROR`` and
-``CONVNETS_HUB_OFFLINE`` apply as to any load. The sample photo is matplotlib's
+``CONVNETS_HUB_OFFLINE`` apply as to any load. With ``--no-pretrained`` each entrypoint and variant
+is built with ``pretrained=False`` instead (nothing is downloaded). The sample photo is matplotlib's
 ``sample_data/grace_hopper.jpg``, which every matplotlib installation carries.
 """
 
@@ -16,22 +19,15 @@ import argparse
 import re
 import sys
 from pathlib import Path
-
-import torch
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
 
 from ..entrypoints import foreign_hubconf, model_entrypoint_names
 from ..repository import REPO_ROOT
-from ..smoke import (
-    Case,
-    Outcome,
-    check_prediction,
-    plan,
-    run_case,
-    sample_photo,
-)
 from ..weights.manifest import load_manifest, manifest_path
 from .arguments import CommandError
+
+if TYPE_CHECKING:
+    from ..smoke import Case, Outcome
 
 _GITHUB_REPO = re.compile(r"^[\w.-]+/[\w.-]+(:[\w./-]+)?$")
 COLUMNS = ("entrypoint", "weights id", "verified", "sha256", "load s", "top-1", "p", "result")
@@ -49,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--model-math", default="fp32", metavar="fp32|fp16|bf16|fp64",
                         help="the models' precision (default fp32)")
+    parser.add_argument("--no-pretrained", action="store_true",
+                        help="build every entrypoint and variant with pretrained=False (randomly initialised, "
+                             "nothing downloaded) and run one forward pass: works offline")
     parser.add_argument("--check-predictions", action="store_true",
                         help="fail ImageNet models whose top 5 on the photo lacks 'military uniform' "
                              "(meaningful with the real weights)")
@@ -58,12 +57,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..smoke import check_prediction, plan, run_case, sample_photo
+
     repo, source = _hub_source(args.repo)
     photo = sample_photo()
     utils = torch.hub.load(repo, "nvidia_convnets_processing_utils", source=source, trust_repo=True, verbose=False)
     repo_root = Path(sys.modules[type(utils).__module__].__file__).resolve().parents[1]
     manifest = load_manifest(manifest_path(repo_root))
-    cases = _select(plan(_chosen_entrypoints(repo_root, args.entrypoint), manifest), args.model_type)
+    cases = _select(plan(_chosen_entrypoints(repo_root, args.entrypoint), manifest,
+                         pretrained=not args.no_pretrained), args.model_type)
     outcomes = []
     for case in tqdm(cases, desc="smoke", unit="model", file=sys.stderr):
         outcome = run_case(case, repo, source, manifest, utils, photo, args.device, args.model_math)
@@ -73,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(outcomes, markdown=args.markdown))
     failed = [outcome for outcome in outcomes if outcome.problem]
     if failed:
-        print(f"python3 -m models smoke: {len(failed)} of {len(outcomes)} loads failed: "
-              + "; ".join(f"{outcome.case} ({outcome.problem})" for outcome in failed), file=sys.stderr)
+        print(f"python3 -m models smoke: {len(failed)} of {len(outcomes)} loads failed:", file=sys.stderr)
+        for outcome in failed:  # one line each, whatever the error's own line breaks
+            print(f"    {outcome.case}: {' '.join(outcome.problem.split())}", file=sys.stderr)
         return 1
     return 0
 

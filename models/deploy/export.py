@@ -15,9 +15,9 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..runtime.optimize import CompiledModel
+from .formats import FORMATS
 from .names import INPUT_NAME, OUTPUT_NAME
 
-FORMATS = ("onnx", "torchscript", "exported-program")
 DEFAULT_OPSET = 17
 DYNAMO_OPSET = 18  # the torch.export-based exporter starts at opset 18
 # Exports trace a batch of this size: a batch of 1 can let a tracer bake the batch size into reshapes.
