@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .docs import entrypoint_doc
 from .registry import SPECS
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def model_entrypoint(name: str, pretrained_default: bool) -> Callable[..., nn.Module]:

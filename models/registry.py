@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
-from ..processing.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..processing.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from .archs.efficientnet_types import VARIANTS as EFFICIENTNET_VARIANTS
 from .archs.efficientnet_types import EfficientNetVariant
 from .archs.gpunet.types import canonical_gpunet_type

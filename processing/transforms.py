@@ -12,9 +12,8 @@ import torch
 from PIL import Image
 
 from .errors import ProcessingArgumentError
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PREPROCESS_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 """The keys of a ``pretrained_cfg`` that say how to preprocess an image for the model (timm's names)."""
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
