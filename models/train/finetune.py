@@ -1,0 +1,425 @@
+"""Fine-tune a hub model on an image folder: the run behind ``python3 -m models finetune``.
+
+The model comes from its entrypoint (pretrained backbone, fresh head for the folder's classes);
+training uses AdamW or SGD (timm's optimizers, no weight decay on biases and norms), a cosine
+learning rate with linear warm-up per step (timm's scheduler), label smoothing, autocast with bf16
+or fp16 on a GPU (fp16 through a gradient scaler), channels_last on a GPU, and optionally a frozen
+backbone (a linear probe) or torch.compile. After each epoch the model is validated (top-1, top-5,
+loss) and ``last.pth`` written; ``best.pth`` when validation top-1 improves. ``resume=True`` goes on
+from ``last.pth`` exactly. Ctrl-C stops a one-process run at the end of the step under way and
+saves it (resumable within the epoch); under torchrun every process trains its share of each
+global batch (DistributedDataParallel) and rank 0 alone prints and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from ..entrypoints import entrypoint, model_type_keyword
+from ..errors import DatasetError, InvalidArgumentError
+from ..runtime.precision import parse_device
+from ..weights.checkpoint import read_checkpoint
+from ..weights.finetuned import (
+    PREPROCESSING_KEYS,
+    FinetunedCheckpoint,
+    recognise_finetuned,
+)
+from . import distributed
+from .checkpoint import (
+    BEST,
+    LAST,
+    read_run,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from .data import (
+    AugmentedImages,
+    EpochSampler,
+    ImageFolderData,
+    PreprocessedImages,
+    describe_unreadable,
+    ignore_interrupts,
+    image_folder_data,
+    unreadable_images,
+)
+from .loop import (
+    EpochTotals,
+    LocalEpoch,
+    Metrics,
+    StopRequest,
+    TrainStep,
+    evaluate,
+    run_steps,
+    set_train_mode,
+)
+
+OPTIMIZERS = {"adamw": {"lr": 5e-4, "weight_decay": 0.05}, "sgd": {"lr": 0.01, "weight_decay": 1e-4}}
+AMP = ("auto", "off", "bf16", "fp16")
+# Settings that change what is computed: a resumed run must have the same ones.
+_RUN_DEFINING = ("entrypoint", "model_type", "weights", "pretrained", "data", "val_fraction", "epochs", "batch_size",
+                 "optimizer", "lr", "weight_decay", "momentum", "warmup_epochs", "label_smoothing", "amp",
+                 "freeze_backbone", "augment", "image_size", "seed", "skip_unreadable", "sync_bn")
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """A fine-tuning run. ``batch_size`` is the global batch, split evenly between torchrun's processes;
+    ``lr``/``weight_decay`` default by optimizer (:data:`OPTIMIZERS`); ``warmup_epochs`` defaults to a
+    tenth of the run, at most one epoch; ``pretrained=None`` is the entrypoint's default;
+    ``channels_last=None`` means on a GPU only; ``amp="auto"`` is bf16 on a GPU that has it, fp16 on
+    another GPU, float32 on a CPU; ``val_fraction`` (for a data folder without ``val/``) defaults to 0.1."""
+
+    entrypoint: str
+    data: str
+    output: str
+    model_type: str | None = None
+    weights: str | None = None
+    pretrained: bool | None = None
+    device: str = "cpu"
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float | None = None
+    weight_decay: float | None = None
+    momentum: float = 0.9
+    warmup_epochs: float | None = None
+    label_smoothing: float = 0.1
+    amp: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    freeze_backbone: bool = False
+    augment: bool = True
+    image_size: int | None = None
+    val_fraction: float | None = None
+    seed: int = 0
+    workers: int = 4
+    skip_unreadable: bool = False
+    sync_bn: bool = False
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """Where the run's checkpoints are, its best validation top-1 and its history (one dict an epoch:
+    epoch, lr, train_loss, train_acc, val_loss, val_top1, val_top5; and ``step_losses``)."""
+
+    last: Path
+    best: Path
+    best_epoch: int
+    best_top1: float
+    history: list[dict[str, float]]
+    step_losses: list[float]
+
+
+def finetune(settings: FinetuneSettings) -> FinetuneResult:
+    """Run (or, with ``settings.resume``, continue) a fine-tuning run; see the module's docstring.
+
+    Bad settings or data raise InvalidArgumentError subclasses before any training; Ctrl-C in a
+    one-process run saves ``last.pth`` at the end of the step under way, then raises KeyboardInterrupt.
+    """
+    _check(settings)
+    processes, device = distributed.start(parse_device(settings.device))
+    try:
+        return _Run(settings, processes, device).run()
+    finally:
+        distributed.stop(processes)
+
+
+def _check(settings: FinetuneSettings) -> None:
+    if settings.optimizer not in OPTIMIZERS:
+        raise InvalidArgumentError(f"--optimizer {settings.optimizer!r}: valid: {', '.join(OPTIMIZERS)}")
+    if settings.amp not in AMP:
+        raise InvalidArgumentError(f"--amp {settings.amp!r}: valid: {', '.join(AMP)}")
+    if settings.val_fraction is not None and not 0 < settings.val_fraction < 1:
+        raise InvalidArgumentError(f"--val-fraction {settings.val_fraction}: must be between 0 and 1")
+    if not 0 <= settings.label_smoothing < 1:
+        raise InvalidArgumentError(f"--label-smoothing {settings.label_smoothing}: must be in [0, 1)")
+    if settings.warmup_epochs is not None and not 0 <= settings.warmup_epochs <= settings.epochs:
+        raise InvalidArgumentError(f"--warmup-epochs {settings.warmup_epochs}: must be in [0, --epochs]")
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "off" or (amp == "auto" and device.type == "cpu"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+class _Run:
+    """One process's part of a run (the settings, checked data, model, optimisation, position)."""
+
+    def __init__(self, settings: FinetuneSettings, processes: distributed.Processes, device: torch.device) -> None:
+        self.settings, self.processes, self.device = settings, processes, device
+        self.output = Path(settings.output).expanduser()
+        self.amp_dtype = _amp_dtype(settings.amp, device)
+        self.channels_last = device.type == "cuda" if settings.channels_last is None else settings.channels_last
+        if settings.sync_bn and device.type != "cuda":
+            raise InvalidArgumentError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only)")
+        if settings.batch_size % processes.world_size:
+            raise InvalidArgumentError(f"--batch-size {settings.batch_size} (the global batch) does not divide "
+                                       f"evenly between {processes.world_size} processes")
+        self.local_batch = settings.batch_size // processes.world_size
+
+    def say(self, text: str) -> None:
+        if self.processes.is_main:
+            tqdm.write(text, file=sys.stdout)
+
+    def run(self) -> FinetuneResult:
+        resumed = self._resumed_training()
+        data = self._data(resumed)
+        model = self._model(data, resumed)
+        cfg = model.pretrained_cfg
+        head = cfg["classifier"] if self.settings.freeze_backbone else None
+        train_data = AugmentedImages(data.train, cfg, augment=self.settings.augment)
+        sampler = EpochSampler(train_data, num_replicas=self.processes.world_size, rank=self.processes.rank,
+                               seed=self.settings.seed)
+        steps_per_epoch = sampler.num_samples // self.local_batch
+        if steps_per_epoch == 0:
+            raise DatasetError(f"--batch-size {self.settings.batch_size} is more than the {len(data.train)} "
+                               f"training images of {self.settings.data}")
+        optimizer, scheduler = self._optimisation(model, steps_per_epoch)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        trained = self._parallel(model)
+        step = TrainStep(trained, optimizer, scheduler, scaler, nn.CrossEntropyLoss(label_smoothing=self.settings.label_smoothing),
+                         self.device, self.amp_dtype)
+        state = _State.fresh() if resumed is None else _State.restore(resumed, optimizer, scheduler, scaler,
+                                                                        self.processes, self.device)
+        val_loader = self._loader(Subset(PreprocessedImages(data.val, cfg),
+                                         range(self.processes.rank, len(data.val), self.processes.world_size)))
+        stop = StopRequest()
+        if state.epoch >= self.settings.epochs:
+            self.say(f"the run in {self.output} has done its {self.settings.epochs} epochs already")
+        # Under torchrun, Ctrl-C ends every process at once: last.pth keeps the last epoch's end.
+        with stop.handling_interrupts() if not self.processes.distributed else contextlib.nullcontext():
+            for epoch in range(state.epoch, self.settings.epochs):
+                sampler.set_epoch(epoch)
+                sampler.skip = state.step * self.local_batch
+                totals = state.totals
+                local = LocalEpoch(totals)
+                set_train_mode(model, head)
+                bar = tqdm(total=steps_per_epoch, initial=state.step, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
+                           unit="step", disable=not (self.settings.progress and self.processes.is_main),
+                           leave=False, dynamic_ncols=True)
+                done = run_steps(step, self._loader(train_data, sampler, drop_last=True), local,
+                                 first_update=epoch * steps_per_epoch + state.step, stop=stop, bar=bar)
+                bar.close()
+                local.settle(self.processes)
+                state.step += done
+                if state.step < steps_per_epoch:  # Ctrl-C
+                    self._save(model, data, state, optimizer, scheduler, scaler)
+                    self.say(f"interrupted in epoch {epoch + 1} after step {state.step}/{steps_per_epoch}: saved "
+                             f"{self.output / LAST}; --resume goes on from there")
+                    raise KeyboardInterrupt
+                metrics = evaluate(model, val_loader, self.device, self.amp_dtype, self.processes,
+                                   total=len(val_loader), progress=self.settings.progress)
+                state.end_epoch(epoch, totals, metrics, optimizer)
+                self._save(model, data, state, optimizer, scheduler, scaler)
+                self.say(_epoch_line(state.history[-1], self.settings.epochs, state.best_epoch == epoch + 1))
+                if stop.requested and state.epoch < self.settings.epochs:
+                    self.say(f"interrupted after epoch {state.epoch}: saved {self.output / LAST}; --resume goes on")
+                    raise KeyboardInterrupt
+        self.say(f"best validation top-1 {state.best_top1:.2f} % (epoch {state.best_epoch}): {self.output / BEST}")
+        return FinetuneResult(self.output / LAST, self.output / BEST, state.best_epoch, state.best_top1,
+                              state.history, state.step_losses)
+
+    def _resumed_training(self) -> dict[str, Any] | None:
+        last = self.output / LAST
+        if not self.settings.resume:
+            if last.exists():
+                raise InvalidArgumentError(f"--output {self.output} already holds a run ({LAST}); --resume goes on "
+                                           "with it, or choose another --output")
+            return None
+        if not last.is_file():
+            raise InvalidArgumentError(f"--resume: {last} does not exist")
+        _, training = read_run(last)
+        saved = training["settings"]
+        differing = [name for name in _RUN_DEFINING if saved.get(name) != getattr(self.settings, name)]
+        if differing:
+            raise InvalidArgumentError("--resume: the run in " + str(self.output) + " was started with other "
+                                       + ", ".join(f"--{name.replace('_', '-')} ({saved.get(name)!r}, not "
+                                                   f"{getattr(self.settings, name)!r})" for name in differing))
+        if training["world_size"] != self.processes.world_size:
+            self.say(f"note: the run was saved by {training['world_size']} processes and goes on with "
+                     f"{self.processes.world_size}: the same batches, other dropout draws")
+        return training
+
+    def _data(self, resumed: dict[str, Any] | None) -> ImageFolderData:
+        data = image_folder_data(self.settings.data, self.settings.val_fraction, self.settings.seed)
+        paths = [path for path, _ in data.train + data.val]
+        mine = unreadable_images(paths[self.processes.rank::self.processes.world_size],
+                                 workers=max(1, self.settings.workers), progress=self.settings.progress and self.processes.is_main)
+        problems = sorted(problem for share in distributed.all_gather(self.processes, mine) for problem in share)
+        if problems and not self.settings.skip_unreadable:
+            raise DatasetError(f"--data {self.settings.data}: {describe_unreadable(problems)}; fix or delete them, "
+                               "or pass --skip-unreadable")
+        if problems:
+            self.say(f"skipping {describe_unreadable(problems)}")
+            bad = {path for path, _ in problems}
+            data = ImageFolderData(data.classes, [s for s in data.train if s[0] not in bad],
+                                   [s for s in data.val if s[0] not in bad])
+            lacking = sorted(set(data.classes) - {data.classes[label] for _, label in data.train})
+            if lacking:
+                raise DatasetError(f"--data {self.settings.data}: classes without readable training images: "
+                                   + ", ".join(lacking))
+        if resumed is not None and list(data.classes) != resumed["class_names"]:
+            raise DatasetError(f"--resume: {self.settings.data} has other classes than the run in {self.output}")
+        return data
+
+    def _model(self, data: ImageFolderData, resumed: dict[str, Any] | None) -> nn.Module:
+        settings = self.settings
+        function = entrypoint(settings.entrypoint)
+        kwargs: dict[str, Any] = {"device": self.device}
+        if settings.model_type is not None:
+            keyword = model_type_keyword(function)
+            if keyword is None:
+                raise InvalidArgumentError(f"--model-type {settings.model_type!r}: {settings.entrypoint} has no variants")
+            kwargs[keyword] = settings.model_type
+        torch.manual_seed(settings.seed)  # the same fresh head in every process and every run
+        if resumed is not None:
+            model = function(weights=str(self.output / LAST), **kwargs)
+        else:
+            if settings.pretrained is not None:
+                kwargs["pretrained"] = settings.pretrained
+            model = function(weights=settings.weights, num_classes=len(data.classes), **kwargs)
+            if settings.image_size is not None:
+                channels = model.pretrained_cfg["input_size"][0]
+                model.pretrained_cfg = {**model.pretrained_cfg,
+                                        "input_size": (channels, settings.image_size, settings.image_size)}
+        model.pretrained_cfg = {**model.pretrained_cfg, "label_names": data.classes}
+        self.pretrained_build = _pretrained_build(model)
+        if settings.freeze_backbone:
+            head = model.pretrained_cfg["classifier"]
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad_(name.startswith(f"{head}."))
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def _optimisation(self, model: nn.Module, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, Any]:
+        from timm.optim import create_optimizer_v2
+        from timm.scheduler import CosineLRScheduler
+
+        settings = self.settings
+        defaults = OPTIMIZERS[settings.optimizer]
+        lr = defaults["lr"] if settings.lr is None else settings.lr
+        weight_decay = defaults["weight_decay"] if settings.weight_decay is None else settings.weight_decay
+        # timm's "sgd" is SGD with Nesterov momentum
+        optimizer = create_optimizer_v2(model, settings.optimizer, lr=lr, weight_decay=weight_decay,
+                                        momentum=settings.momentum)
+        total = settings.epochs * steps_per_epoch
+        warmup_epochs = min(1.0, settings.epochs / 10) if settings.warmup_epochs is None else settings.warmup_epochs
+        warmup = min(total - 1, round(warmup_epochs * steps_per_epoch))
+        scheduler = CosineLRScheduler(optimizer, t_initial=total - warmup, warmup_t=warmup, warmup_lr_init=lr / 100,
+                                      warmup_prefix=True, t_in_epochs=False)
+        return optimizer, scheduler
+
+    def _parallel(self, model: nn.Module) -> nn.Module:
+        """What the training step calls: the model, in DistributedDataParallel under torchrun, compiled if asked."""
+        trained = model
+        if self.processes.distributed:
+            if self.settings.sync_bn:
+                trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
+            trained = DistributedDataParallel(trained, device_ids=[self.device] if self.device.type == "cuda" else None)
+        return torch.compile(trained) if self.settings.compile else trained
+
+    def _loader(self, dataset: Any, sampler: Any = None, drop_last: bool = False) -> DataLoader:
+        workers = self.settings.workers
+        return DataLoader(dataset, batch_size=self.local_batch, sampler=sampler, drop_last=drop_last,
+                          num_workers=workers, worker_init_fn=ignore_interrupts if workers else None,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def _checkpoint(self, model: nn.Module, data: ImageFolderData) -> FinetunedCheckpoint:
+        cfg = model.pretrained_cfg
+        state = {key: value.detach().to("cpu", copy=True).contiguous() for key, value in model.state_dict().items()}
+        return FinetunedCheckpoint(entrypoint=cfg["entrypoint"], model_type=cfg["model_type"], class_names=data.classes,
+                                   preprocessing={key: cfg[key] for key in PREPROCESSING_KEYS},
+                                   pretrained_build=self.pretrained_build, state_dict=state)
+
+    def _training_record(self, data: ImageFolderData, state: _State, optimizer: torch.optim.Optimizer,
+                         scheduler: Any, scaler: torch.amp.GradScaler) -> dict[str, Any]:
+        rng = distributed.gather_to_main(self.processes, rng_state(self.device))
+        return {"settings": dataclasses.asdict(self.settings), "class_names": list(data.classes),
+                "world_size": self.processes.world_size, "epoch": state.epoch, "step": state.step,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rng, "history": state.history,
+                "totals": dataclasses.asdict(state.totals), "step_losses": state.step_losses,
+                "best_top1": state.best_top1, "best_epoch": state.best_epoch}
+
+    def _save(self, model: nn.Module, data: ImageFolderData, state: _State, optimizer: torch.optim.Optimizer,
+              scheduler: Any, scaler: torch.amp.GradScaler) -> None:
+        """``last.pth``; ``best.pth`` too at the end of the best epoch so far (a collective: every process calls it)."""
+        training = self._training_record(data, state, optimizer, scheduler, scaler)
+        if self.processes.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            checkpoint = self._checkpoint(model, data)
+            if state.step == 0 and state.best_epoch == state.epoch:
+                save_checkpoint(self.output / BEST, checkpoint)
+            save_checkpoint(self.output / LAST, checkpoint, training)
+
+
+@dataclass
+class _State:
+    """Where a run is: epochs done, steps done in the next one (and their totals), history, best."""
+
+    epoch: int
+    step: int
+    totals: EpochTotals
+    history: list[dict[str, float]]
+    step_losses: list[float]
+    best_top1: float
+    best_epoch: int
+
+    @classmethod
+    def fresh(cls) -> _State:
+        return cls(0, 0, EpochTotals(), [], [], -1.0, 0)
+
+    @classmethod
+    def restore(cls, training: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any,
+                scaler: torch.amp.GradScaler, processes: distributed.Processes, device: torch.device) -> _State:
+        optimizer.load_state_dict(training["optimizer"])
+        scheduler.load_state_dict(training["scheduler"])
+        scaler.load_state_dict(training["scaler"])
+        states = training["rng"]
+        restore_rng_state(states[processes.rank] if processes.rank < len(states) else states[0], device)
+        return cls(training["epoch"], training["step"], EpochTotals(**training["totals"]), training["history"],
+                   training["step_losses"], training["best_top1"], training["best_epoch"])
+
+    def end_epoch(self, epoch: int, totals: EpochTotals, metrics: Metrics, optimizer: torch.optim.Optimizer) -> None:
+        self.history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": totals.loss,
+                             "train_acc": totals.accuracy, "val_loss": metrics.loss, "val_top1": metrics.top1,
+                             "val_top5": metrics.top5})
+        self.step_losses += totals.step_losses
+        self.epoch, self.step, self.totals = epoch + 1, 0, EpochTotals()
+        if metrics.top1 > self.best_top1:
+            self.best_top1, self.best_epoch = metrics.top1, epoch + 1
+
+
+def _epoch_line(row: dict[str, float], epochs: int, best: bool) -> str:
+    return (f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.1f} % | "
+            f"val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f} % top-5 {row['val_top5']:.2f} %"
+            + (" (best)" if best else ""))
+
+
+def _pretrained_build(model: nn.Module) -> bool:
+    """Whether the entrypoint built ``model`` as it builds it for weights (its pretrained build options)."""
+    cfg = model.pretrained_cfg
+    if cfg["checkpoint"] is None:
+        return False
+    if cfg["id"] is not None:
+        return True
+    source = recognise_finetuned(read_checkpoint(Path(cfg["checkpoint"])), cfg["checkpoint"])
+    return True if source is None else source.pretrained_build
