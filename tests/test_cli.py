@@ -20,7 +20,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
 def test_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("list", "help", "pin-weights", "smoke", "export", "serve", "classify"):
+    for command in ("list", "help", "pin-weights", "smoke", "export", "serve", "classify", "finetune", "validate"):
         assert command in result.stdout
 
 

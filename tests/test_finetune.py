@@ -16,6 +16,7 @@ from convnets_hub.models.train import loop
 from convnets_hub.models.train.checkpoint import read_run
 from convnets_hub.models.train.data import image_folder_data
 from convnets_hub.models.train.finetune import FinetuneSettings, finetune
+from convnets_hub.models.train.validation import validate_folder
 from PIL import Image
 from test_cli import run_cli
 
@@ -199,3 +200,13 @@ def test_torchrun_with_two_processes_computes_the_one_process_losses(image_folde
     assert training["world_size"] == 2
     np.testing.assert_allclose(training["step_losses"], reference.step_losses, rtol=1e-5)
     assert [row["val_top1"] for row in training["history"]] == [row["val_top1"] for row in reference.history]
+
+
+def test_the_best_checkpoint_validates_as_its_epoch_did_with_its_class_names(image_folder, uninterrupted, hubconf):
+    result, output = uninterrupted
+    model = hubconf.lenet5(weights=str(output / "best.pth"))
+    assert model.pretrained_cfg["label_names"] == CLASSES and model.pretrained_cfg["input_size"] == (1, 32, 32)
+    metrics = validate_folder(model, image_folder / "val", batch_size=4, workers=0, progress=False)
+    best = result.history[result.best_epoch - 1]
+    assert metrics.images == 6 and metrics.top1 == pytest.approx(best["val_top1"])
+    assert metrics.loss == pytest.approx(best["val_loss"], rel=1e-6)
