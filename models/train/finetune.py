@@ -160,7 +160,7 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 class _Run:
-    """One process's part of a run (the settings, checked data, model, optimisation, position)."""
+    """One process's part of a run: its checked data, model, optimisation and position."""
 
     def __init__(self, settings: FinetuneSettings, processes: distributed.Processes, device: torch.device) -> None:
         self.settings, self.processes, self.device = settings, processes, device
@@ -173,70 +173,75 @@ class _Run:
             raise InvalidArgumentError(f"--batch-size {settings.batch_size} (the global batch) does not divide "
                                        f"evenly between {processes.world_size} processes")
         self.local_batch = settings.batch_size // processes.world_size
+        resumed = self._resumed_training()
+        self.data = self._data(resumed)
+        self.model = self._model(resumed)
+        cfg = self.model.pretrained_cfg
+        self.head = cfg["classifier"] if settings.freeze_backbone else None
+        self.train_images = AugmentedImages(self.data.train, cfg, augment=settings.augment)
+        self.sampler = EpochSampler(self.train_images, num_replicas=processes.world_size, rank=processes.rank,
+                                    seed=settings.seed)
+        self.steps_per_epoch = self.sampler.num_samples // self.local_batch
+        if self.steps_per_epoch == 0:
+            raise DatasetError(f"--batch-size {settings.batch_size} is more than the {len(self.data.train)} "
+                               f"training images of {settings.data}")
+        self.val_loader = self._loader(Subset(PreprocessedImages(self.data.val, cfg),
+                                              range(processes.rank, len(self.data.val), processes.world_size)))
+        self.optimizer, self.scheduler = self._optimisation()
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype is torch.float16)
+        self.step = TrainStep(self._parallel(), self.optimizer, self.scheduler, self.scaler,
+                              nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), device, self.amp_dtype)
+        self.state = _State.fresh() if resumed is None else _State.restore(
+            resumed, self.optimizer, self.scheduler, self.scaler, processes, device)
 
     def say(self, text: str) -> None:
+        """A line on stdout from rank 0 (beside the progress bar)."""
         if self.processes.is_main:
             tqdm.write(text, file=sys.stdout)
 
     def run(self) -> FinetuneResult:
-        resumed = self._resumed_training()
-        data = self._data(resumed)
-        model = self._model(data, resumed)
-        cfg = model.pretrained_cfg
-        head = cfg["classifier"] if self.settings.freeze_backbone else None
-        train_data = AugmentedImages(data.train, cfg, augment=self.settings.augment)
-        sampler = EpochSampler(train_data, num_replicas=self.processes.world_size, rank=self.processes.rank,
-                               seed=self.settings.seed)
-        steps_per_epoch = sampler.num_samples // self.local_batch
-        if steps_per_epoch == 0:
-            raise DatasetError(f"--batch-size {self.settings.batch_size} is more than the {len(data.train)} "
-                               f"training images of {self.settings.data}")
-        optimizer, scheduler = self._optimisation(model, steps_per_epoch)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
-        trained = self._parallel(model)
-        step = TrainStep(trained, optimizer, scheduler, scaler, nn.CrossEntropyLoss(label_smoothing=self.settings.label_smoothing),
-                         self.device, self.amp_dtype)
-        state = _State.fresh() if resumed is None else _State.restore(resumed, optimizer, scheduler, scaler,
-                                                                        self.processes, self.device)
-        val_loader = self._loader(Subset(PreprocessedImages(data.val, cfg),
-                                         range(self.processes.rank, len(data.val), self.processes.world_size)))
+        state, epochs = self.state, self.settings.epochs
+        if state.epoch >= epochs:
+            self.say(f"the run in {self.output} has done its {epochs} epochs already")
         stop = StopRequest()
-        if state.epoch >= self.settings.epochs:
-            self.say(f"the run in {self.output} has done its {self.settings.epochs} epochs already")
         # Under torchrun, Ctrl-C ends every process at once: last.pth keeps the last epoch's end.
         with stop.handling_interrupts() if not self.processes.distributed else contextlib.nullcontext():
-            for epoch in range(state.epoch, self.settings.epochs):
-                sampler.set_epoch(epoch)
-                sampler.skip = state.step * self.local_batch
-                totals = state.totals
-                local = LocalEpoch(totals)
-                set_train_mode(model, head)
-                bar = tqdm(total=steps_per_epoch, initial=state.step, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
-                           unit="step", disable=not (self.settings.progress and self.processes.is_main),
-                           leave=False, dynamic_ncols=True)
-                done = run_steps(step, self._loader(train_data, sampler, drop_last=True), local,
-                                 first_update=epoch * steps_per_epoch + state.step, stop=stop, bar=bar)
-                bar.close()
-                local.settle(self.processes)
-                state.step += done
-                if state.step < steps_per_epoch:  # Ctrl-C
-                    self._save(model, data, state, optimizer, scheduler, scaler)
-                    self.say(f"interrupted in epoch {epoch + 1} after step {state.step}/{steps_per_epoch}: saved "
-                             f"{self.output / LAST}; --resume goes on from there")
+            for epoch in range(state.epoch, epochs):
+                totals = self._train(epoch, stop)
+                if state.step < self.steps_per_epoch:
+                    self._save()
+                    self.say(f"interrupted in epoch {epoch + 1} after step {state.step}/{self.steps_per_epoch}: "
+                             f"saved {self.output / LAST}; --resume goes on from there")
                     raise KeyboardInterrupt
-                metrics = evaluate(model, val_loader, self.device, self.amp_dtype, self.processes,
-                                   total=len(val_loader), progress=self.settings.progress)
-                state.end_epoch(epoch, totals, metrics, optimizer)
-                self._save(model, data, state, optimizer, scheduler, scaler)
-                self.say(_epoch_line(state.history[-1], self.settings.epochs, state.best_epoch == epoch + 1))
-                if stop.requested and state.epoch < self.settings.epochs:
+                metrics = evaluate(self.model, self.val_loader, self.device, self.amp_dtype, self.processes,
+                                   total=len(self.val_loader), progress=self.settings.progress)
+                state.end_epoch(epoch, totals, metrics, self.optimizer)
+                self._save()
+                self.say(_epoch_line(state.history[-1], epochs, state.best_epoch == state.epoch))
+                if stop.requested and state.epoch < epochs:
                     self.say(f"interrupted after epoch {state.epoch}: saved {self.output / LAST}; --resume goes on")
                     raise KeyboardInterrupt
         self.say(f"best validation top-1 {state.best_top1:.2f} % (epoch {state.best_epoch}): {self.output / BEST}")
         return FinetuneResult(self.output / LAST, self.output / BEST, state.best_epoch, state.best_top1,
                               state.history, state.step_losses)
 
+    def _train(self, epoch: int, stop: StopRequest) -> EpochTotals:
+        """Epoch ``epoch``'s steps from where the run is, until its end or a stop; returns its totals."""
+        state = self.state
+        self.sampler.set_epoch(epoch)
+        self.sampler.skip = state.step * self.local_batch
+        local = LocalEpoch(state.totals)
+        set_train_mode(self.model, self.head)
+        bar = tqdm(total=self.steps_per_epoch, initial=state.step, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
+                   unit="step", disable=not (self.settings.progress and self.processes.is_main), leave=False,
+                   dynamic_ncols=True)
+        with bar:
+            state.step += run_steps(self.step, self._loader(self.train_images, self.sampler, drop_last=True), local,
+                                    first_update=epoch * self.steps_per_epoch + state.step, stop=stop, bar=bar)
+        return local.settle(self.processes)
+
     def _resumed_training(self) -> dict[str, Any] | None:
+        """The training state of the run to resume (None for a new run), its settings checked."""
         last = self.output / LAST
         if not self.settings.resume:
             if last.exists():
@@ -249,7 +254,7 @@ class _Run:
         saved = training["settings"]
         differing = [name for name in _RUN_DEFINING if saved.get(name) != getattr(self.settings, name)]
         if differing:
-            raise InvalidArgumentError("--resume: the run in " + str(self.output) + " was started with other "
+            raise InvalidArgumentError(f"--resume: the run in {self.output} was started with other "
                                        + ", ".join(f"--{name.replace('_', '-')} ({saved.get(name)!r}, not "
                                                    f"{getattr(self.settings, name)!r})" for name in differing))
         if training["world_size"] != self.processes.world_size:
@@ -258,13 +263,15 @@ class _Run:
         return training
 
     def _data(self, resumed: dict[str, Any] | None) -> ImageFolderData:
-        data = image_folder_data(self.settings.data, self.settings.val_fraction, self.settings.seed)
+        """The data folder's classes and images, every image decoded once (shared between the processes)."""
+        settings = self.settings
+        data = image_folder_data(settings.data, settings.val_fraction, settings.seed)
         paths = [path for path, _ in data.train + data.val]
-        mine = unreadable_images(paths[self.processes.rank::self.processes.world_size],
-                                 workers=max(1, self.settings.workers), progress=self.settings.progress and self.processes.is_main)
+        mine = unreadable_images(paths[self.processes.rank::self.processes.world_size], workers=max(1, settings.workers),
+                                 progress=settings.progress and self.processes.is_main)
         problems = sorted(problem for share in distributed.all_gather(self.processes, mine) for problem in share)
-        if problems and not self.settings.skip_unreadable:
-            raise DatasetError(f"--data {self.settings.data}: {describe_unreadable(problems)}; fix or delete them, "
+        if problems and not settings.skip_unreadable:
+            raise DatasetError(f"--data {settings.data}: {describe_unreadable(problems)}; fix or delete them, "
                                "or pass --skip-unreadable")
         if problems:
             self.say(f"skipping {describe_unreadable(problems)}")
@@ -273,13 +280,14 @@ class _Run:
                                    [s for s in data.val if s[0] not in bad])
             lacking = sorted(set(data.classes) - {data.classes[label] for _, label in data.train})
             if lacking:
-                raise DatasetError(f"--data {self.settings.data}: classes without readable training images: "
+                raise DatasetError(f"--data {settings.data}: classes without readable training images: "
                                    + ", ".join(lacking))
         if resumed is not None and list(data.classes) != resumed["class_names"]:
-            raise DatasetError(f"--resume: {self.settings.data} has other classes than the run in {self.output}")
+            raise DatasetError(f"--resume: {settings.data} has other classes than the run in {self.output}")
         return data
 
-    def _model(self, data: ImageFolderData, resumed: dict[str, Any] | None) -> nn.Module:
+    def _model(self, resumed: dict[str, Any] | None) -> nn.Module:
+        """The entrypoint's model with a fresh head for the classes (or the resumed run's model)."""
         settings = self.settings
         function = entrypoint(settings.entrypoint)
         kwargs: dict[str, Any] = {"device": self.device}
@@ -294,12 +302,12 @@ class _Run:
         else:
             if settings.pretrained is not None:
                 kwargs["pretrained"] = settings.pretrained
-            model = function(weights=settings.weights, num_classes=len(data.classes), **kwargs)
+            model = function(weights=settings.weights, num_classes=len(self.data.classes), **kwargs)
             if settings.image_size is not None:
                 channels = model.pretrained_cfg["input_size"][0]
                 model.pretrained_cfg = {**model.pretrained_cfg,
                                         "input_size": (channels, settings.image_size, settings.image_size)}
-        model.pretrained_cfg = {**model.pretrained_cfg, "label_names": data.classes}
+        model.pretrained_cfg = {**model.pretrained_cfg, "label_names": self.data.classes}
         self.pretrained_build = _pretrained_build(model)
         if settings.freeze_backbone:
             head = model.pretrained_cfg["classifier"]
@@ -309,7 +317,8 @@ class _Run:
             model.to(memory_format=torch.channels_last)
         return model
 
-    def _optimisation(self, model: nn.Module, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, Any]:
+    def _optimisation(self) -> tuple[torch.optim.Optimizer, Any]:
+        """timm's optimizer (no weight decay on biases and norms) and a per-step cosine schedule with warm-up."""
         from timm.optim import create_optimizer_v2
         from timm.scheduler import CosineLRScheduler
 
@@ -317,19 +326,18 @@ class _Run:
         defaults = OPTIMIZERS[settings.optimizer]
         lr = defaults["lr"] if settings.lr is None else settings.lr
         weight_decay = defaults["weight_decay"] if settings.weight_decay is None else settings.weight_decay
-        # timm's "sgd" is SGD with Nesterov momentum
-        optimizer = create_optimizer_v2(model, settings.optimizer, lr=lr, weight_decay=weight_decay,
+        optimizer = create_optimizer_v2(self.model, settings.optimizer, lr=lr, weight_decay=weight_decay,
                                         momentum=settings.momentum)
-        total = settings.epochs * steps_per_epoch
+        total = settings.epochs * self.steps_per_epoch
         warmup_epochs = min(1.0, settings.epochs / 10) if settings.warmup_epochs is None else settings.warmup_epochs
-        warmup = min(total - 1, round(warmup_epochs * steps_per_epoch))
+        warmup = min(total - 1, round(warmup_epochs * self.steps_per_epoch))
         scheduler = CosineLRScheduler(optimizer, t_initial=total - warmup, warmup_t=warmup, warmup_lr_init=lr / 100,
                                       warmup_prefix=True, t_in_epochs=False)
         return optimizer, scheduler
 
-    def _parallel(self, model: nn.Module) -> nn.Module:
+    def _parallel(self) -> nn.Module:
         """What the training step calls: the model, in DistributedDataParallel under torchrun, compiled if asked."""
-        trained = model
+        trained = self.model
         if self.processes.distributed:
             if self.settings.sync_bn:
                 trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
@@ -340,35 +348,31 @@ class _Run:
         workers = self.settings.workers
         return DataLoader(dataset, batch_size=self.local_batch, sampler=sampler, drop_last=drop_last,
                           num_workers=workers, worker_init_fn=ignore_interrupts if workers else None,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+                          pin_memory=self.device.type == "cuda")
 
-    def _checkpoint(self, model: nn.Module, data: ImageFolderData) -> FinetunedCheckpoint:
-        cfg = model.pretrained_cfg
-        state = {key: value.detach().to("cpu", copy=True).contiguous() for key, value in model.state_dict().items()}
-        return FinetunedCheckpoint(entrypoint=cfg["entrypoint"], model_type=cfg["model_type"], class_names=data.classes,
-                                   preprocessing={key: cfg[key] for key in PREPROCESSING_KEYS},
-                                   pretrained_build=self.pretrained_build, state_dict=state)
-
-    def _training_record(self, data: ImageFolderData, state: _State, optimizer: torch.optim.Optimizer,
-                         scheduler: Any, scaler: torch.amp.GradScaler) -> dict[str, Any]:
+    def _save(self) -> None:
+        """``last.pth``; ``best.pth`` too at the end of the best epoch so far (every process calls it:
+        rank 0 gathers the others' random generator states)."""
+        state = self.state
         rng = distributed.gather_to_main(self.processes, rng_state(self.device))
-        return {"settings": dataclasses.asdict(self.settings), "class_names": list(data.classes),
-                "world_size": self.processes.world_size, "epoch": state.epoch, "step": state.step,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng, "history": state.history,
-                "totals": dataclasses.asdict(state.totals), "step_losses": state.step_losses,
-                "best_top1": state.best_top1, "best_epoch": state.best_epoch}
-
-    def _save(self, model: nn.Module, data: ImageFolderData, state: _State, optimizer: torch.optim.Optimizer,
-              scheduler: Any, scaler: torch.amp.GradScaler) -> None:
-        """``last.pth``; ``best.pth`` too at the end of the best epoch so far (a collective: every process calls it)."""
-        training = self._training_record(data, state, optimizer, scheduler, scaler)
-        if self.processes.is_main:
-            self.output.mkdir(parents=True, exist_ok=True)
-            checkpoint = self._checkpoint(model, data)
-            if state.step == 0 and state.best_epoch == state.epoch:
-                save_checkpoint(self.output / BEST, checkpoint)
-            save_checkpoint(self.output / LAST, checkpoint, training)
+        if not self.processes.is_main:
+            return
+        training = {"settings": dataclasses.asdict(self.settings), "class_names": list(self.data.classes),
+                    "world_size": self.processes.world_size, "epoch": state.epoch, "step": state.step,
+                    "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(), "rng": rng, "history": state.history,
+                    "totals": dataclasses.asdict(state.totals), "step_losses": state.step_losses,
+                    "best_top1": state.best_top1, "best_epoch": state.best_epoch}
+        cfg = self.model.pretrained_cfg
+        checkpoint = FinetunedCheckpoint(
+            entrypoint=cfg["entrypoint"], model_type=cfg["model_type"], class_names=self.data.classes,
+            preprocessing={key: cfg[key] for key in PREPROCESSING_KEYS}, pretrained_build=self.pretrained_build,
+            state_dict={key: value.detach().to("cpu", copy=True).contiguous()
+                        for key, value in self.model.state_dict().items()})
+        self.output.mkdir(parents=True, exist_ok=True)
+        if state.step == 0 and state.best_epoch == state.epoch:
+            save_checkpoint(self.output / BEST, checkpoint)
+        save_checkpoint(self.output / LAST, checkpoint, training)
 
 
 @dataclass
