@@ -151,6 +151,26 @@ def _check(settings: FinetuneSettings) -> None:
         raise InvalidArgumentError(f"--warmup-epochs {settings.warmup_epochs}: must be in [0, --epochs]")
 
 
+def optimisation(model: nn.Module, settings: FinetuneSettings, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, Any]:
+    """timm's optimizer for the trainable parameters (no weight decay on biases and norms; torch's
+    fused implementation, one kernel for all parameters) and a per-step cosine learning rate after
+    a linear warm-up (timm's scheduler, stepped with ``step_update``)."""
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+
+    defaults = OPTIMIZERS[settings.optimizer]
+    lr = defaults["lr"] if settings.lr is None else settings.lr
+    weight_decay = defaults["weight_decay"] if settings.weight_decay is None else settings.weight_decay
+    optimizer = create_optimizer_v2(model, settings.optimizer, lr=lr, weight_decay=weight_decay,
+                                    momentum=settings.momentum, fused=True)
+    total = settings.epochs * steps_per_epoch
+    warmup_epochs = min(1.0, settings.epochs / 10) if settings.warmup_epochs is None else settings.warmup_epochs
+    warmup = min(total - 1, round(warmup_epochs * steps_per_epoch))
+    scheduler = CosineLRScheduler(optimizer, t_initial=total - warmup, warmup_t=warmup, warmup_lr_init=lr / 100,
+                                  warmup_prefix=True, t_in_epochs=False)
+    return optimizer, scheduler
+
+
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "off" or (amp == "auto" and device.type == "cpu"):
         return None
@@ -187,7 +207,7 @@ class _Run:
                                f"training images of {settings.data}")
         self.val_loader = self._loader(Subset(PreprocessedImages(self.data.val, cfg),
                                               range(processes.rank, len(self.data.val), processes.world_size)))
-        self.optimizer, self.scheduler = self._optimisation()
+        self.optimizer, self.scheduler = optimisation(self.model, settings, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype is torch.float16)
         self.step = TrainStep(self._parallel(), self.optimizer, self.scheduler, self.scaler,
                               nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), device, self.amp_dtype)
@@ -316,24 +336,6 @@ class _Run:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         return model
-
-    def _optimisation(self) -> tuple[torch.optim.Optimizer, Any]:
-        """timm's optimizer (no weight decay on biases and norms) and a per-step cosine schedule with warm-up."""
-        from timm.optim import create_optimizer_v2
-        from timm.scheduler import CosineLRScheduler
-
-        settings = self.settings
-        defaults = OPTIMIZERS[settings.optimizer]
-        lr = defaults["lr"] if settings.lr is None else settings.lr
-        weight_decay = defaults["weight_decay"] if settings.weight_decay is None else settings.weight_decay
-        optimizer = create_optimizer_v2(self.model, settings.optimizer, lr=lr, weight_decay=weight_decay,
-                                        momentum=settings.momentum)
-        total = settings.epochs * self.steps_per_epoch
-        warmup_epochs = min(1.0, settings.epochs / 10) if settings.warmup_epochs is None else settings.warmup_epochs
-        warmup = min(total - 1, round(warmup_epochs * self.steps_per_epoch))
-        scheduler = CosineLRScheduler(optimizer, t_initial=total - warmup, warmup_t=warmup, warmup_lr_init=lr / 100,
-                                      warmup_prefix=True, t_in_epochs=False)
-        return optimizer, scheduler
 
     def _parallel(self) -> nn.Module:
         """What the training step calls: the model, in DistributedDataParallel under torchrun, compiled if asked."""
