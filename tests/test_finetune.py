@@ -1,5 +1,6 @@
 """``finetune``: exact resumption, Ctrl-C, frozen backbones, data checks and torchrun data parallelism."""
 
+import dataclasses
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ from convnets_hub.models.errors import DatasetError, InvalidArgumentError
 from convnets_hub.models.train import loop
 from convnets_hub.models.train.checkpoint import read_run
 from convnets_hub.models.train.data import image_folder_data
-from convnets_hub.models.train.finetune import FinetuneSettings, finetune
+from convnets_hub.models.train.finetune import FinetuneSettings, amp_dtype, finetune
 from convnets_hub.models.train.validation import validate_folder
 from PIL import Image
 from test_cli import run_cli
@@ -210,3 +211,33 @@ def test_the_best_checkpoint_validates_as_its_epoch_did_with_its_class_names(ima
     best = result.history[result.best_epoch - 1]
     assert metrics.images == 6 and metrics.top1 == pytest.approx(best["val_top1"])
     assert metrics.loss == pytest.approx(best["val_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_its_gradient_scaler_is_saved(image_folder, tmp_path, amp):
+    result = finetune(lenet_settings(image_folder, tmp_path, epochs=1, amp=amp))
+    assert len(result.step_losses) == 3 and all(np.isfinite(result.step_losses))
+    scaler = read_run(tmp_path / "last.pth")[1]["scaler"]
+    assert (scaler.get("scale") is not None) == (amp == "fp16")  # fp16 alone goes through a scaler
+
+
+def test_gpu_defaults_are_decided_by_the_device(monkeypatch):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert amp_dtype("auto", cpu) is None and amp_dtype("bf16", cpu) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert amp_dtype("auto", gpu) is torch.bfloat16 and amp_dtype("off", gpu) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # V100, T4
+    assert amp_dtype("auto", gpu) is torch.float16
+
+
+@pytest.mark.cuda
+def test_a_gpu_run_uses_autocast_channels_last_and_resumes_exactly(image_folder, tmp_path, monkeypatch):
+    settings = lenet_settings(image_folder, tmp_path / "a", device="cuda", entrypoint="resnet18_ssl", pretrained=False,
+                              image_size=32)
+    reference = finetune(settings)
+    interrupt_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(dataclasses.replace(settings, output=str(tmp_path / "b")))
+    monkeypatch.undo()
+    resumed = finetune(dataclasses.replace(settings, output=str(tmp_path / "b"), resume=True))
+    np.testing.assert_allclose(resumed.step_losses, reference.step_losses, rtol=1e-3)

@@ -38,6 +38,7 @@ from ..errors import DatasetError
 Sample = tuple[str, int]
 """An image's path and class index."""
 _LISTED = 5  # problems named in an error line; the rest are counted
+_FETCH = FetchSettings()
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,6 @@ def describe_unreadable(problems: Sequence[tuple[str, str]]) -> str:
 
 def _listing(items: Sequence[str]) -> str:
     return ", ".join(items[:_LISTED]) + (f" and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
-
-
-_FETCH = FetchSettings()
 
 
 def load_image(path: str, channels: int) -> Any:

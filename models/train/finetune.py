@@ -1,10 +1,10 @@
 """Fine-tune a hub model on an image folder: the run behind ``python3 -m models finetune``.
 
 The model comes from its entrypoint (pretrained backbone, fresh head for the folder's classes);
-training uses AdamW or SGD (timm's optimizers, no weight decay on biases and norms), a cosine
-learning rate with linear warm-up per step (timm's scheduler), label smoothing, autocast with bf16
-or fp16 on a GPU (fp16 through a gradient scaler), channels_last on a GPU, and optionally a frozen
-backbone (a linear probe) or torch.compile. After each epoch the model is validated (top-1, top-5,
+training uses AdamW or SGD (timm's optimizers in torch's fused implementation, no weight decay on
+biases and norms), a cosine learning rate with linear warm-up per step (timm's scheduler), label
+smoothing, autocast with bf16 or fp16 on a GPU (fp16 through a gradient scaler), channels_last on
+a GPU, and optionally a frozen backbone (a linear probe) or torch.compile. After each epoch the model is validated (top-1, top-5,
 loss) and ``last.pth`` written; ``best.pth`` when validation top-1 improves. ``resume=True`` goes on
 from ``last.pth`` exactly. Ctrl-C stops a one-process run at the end of the step under way and
 saves it (resumable within the epoch); under torchrun every process trains its share of each
@@ -139,6 +139,11 @@ def finetune(settings: FinetuneSettings) -> FinetuneResult:
 
 
 def _check(settings: FinetuneSettings) -> None:
+    for name in ("epochs", "batch_size"):
+        if getattr(settings, name) < 1:
+            raise InvalidArgumentError(f"--{name.replace('_', '-')} {getattr(settings, name)}: must be at least 1")
+    if settings.workers < 0:
+        raise InvalidArgumentError(f"--workers {settings.workers}: must be at least 0")
     if settings.optimizer not in OPTIMIZERS:
         raise InvalidArgumentError(f"--optimizer {settings.optimizer!r}: valid: {', '.join(OPTIMIZERS)}")
     if settings.amp not in AMP:
@@ -171,7 +176,9 @@ def optimisation(model: nn.Module, settings: FinetuneSettings, steps_per_epoch: 
     return optimizer, scheduler
 
 
-def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``--amp`` on ``device`` (None: float32): "auto" is bf16 on a GPU that
+    has it, fp16 on an older GPU, float32 on a CPU."""
     if amp == "off" or (amp == "auto" and device.type == "cpu"):
         return None
     if amp == "auto":
@@ -185,7 +192,7 @@ class _Run:
     def __init__(self, settings: FinetuneSettings, processes: distributed.Processes, device: torch.device) -> None:
         self.settings, self.processes, self.device = settings, processes, device
         self.output = Path(settings.output).expanduser()
-        self.amp_dtype = _amp_dtype(settings.amp, device)
+        self.amp_dtype = amp_dtype(settings.amp, device)
         self.channels_last = device.type == "cuda" if settings.channels_last is None else settings.channels_last
         if settings.sync_bn and device.type != "cuda":
             raise InvalidArgumentError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only)")
