@@ -39,8 +39,9 @@ sys.path.insert(0, str(REPO))
 importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
 
 from convnets_hub.models.entrypoints import entrypoint
-from convnets_hub.models.train.finetune import FinetuneSettings, optimisation
+from convnets_hub.models.train.finetune import optimisation
 from convnets_hub.models.train.loop import TrainStep
+from convnets_hub.models.train.settings import FinetuneSettings
 
 CLASSES = 10
 AMP = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..train.settings import AMP, DEFAULT_VAL_FRACTION, OPTIMIZERS, FinetuneSettings
 from .arguments import add_model_arguments, non_negative_int, positive_int
+
+DEFAULTS = FinetuneSettings(entrypoint="", data="", output="")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,38 +27,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--data", required=True, metavar="DIR", help="the image folder (see above)")
     data.add_argument("--val-fraction", type=float, metavar="F",
                       help="for a DIR without train/ and val/: the share of each class's images held out for "
-                           "validation (default 0.1)")
+                           f"validation (default {DEFAULT_VAL_FRACTION})")
     data.add_argument("--image-size", type=positive_int, metavar="PX",
                       help="train (and later infer) at PX x PX instead of the model's own input size")
     data.add_argument("--no-augment", dest="augment", action="store_false",
                       help="train on the validation preprocessing (no random crops, flips or colour jitter)")
     data.add_argument("--skip-unreadable", action="store_true",
                       help="leave out images that do not decode (default: list them and stop)")
-    data.add_argument("--workers", type=non_negative_int, default=4,
-                      help="data loading processes (default 4; 0: in the main process)")
+    data.add_argument("--workers", type=non_negative_int, default=DEFAULTS.workers,
+                      help=f"data loading processes (default {DEFAULTS.workers}; 0: in the main process)")
     training = parser.add_argument_group("training")
     training.add_argument("--output", required=True, metavar="OUT", help="the folder of last.pth and best.pth")
-    training.add_argument("--epochs", type=positive_int, default=10, help="default 10")
-    training.add_argument("--batch-size", type=positive_int, default=32,
-                          help="images per step, all processes together (default 32)")
-    training.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw",
-                          help="adamw (default) or sgd (timm's: with Nesterov momentum)")
-    training.add_argument("--lr", type=float, help="peak learning rate (default: 5e-4 adamw, 0.01 sgd)")
-    training.add_argument("--weight-decay", type=float, help="default: 0.05 adamw, 1e-4 sgd (none on biases and norms)")
-    training.add_argument("--momentum", type=float, default=0.9, help="sgd's momentum (default 0.9)")
+    training.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs, help=f"default {DEFAULTS.epochs}")
+    training.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
+                          help=f"images per step, all processes together (default {DEFAULTS.batch_size})")
+    training.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=DEFAULTS.optimizer,
+                          help=f"default {DEFAULTS.optimizer} (timm's; sgd: with Nesterov momentum)")
+    training.add_argument("--lr", type=float, help="peak learning rate (default: " + ", ".join(
+        f"{values['lr']} {name}" for name, values in OPTIMIZERS.items()) + ")")
+    training.add_argument("--weight-decay", type=float, help="default: " + ", ".join(
+        f"{values['weight_decay']} {name}" for name, values in OPTIMIZERS.items()) + " (none on biases and norms)")
+    training.add_argument("--momentum", type=float, default=DEFAULTS.momentum,
+                          help=f"sgd's momentum (default {DEFAULTS.momentum})")
     training.add_argument("--warmup-epochs", type=float, metavar="E",
                           help="linear warm-up (default: a tenth of the epochs, at most 1)")
-    training.add_argument("--label-smoothing", type=float, default=0.1, help="default 0.1")
+    training.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
+                          help=f"default {DEFAULTS.label_smoothing}")
     training.add_argument("--freeze-backbone", action="store_true",
                           help="train the head alone (a linear probe); the backbone's BatchNorm statistics stay")
-    training.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+    training.add_argument("--amp", choices=AMP, default=DEFAULTS.amp,
                           help="autocast precision (auto: bf16 on GPUs that have it, else fp16; off on a CPU)")
     training.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                           help="channels_last memory format (default: on a GPU)")
     training.add_argument("--compile", action="store_true", help="torch.compile the training step's model")
     training.add_argument("--sync-bn", action="store_true",
                           help="under torchrun on GPUs: BatchNorm statistics over the global batch")
-    training.add_argument("--seed", type=int, default=0, help="shuffling, augmentation, the new head (default 0)")
+    training.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                          help=f"shuffling, augmentation, the new head (default {DEFAULTS.seed})")
     training.add_argument("--resume", action="store_true", help="go on with the run in OUT (same arguments)")
     training.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
@@ -63,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The training package is imported here: the other commands start without it.
-    from ..train.finetune import FinetuneSettings, finetune
+    from ..train.finetune import finetune
     from .entrypoints import model_entrypoint
 
     model_entrypoint(args.entrypoint)  # an unknown name: the one-line error listing the valid ones

@@ -34,6 +34,7 @@ from ...processing.decode import load_rgb
 from ...processing.fetch import FetchSettings
 from ...processing.utils import DEFAULT_MAX_PIXELS
 from ..errors import DatasetError
+from .settings import DEFAULT_VAL_FRACTION
 
 Sample = tuple[str, int]
 """An image's path and class index."""
@@ -94,7 +95,7 @@ def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed:
             raise DatasetError(f"--data {val_dir}: {len(unknown)} classes that {train_dir} lacks: {_listing(unknown)}")
         val = folder_samples(val_dir, class_to_index, require_every_class=False)
     else:
-        train, val = _split(train, 0.1 if val_fraction is None else val_fraction, seed)
+        train, val = _split(train, DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction, seed)
     if not val:
         raise DatasetError(f"--data {root}: no validation images (a val/ folder, or a --val-fraction that "
                            "leaves some images of a class with two or more)")

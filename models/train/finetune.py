@@ -64,51 +64,7 @@ from .loop import (
     run_steps,
     set_train_mode,
 )
-
-OPTIMIZERS = {"adamw": {"lr": 5e-4, "weight_decay": 0.05}, "sgd": {"lr": 0.01, "weight_decay": 1e-4}}
-AMP = ("auto", "off", "bf16", "fp16")
-# Settings that change what is computed: a resumed run must have the same ones.
-_RUN_DEFINING = ("entrypoint", "model_type", "weights", "pretrained", "data", "val_fraction", "epochs", "batch_size",
-                 "optimizer", "lr", "weight_decay", "momentum", "warmup_epochs", "label_smoothing", "amp",
-                 "freeze_backbone", "augment", "image_size", "seed", "skip_unreadable", "sync_bn")
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """A fine-tuning run. ``batch_size`` is the global batch, split evenly between torchrun's processes;
-    ``lr``/``weight_decay`` default by optimizer (:data:`OPTIMIZERS`); ``warmup_epochs`` defaults to a
-    tenth of the run, at most one epoch; ``pretrained=None`` is the entrypoint's default;
-    ``channels_last=None`` means on a GPU only; ``amp="auto"`` is bf16 on a GPU that has it, fp16 on
-    another GPU, float32 on a CPU; ``val_fraction`` (for a data folder without ``val/``) defaults to 0.1."""
-
-    entrypoint: str
-    data: str
-    output: str
-    model_type: str | None = None
-    weights: str | None = None
-    pretrained: bool | None = None
-    device: str = "cpu"
-    epochs: int = 10
-    batch_size: int = 32
-    optimizer: str = "adamw"
-    lr: float | None = None
-    weight_decay: float | None = None
-    momentum: float = 0.9
-    warmup_epochs: float | None = None
-    label_smoothing: float = 0.1
-    amp: str = "auto"
-    channels_last: bool | None = None
-    compile: bool = False
-    freeze_backbone: bool = False
-    augment: bool = True
-    image_size: int | None = None
-    val_fraction: float | None = None
-    seed: int = 0
-    workers: int = 4
-    skip_unreadable: bool = False
-    sync_bn: bool = False
-    resume: bool = False
-    progress: bool = True
+from .settings import AMP, OPTIMIZERS, RUN_DEFINING, FinetuneSettings
 
 
 @dataclass(frozen=True)
@@ -279,7 +235,7 @@ class _Run:
             raise InvalidArgumentError(f"--resume: {last} does not exist")
         _, training = read_run(last)
         saved = training["settings"]
-        differing = [name for name in _RUN_DEFINING if saved.get(name) != getattr(self.settings, name)]
+        differing = [name for name in RUN_DEFINING if saved.get(name) != getattr(self.settings, name)]
         if differing:
             raise InvalidArgumentError(f"--resume: the run in {self.output} was started with other "
                                        + ", ".join(f"--{name.replace('_', '-')} ({saved.get(name)!r}, not "
