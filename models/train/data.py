@@ -73,7 +73,7 @@ def folder_samples(folder: Path, class_to_index: Mapping[str, int],
     if require_every_class:
         empty += [name for name in class_to_index if name not in present]
     if empty:
-        raise DatasetError(f"--data {folder}: {len(empty)} class folders without images: {_listing(sorted(empty))} "
+        raise DatasetError(f"--data {folder}: {len(empty)} class folders without images: {listing(sorted(empty))} "
                            f"(images are files ending in {', '.join(IMG_EXTENSIONS)})")
     return samples
 
@@ -92,7 +92,7 @@ def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed:
     if val_dir is not None:
         unknown = sorted(set(class_folders(val_dir)) - set(classes))
         if unknown:
-            raise DatasetError(f"--data {val_dir}: {len(unknown)} classes that {train_dir} lacks: {_listing(unknown)}")
+            raise DatasetError(f"--data {val_dir}: {len(unknown)} classes that {train_dir} lacks: {listing(unknown)}")
         val = folder_samples(val_dir, class_to_index, require_every_class=False)
     else:
         train, val = _split(train, DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction, seed)
@@ -104,9 +104,11 @@ def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed:
 
 def _split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Per class, a seeded random ``fraction`` of the images (rounded, one at least kept for training) held out."""
+    by_class: dict[int, list[Sample]] = {}
+    for sample in samples:
+        by_class.setdefault(sample[1], []).append(sample)
     train, val = [], []
-    for label in sorted({label for _, label in samples}):
-        members = [sample for sample in samples if sample[1] == label]
+    for label, members in sorted(by_class.items()):
         random.Random(seed * 1_000_003 + label).shuffle(members)
         held = min(round(len(members) * fraction), len(members) - 1)
         val += members[:held]
@@ -132,11 +134,12 @@ def unreadable_images(paths: Sequence[str], *, workers: int, progress: bool) -> 
 
 def describe_unreadable(problems: Sequence[tuple[str, str]]) -> str:
     """``N unreadable images: path (why), ...`` in one line."""
-    return f"{len(problems)} unreadable images: " + _listing([reason if reason.startswith(path) else f"{path} ({reason})"
+    return f"{len(problems)} unreadable images: " + listing([reason if reason.startswith(path) else f"{path} ({reason})"
                                                              for path, reason in problems])
 
 
-def _listing(items: Sequence[str]) -> str:
+def listing(items: Sequence[str]) -> str:
+    """The first few ``items`` and how many more, for a one-line error."""
     return ", ".join(items[:_LISTED]) + (f" and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
 
 

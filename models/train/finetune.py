@@ -52,6 +52,7 @@ from .data import (
     describe_unreadable,
     ignore_interrupts,
     image_folder_data,
+    listing,
     unreadable_images,
 )
 from .loop import (
@@ -264,7 +265,7 @@ class _Run:
             lacking = sorted(set(data.classes) - {data.classes[label] for _, label in data.train})
             if lacking:
                 raise DatasetError(f"--data {settings.data}: classes without readable training images: "
-                                   + ", ".join(lacking))
+                                   f"{listing(lacking)}")
         if resumed is not None and list(data.classes) != resumed["class_names"]:
             raise DatasetError(f"--resume: {settings.data} has other classes than the run in {self.output}")
         return data

@@ -24,6 +24,7 @@ from .data import (
     class_folders,
     describe_unreadable,
     folder_samples,
+    listing,
     unreadable_images,
 )
 from .distributed import Processes
@@ -43,8 +44,7 @@ def model_class_indices(folder: Path, classes: Sequence[str], cfg: Mapping[str, 
     index = {name: position for position, name in enumerate(vocabulary)}
     unknown = [name for name in classes if name not in index]
     if unknown:
-        listed = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise DatasetError(f"--data {folder}: {len(unknown)} folders are not {kind}: {listed}")
+        raise DatasetError(f"--data {folder}: {len(unknown)} folders are not {kind}: {listing(unknown)}")
     return {name: index[name] for name in classes}
 
 
