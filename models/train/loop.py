@@ -84,32 +84,33 @@ class LocalEpoch:
     def __init__(self, totals: EpochTotals) -> None:
         self.totals = totals
         self.losses: list[torch.Tensor] = []
-        self.correct: list[torch.Tensor] = []
+        self.correct: torch.Tensor | int = 0
         self.seen = 0
 
     def add(self, loss: torch.Tensor, correct: torch.Tensor, images: int) -> None:
         self.losses.append(loss)
-        self.correct.append(correct)
+        self.correct = self.correct + correct
         self.seen += images
 
     def running(self) -> dict[str, str]:
-        """The progress bar's figures (this process's, since the epoch or its resumption began)."""
+        """The progress bar's figures: the mean loss of the last steps, the accuracy since the epoch
+        (or its resumption) began; this process's."""
         losses = torch.stack(self.losses[-PROGRESS_EVERY:]).float().mean().item()
-        accuracy = 100.0 * torch.stack(self.correct).sum().item() / max(1, self.seen)
-        return {"loss": f"{losses:.4f}", "acc": f"{accuracy:.1f}%"}
+        return {"loss": f"{losses:.4f}", "acc": f"{100.0 * float(self.correct) / max(1, self.seen):.1f}%"}
 
     def settle(self, processes: Processes) -> EpochTotals:
         """Add the steps to the totals, summed over the processes (a collective: every process calls it)."""
         if not self.losses:
             return self.totals
         losses = sum_across(processes, torch.stack(self.losses).double()) / processes.world_size
-        counts = sum_across(processes, torch.stack([torch.stack(self.correct).sum().double(),
-                                                    torch.tensor(float(self.seen), device=losses.device,
-                                                                 dtype=torch.float64)]))
+        counts = sum_across(processes, torch.stack([torch.as_tensor(self.correct, dtype=torch.float64,
+                                                                    device=losses.device),
+                                                    torch.tensor(float(self.seen), dtype=torch.float64,
+                                                                 device=losses.device)]))
         self.totals.step_losses += losses.tolist()
         self.totals.correct += int(counts[0].item())
         self.totals.seen += int(counts[1].item())
-        self.losses, self.correct, self.seen = [], [], 0
+        self.losses, self.correct, self.seen = [], 0, 0
         return self.totals
 
 
@@ -123,7 +124,7 @@ def run_steps(step: TrainStep, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         local.add(loss, correct, len(images))
         done += 1
         bar.update(1)
-        if done % PROGRESS_EVERY == 0:
+        if not bar.disable and (done == 1 or done % PROGRESS_EVERY == 0 or bar.n == bar.total):
             bar.set_postfix(local.running(), refresh=False)
         if stop.requested:
             break
