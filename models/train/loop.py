@@ -124,8 +124,9 @@ def run_steps(step: TrainStep, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         local.add(loss, correct, len(images))
         done += 1
         bar.update(1)
-        if not bar.disable and (done == 1 or done % PROGRESS_EVERY == 0 or bar.n == bar.total):
-            bar.set_postfix(local.running(), refresh=False)
+        last = bar.n == bar.total
+        if not bar.disable and (done == 1 or done % PROGRESS_EVERY == 0 or last):
+            bar.set_postfix(local.running(), refresh=last)
         if stop.requested:
             break
     return done
