@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from ..entrypoints import entrypoint, model_type_keyword
 from ..errors import DatasetError, InvalidArgumentError
+from ..factory import FreshClassifierWarning
 from ..runtime.precision import parse_device
 from ..weights.checkpoint import read_checkpoint
 from ..weights.finetuned import (
@@ -286,7 +288,13 @@ class _Run:
         else:
             if settings.pretrained is not None:
                 kwargs["pretrained"] = settings.pretrained
-            model = function(weights=settings.weights, num_classes=len(self.data.classes), **kwargs)
+            with warnings.catch_warnings():  # expected here: said in one line below
+                warnings.simplefilter("ignore", FreshClassifierWarning)
+                model = function(weights=settings.weights, num_classes=len(self.data.classes), **kwargs)
+            cfg = model.pretrained_cfg
+            start = f"weights {cfg['id'] or cfg['checkpoint']}" if cfg["checkpoint"] else "random weights"
+            self.say(f"{settings.entrypoint} ({start}) with a new {len(self.data.classes)}-class head "
+                     f"{cfg['classifier']!r}; {len(self.data.train)} training and {len(self.data.val)} validation images")
             if settings.image_size is not None:
                 channels = model.pretrained_cfg["input_size"][0]
                 model.pretrained_cfg = {**model.pretrained_cfg,
