@@ -21,6 +21,11 @@ class UnknownWeightsError(InvalidArgumentError):
     """``weights=`` names no manifest entry of this entrypoint, nor an existing file or a URL."""
 
 
+class DatasetError(InvalidArgumentError):
+    """An image folder cannot be trained or validated on: missing, without classes, a class without
+    images, unreadable files, folder names that are not the model's classes."""
+
+
 class WeightsError(RuntimeError):
     """Base class for weights that cannot be fetched, verified or loaded."""
 

@@ -26,6 +26,7 @@ from .weights.checkpoint import (
     read_checkpoint,
     rename_keys,
 )
+from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
 from .weights.manifest import Manifest, WeightsEntry, load_manifest
 from .weights.sources import download_url, is_offline, resolve_weights_file
 
@@ -59,17 +60,24 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         kwargs["model_type"] = model_type = spec.canonical_type(kwargs["model_type"])
     manifest = load_manifest()
     entry, checkpoint = _select_weights(name, spec, model_type, pretrained, weights, progress, manifest)
-    model = spec.build(**(kwargs if checkpoint is None else _pretrained_kwargs(entrypoint, spec, entry, kwargs)))
+    state, finetuned = (None, None) if checkpoint is None else _read_weights(checkpoint, entry, spec)
+    if finetuned is not None:
+        kwargs = _finetuned_kwargs(entrypoint, name, model_type, finetuned, checkpoint, kwargs)
+    pretrained_build = state is not None and (finetuned is None or finetuned.pretrained_build)
+    model = spec.build(**(_pretrained_kwargs(entrypoint, spec, entry, kwargs) if pretrained_build else kwargs))
     # Loaded in the model's precision, so that a float64 checkpoint keeps it; with optimize=True
     # in the precision of folding (float32 for a half type), cast to ``dtype`` only after folding.
     model.to(fold_dtype(dtype) if optimize else dtype)
-    if checkpoint is not None:
-        _load_checkpoint(model, spec, checkpoint, entry)
-        if spec.after_load is not None:
+    if pretrained_build and finetuned is not None and spec.after_load is not None:
+        spec.after_load(model, kwargs)  # as it was before its fine-tuning
+    if state is not None:
+        _load_checkpoint(model, state, checkpoint)
+        if pretrained_build and finetuned is None and spec.after_load is not None:
             spec.after_load(model, kwargs)
     classifier_name, classifier = classifier_of(model)
     described = entry or manifest.default(name, model_type)
-    preprocessing = described.preprocessing if described else spec.preprocessing(model_type)
+    preprocessing = (finetuned.preprocessing if finetuned else
+                     described.preprocessing if described else spec.preprocessing(model_type))
     # A user's own file is preprocessed as the published weights are, but their metrics are not
     # its own; an untrained model keeps them as the figures of its architecture's default weights.
     metrics = None if checkpoint is not None and entry is None else (described.metrics if described else None)
@@ -77,6 +85,8 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         **{key: tuple(value) if isinstance(value, list) else value
            for key, value in preprocessing.items() if key in PRETRAINED_CFG_KEYS},
         "num_classes": classifier.out_features,
+        "label_names": (finetuned.class_names if finetuned and finetuned.num_classes == classifier.out_features
+                        else None),
         "classifier": classifier_name,
         "id": entry.id if entry else None,
         "metrics": metrics,
@@ -144,10 +154,33 @@ def _select_weights(entrypoint: str, spec: ModelSpec, model_type: str | None, pr
     return manifest.get(text, entrypoint, model_type), None
 
 
-def _load_checkpoint(model: nn.Module, spec: ModelSpec, path: Path, entry: WeightsEntry | None) -> None:
-    state = extract_state_dict(read_checkpoint(path, entry.archive_member if entry else None), str(path))
-    if spec.key_map is not None:
-        state = rename_keys(state, spec.key_map)
+def _finetuned_kwargs(entrypoint: str, name: str, model_type: str | None, finetuned: FinetunedCheckpoint,
+                      path: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The build options of a fine-tuned checkpoint's model: its number of classes, unless the user
+    asks for another head; the entrypoint and model type must be those it was fine-tuned from."""
+    if ALIASES.get(finetuned.entrypoint, finetuned.entrypoint) != name or finetuned.model_type != model_type:
+        def call(function: str, variant: str | None) -> str:
+            return f"{function}(model_type={variant!r})" if variant else f"{function}()"
+
+        raise InvalidArgumentError(f"weights={str(path)!r} was fine-tuned from {call(finetuned.entrypoint, finetuned.model_type)}"
+                                   f"; load it with that, not with {call(entrypoint, model_type)}")
+    return {"num_classes": finetuned.num_classes, **kwargs}
+
+
+def _read_weights(path: Path, entry: WeightsEntry | None,
+                  spec: ModelSpec) -> tuple[dict[str, torch.Tensor], FinetunedCheckpoint | None]:
+    """The weights of ``path`` under the model's key names, and its metadata if it is a fine-tuned
+    checkpoint (``python3 -m models finetune``'s, whose keys are already the model's)."""
+    contents = read_checkpoint(path, entry.archive_member if entry else None)
+    finetuned = None if entry is not None else recognise_finetuned(contents, str(path))
+    if finetuned is not None:
+        return finetuned.state_dict, finetuned
+    state = extract_state_dict(contents, str(path))
+    return (rename_keys(state, spec.key_map) if spec.key_map is not None else state), None
+
+
+def _load_checkpoint(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load ``state`` into ``model``; classifiers of another number of classes stay freshly initialised."""
     resized = [(name, layer, state[f"{name}.weight"].shape[0]) for name, layer in model.named_modules()
                if isinstance(layer, nn.Linear) and f"{name}.weight" in state
                and state[f"{name}.weight"].shape[0] != layer.out_features]

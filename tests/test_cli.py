@@ -47,7 +47,7 @@ def run_cli_hiding(hidden: tuple[str, ...], *args: str, record: Path | None = No
 def test_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("list", "help", "pin-weights", "smoke", "export", "serve", "classify"):
+    for command in ("list", "help", "pin-weights", "smoke", "export", "serve", "classify", "finetune", "validate"):
         assert command in result.stdout
 
 

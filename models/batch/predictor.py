@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...processing.labels import imagenet_labels
+from ...processing.labels import class_names
 from ..errors import InvalidArgumentError
 from .schema import error_row
 
@@ -45,8 +45,7 @@ class Predictor:
         self.top_k = min(top_k, int(cfg["num_classes"]))
         self.pad_to = pad_to
         self.device = torch.device(device)
-        names = imagenet_labels() if cfg["num_classes"] == 1000 else None
-        self.labels = list(names) if names else [f"class {index}" for index in range(cfg["num_classes"])]
+        self.labels = list(class_names(cfg))
 
     def predict(self, paths: Sequence[str], images: torch.Tensor) -> list[dict[str, Any]]:
         """The rows of ``paths``, whose preprocessed images are ``images`` (N x C x H x W)."""

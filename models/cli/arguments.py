@@ -25,18 +25,27 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def positive_int(text: str) -> int:
     """An argparse ``type``: a whole number of at least 1 (counts, sizes, batch sizes)."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type``: a whole number of at least 0 (worker counts, where 0 means none)."""
+    return _whole_number(text, 0)
+
+
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
     return value
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, optimize: bool = True) -> None:
-    """``--entrypoint``, ``--model-type``, ``--weights``/``--no-pretrained``, ``--device``, ``--model-math``
-    (and ``--optimize``): the keyword arguments of every hub entrypoint."""
+def add_model_arguments(parser: argparse.ArgumentParser, *, optimize: bool = True, model_math: bool = True) -> None:
+    """``--entrypoint``, ``--model-type``, ``--weights``/``--no-pretrained``, ``--device`` (and
+    ``--model-math``, ``--optimize``): the keyword arguments of every hub entrypoint."""
     group = parser.add_argument_group("model")
     group.add_argument("--entrypoint", required=True, metavar="E",
                        help="a model entrypoint of hubconf.py (python3 -m models list shows them)")
@@ -48,8 +57,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, optimize: bool = Tru
                               "(default: the entrypoint's default weights)")
     weights.add_argument("--no-pretrained", action="store_true", help="randomly initialised weights")
     group.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    group.add_argument("--model-math", default="fp32", metavar="fp32|fp16|bf16|fp64",
-                       help="the model's precision (default fp32)")
+    if model_math:
+        group.add_argument("--model-math", default="fp32", metavar="fp32|fp16|bf16|fp64",
+                           help="the model's precision (default fp32)")
     if optimize:
         group.add_argument("--optimize", action="store_true",
                            help="BatchNorm folding, channels_last and torch.compile (inference only)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ...processing.labels import imagenet_labels
+from ...processing.labels import class_names
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -16,8 +16,6 @@ def deployed_name(model: nn.Module) -> str:
     return f"{cfg['entrypoint']}_{cfg['model_type']}" if cfg.get("model_type") else cfg["entrypoint"]
 
 
-def class_labels(num_classes: int) -> tuple[str, ...]:
-    """ImageNet-1k's class names for a 1000-class head, ``class <i>`` for any other head."""
-    if num_classes == 1000:
-        return imagenet_labels()
-    return tuple(f"class {index}" for index in range(num_classes))
+def class_labels(model: nn.Module) -> tuple[str, ...]:
+    """The model's class names (a fine-tuned checkpoint's own, ImageNet-1k's, or ``class <i>``)."""
+    return class_names(model.pretrained_cfg)

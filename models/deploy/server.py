@@ -65,7 +65,7 @@ class HubModelHandler:
         self.model = model.eval()
         self.cfg = model.pretrained_cfg
         self.top_k = max(1, min(top_k, self.cfg["num_classes"]))
-        self.labels = np.array([label.encode() for label in class_labels(self.cfg["num_classes"])], dtype=np.object_)
+        self.labels = np.array([label.encode() for label in class_labels(model)], dtype=np.object_)
         self.processing = ConvNetsProcessingUtils()
         self.device = next(model.parameters()).device
 

@@ -45,7 +45,7 @@ def write_triton_repository(model: nn.Module, directory: str | os.PathLike, expo
     folder = Path(directory) / deployed_name(model)
     _, file_name, _, _ = PLATFORMS[export_format]
     export_model(model, folder / "1" / file_name, export_format, opset=opset, dynamo=dynamo)
-    (folder / LABELS_FILE).write_text("\n".join(class_labels(model.pretrained_cfg["num_classes"])) + "\n",
+    (folder / LABELS_FILE).write_text("\n".join(class_labels(model)) + "\n",
                                       encoding="utf-8")
     (folder / "config.pbtxt").write_text(triton_config(model, export_format, max_batch_size), encoding="utf-8")
     return folder
