@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..processing.transforms import PREPROCESS_KEYS
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .registry import ALIASES, SPECS, ModelSpec
 from .runtime.input_cast import cast_inputs_to_model
@@ -29,8 +30,6 @@ from .weights.checkpoint import (
 from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
 from .weights.manifest import Manifest, WeightsEntry, load_manifest
 from .weights.sources import download_url, is_offline, resolve_weights_file
-
-PRETRAINED_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
 
 class FreshClassifierWarning(UserWarning):
@@ -83,7 +82,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     metrics = None if checkpoint is not None and entry is None else (described.metrics if described else None)
     model.pretrained_cfg = {
         **{key: tuple(value) if isinstance(value, list) else value
-           for key, value in preprocessing.items() if key in PRETRAINED_CFG_KEYS},
+           for key, value in preprocessing.items() if key in PREPROCESS_KEYS},
         "num_classes": classifier.out_features,
         "label_names": (finetuned.class_names if finetuned and finetuned.num_classes == classifier.out_features
                         else None),

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from ..processing.labels import class_names
+from ..processing.transforms import model_config
 from .weights.manifest import Manifest, WeightsEntry
 from .weights.records import RECORD_SUFFIX, checkpoint_dir, read_record
 from .weights.verify import sha256_of, verification_of
@@ -146,7 +148,6 @@ def _classify(model: torch.nn.Module, utils: Any, photo: Path, device: str) -> t
     with torch.inference_mode():
         logits = model.eval()(batch).float()[0].cpu()
     top = torch.topk(torch.softmax(logits, dim=0), k=min(5, logits.numel()))
-    labels = utils.get_imgnet_classes() if logits.numel() == 1000 else None
-    top5 = [(str(labels[i]) if labels is not None else f"class {i}", float(p))
-            for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+    labels = class_names(model_config(model))
+    top5 = [(labels[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
     return top5, bool(torch.isfinite(logits).all())

@@ -31,8 +31,11 @@ def class_names(cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """A model's class names from its ``pretrained_cfg``: its own ``label_names`` (a fine-tuned
     checkpoint's classes), else ImageNet-1k's for a 1000-class head, else ``class <i>``."""
     names = cfg.get("label_names")
-    if names:
-        return tuple(names)
-    if cfg["num_classes"] == 1000:
+    return tuple(names) if names else default_class_names(cfg["num_classes"])
+
+
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+    """ImageNet-1k's class names for a 1000-class head, ``class <i>`` for a head of any other size."""
+    if num_classes == 1000:
         return imagenet_labels()
-    return tuple(f"class {index}" for index in range(cfg["num_classes"]))
+    return tuple(f"class {index}" for index in range(num_classes))

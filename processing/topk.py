@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from .errors import ProcessingArgumentError
-from .labels import imagenet_labels
+from .labels import default_class_names
 
 Prediction = list[tuple[str, str]]
 
@@ -34,9 +34,7 @@ def pick_n_best(predictions: torch.Tensor, n: int = 5, labels: Sequence[str] | N
     if scores.dim() != 2 or scores.shape[1] == 0:
         raise ProcessingArgumentError(f"predictions of shape {tuple(scores.shape)}: expected (N, classes) or (classes,)")
     classes = scores.shape[1]
-    names = list(labels) if labels is not None else (list(imagenet_labels()) if classes == 1000 else None)
-    if names is None:
-        names = [f"class {index}" for index in range(classes)]
+    names = list(labels) if labels is not None else list(default_class_names(classes))
     if len(names) != classes:
         raise ProcessingArgumentError(f"labels has {len(names)} names for predictions of {classes} classes")
     _warn_unless_probabilities(scores)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...processing.fetch import is_url
 from ..errors import InvalidArgumentError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -42,7 +43,7 @@ def expand_inputs(inputs: Sequence[str], input_column: str = "path") -> Inputs:
 
 
 def _expand_one(text: str, input_column: str, skipped: list[str]) -> Iterable[str]:
-    if "://" in text[:16]:
+    if is_url(text):
         return [text]
     path = Path(text).expanduser()
     if path.is_dir():
@@ -100,4 +101,4 @@ def _read_column(path: Path, column: str) -> list[str]:
 
 def _beside(listing: Path, source: str) -> str:
     """A URL or absolute path as is; a relative path relative to the directory of the file listing it."""
-    return source if "://" in source[:16] or Path(source).is_absolute() else str(listing.parent / source)
+    return source if is_url(source) or Path(source).is_absolute() else str(listing.parent / source)

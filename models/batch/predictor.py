@@ -9,16 +9,15 @@ import torch
 from torch import nn
 
 from ...processing.labels import class_names
+from ...processing.transforms import PREPROCESS_KEYS, model_config
 from ..errors import InvalidArgumentError
 from .schema import error_row
-
-PREPROCESS_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
 
 def pretrained_cfg(model: nn.Module) -> Mapping[str, Any]:
     """The model's ``pretrained_cfg`` (also through an optimized model's wrapper)."""
-    cfg = getattr(model, "pretrained_cfg", None) or getattr(getattr(model, "_orig_mod", None), "pretrained_cfg", None)
-    if not isinstance(cfg, Mapping):
+    cfg = model_config(model)
+    if cfg is None:
         raise InvalidArgumentError(f"{type(model).__name__} has no pretrained_cfg: not a hub model")
     return cfg
 

@@ -27,16 +27,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from ...processing.transforms import PREPROCESS_KEYS
 from ..entrypoints import entrypoint, model_type_keyword
 from ..errors import DatasetError, InvalidArgumentError
 from ..factory import FreshClassifierWarning
 from ..runtime.precision import parse_device
 from ..weights.checkpoint import read_checkpoint
-from ..weights.finetuned import (
-    PREPROCESSING_KEYS,
-    FinetunedCheckpoint,
-    recognise_finetuned,
-)
+from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
 from . import distributed
 from .checkpoint import (
     BEST,
@@ -340,7 +337,7 @@ class _Run:
         cfg = self.model.pretrained_cfg
         checkpoint = FinetunedCheckpoint(
             entrypoint=cfg["entrypoint"], model_type=cfg["model_type"], class_names=self.data.classes,
-            preprocessing={key: cfg[key] for key in PREPROCESSING_KEYS}, pretrained_build=self.pretrained_build,
+            preprocessing={key: cfg[key] for key in PREPROCESS_KEYS}, pretrained_build=self.pretrained_build,
             state_dict={key: value.detach().to("cpu", copy=True).contiguous()
                         for key, value in self.model.state_dict().items()})
         self.output.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
+from ...processing.transforms import PREPROCESS_KEYS
 from ..errors import CheckpointMismatchError
 
 FORMAT = "convnets-hub/finetuned"
 VERSION = 1
-PREPROCESSING_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,11 @@ def recognise_finetuned(contents: object, source: str) -> FinetunedCheckpoint | 
             entrypoint=str(contents["entrypoint"]), model_type=contents["model_type"],
             class_names=tuple(str(name) for name in contents["class_names"]),
             preprocessing={key: tuple(value) if isinstance(value, list) else value
-                           for key, value in contents["preprocessing"].items() if key in PREPROCESSING_KEYS},
+                           for key, value in contents["preprocessing"].items() if key in PREPROCESS_KEYS},
             pretrained_build=bool(contents["pretrained_build"]), state_dict=dict(contents["state_dict"]))
     except (KeyError, TypeError, AttributeError) as exc:
         raise CheckpointMismatchError(f"{source} is tagged as a fine-tuned checkpoint but lacks {exc}") from exc
-    if set(checkpoint.preprocessing) != set(PREPROCESSING_KEYS) or not checkpoint.class_names:
+    if set(checkpoint.preprocessing) != set(PREPROCESS_KEYS) or not checkpoint.class_names:
         raise CheckpointMismatchError(f"{source} is tagged as a fine-tuned checkpoint but its preprocessing "
                                       f"{checkpoint.preprocessing} or class names are incomplete")
     return checkpoint
