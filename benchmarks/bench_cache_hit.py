@@ -12,6 +12,7 @@ the records). The file is deleted at the end.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -38,11 +39,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
     from convnets_hub.models.weights.manifest import WeightsEntry
     from convnets_hub.models.weights.sources import resolve_weights_file
     from convnets_hub.models.weights.verify import sha256_of
 
-    import models  # noqa: F401 -- mounts this checkout's library as convnets_hub.models
 
     with tempfile.TemporaryDirectory() as home:
         os.environ["TORCH_HOME"] = home

@@ -19,6 +19,7 @@ depend on them), ``optimize=True`` and ``--model-math`` (bf16). Rows, all on the
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
 
 from convnets_hub.models.batch.decoding import CpuDecoder, make_decoder
 from convnets_hub.models.batch.local import classify_local

@@ -12,6 +12,7 @@ and hubble_deep_field.jpg.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -64,9 +65,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
     from convnets_hub.models.entrypoints import hubconf
 
-    import models  # noqa: F401 -- mounts this checkout's library as convnets_hub.models
 
     utils = hubconf().nvidia_convnets_processing_utils()
     with tempfile.TemporaryDirectory() as directory:

@@ -19,6 +19,7 @@ Clients and server share the machine's cores, as they would on one host.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -39,6 +40,7 @@ import tritonclient.http as triton_http
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
 from convnets_hub.models.deploy.export import export_model
 from convnets_hub.models.entrypoints import hubconf as _hubconf
 
