@@ -137,6 +137,7 @@ def test_rows_are_saved_as_they_come_and_published_once_per_path(tmp_path):
 
 
 def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path):
+    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
     local = run_cli(str(collection), *model_args(lenet_weights), "--output", str(tmp_path / "local.parquet"),
                     "--batch-size", "2")
     assert local.returncode == 0, local.stderr

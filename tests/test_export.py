@@ -30,9 +30,7 @@ from convnets_hub.models.entrypoints import (
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
 from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.processing.labels import imagenet_labels
-from google.protobuf import text_format
 from torch import nn
-from tritonclient.grpc import model_config_pb2
 
 ONNX_TOLERANCE = 1e-4
 
@@ -198,18 +196,28 @@ def test_torchscript_and_exported_program_reload_in_a_fresh_process(resnet18_wei
         assert torch.allclose(logits, expected, rtol=1e-5, atol=1e-5), export_format
 
 
-def parse_config(folder) -> model_config_pb2.ModelConfig:
-    return text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+@pytest.fixture(scope="module")
+def model_config_pb2():
+    """Triton's ModelConfig protobuf (from tritonclient), or the test is skipped where it is missing."""
+    return pytest.importorskip("tritonclient.grpc.model_config_pb2",
+                               reason="parsing config.pbtxt needs tritonclient[grpc] (requirements-deploy.txt)")
 
 
-def test_triton_repository_runs_as_its_config_says(resnet18_weights, scratch):
+def parse_config(model_config_pb2, text: str):
+    """``config.pbtxt``'s text as Triton's ModelConfig message (a parse error fails the test)."""
+    from google.protobuf import text_format
+
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+def test_triton_repository_runs_as_its_config_says(resnet18_weights, scratch, model_config_pb2):
     weights, model = resnet18_weights
     repository = scratch / "repository"
     result = run_cli("export", "--entrypoint", "resnet18_ssl", "--weights", str(weights), "--format", "onnx",
                      "--triton-repository", str(repository))
     assert result.returncode == 0, result.stderr
     folder = repository / "resnet18_ssl"
-    config = parse_config(folder)
+    config = parse_config(model_config_pb2, (folder / "config.pbtxt").read_text())
     assert config.name == "resnet18_ssl" and config.platform == "onnxruntime_onnx"
     assert config.max_batch_size == 64 and config.HasField("dynamic_batching")
     assert [group.kind for group in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
@@ -226,9 +234,9 @@ def test_triton_repository_runs_as_its_config_says(resnet18_weights, scratch):
         assert relative_error(logits, model(x)) < ONNX_TOLERANCE
 
 
-def test_triton_repository_of_torchscript_uses_libtorch_names(scratch):
+def test_triton_repository_of_torchscript_uses_libtorch_names(scratch, model_config_pb2):
     write_triton_repository(build("lenet5"), scratch, "torchscript", max_batch_size=8)
-    config = parse_config(scratch / "lenet5")
+    config = parse_config(model_config_pb2, (scratch / "lenet5" / "config.pbtxt").read_text())
     assert config.platform == "pytorch_libtorch" and config.max_batch_size == 8
     assert [t.name for t in config.input] == ["INPUT__0"] and [t.name for t in config.output] == ["OUTPUT__0"]
     assert list(config.input[0].dims) == [1, 32, 32] and list(config.output[0].dims) == [10]
