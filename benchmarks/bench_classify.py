@@ -1,19 +1,23 @@
-"""End-to-end images/s of ``python3 -m models classify``'s engines against their parts, in one process.
+"""Images/s of ``python3 -m models classify``: each decoder alone, the model alone, the engines end to end.
 
 Inputs: JPEGs of 1280-2048 px (quality 90) made from scikit-image's and matplotlib's sample photos,
-upscaled, in a temporary directory (``--repeat`` lists each file under several names, for runs
-longer than the files are many). The model: ``resnet50`` with random weights (speed does not
-depend on them), ``optimize=True`` and ``--model-math`` (bf16). Rows, all on the same files:
+upscaled, in a temporary directory; ``--paths`` names them (symbolic links, more paths than files)
+so that a run lasts long enough to measure. The model: ``resnet50`` with random weights (speed does
+not depend on them), ``optimize=True`` and ``--model-math``. Rows, all on the same files, each for
+about ``--seconds`` (a row stops at the first batch past it) after one warm-up batch:
 
-* decode, 1 thread: ``CpuDecoder.load`` (the hub's ``prepare_input_from_uri``) one image after another;
-* decode, N threads: the same in the local engine's thread pool (or the GPU decoder, ``--decode gpu``);
-* model: the model alone on the decoded tensors, in batches (compiled and warmed up before);
-* decode then model, 1 thread: the two single-thread times back to back (the goal's yardstick);
-* local engine: ``classify_local`` end to end, writing Parquet (model compiled before);
-* ray engine: ``classify_ray`` end to end on a local Ray started before the timing, with
-  ``--ray-num-cpus`` CPUs; its actor builds the model (Inductor's cache is warm) inside the time.
+* decode alone, cpu, W workers: ``CpuDecoder`` (the hub's ``prepare_input_from_uri``) in W threads
+  (``--cpu-workers``, default 1, 2, 4, ... up to the cores);
+* decode alone, gpu, batch B: ``GpuJpegDecoder`` on ``--device`` (``--gpu-batch-sizes``);
+* decode alone, hybrid: both from one queue (``--workers`` CPU threads, GPU batch ``--batch-size``);
+* model alone: the model on one decoded batch, called as many times (compiled and warmed up before);
+* local engine, decode D: ``classify_local`` end to end, Parquet file written (``--engine-decodes``);
+* ray engine: ``classify_ray`` on a local Ray started before the timing (``--ray``), its actor's
+  start (model built, compiled from the warm Inductor cache) inside the time.
 
-    python3 benchmarks/bench_classify.py [--device cpu] [--decode cpu] [--images 256] [--json out.json]
+Decoders and engines run the same code as the command (``DecodeQueue`` and ``start_workers``).
+
+    python3 benchmarks/bench_classify.py [--device cpu] [--model-math fp32] [--paths 1024] [--json out.json]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,10 +44,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
 
-from convnets_hub.models.batch.decoding import CpuDecoder, make_decoder
+importlib.import_module("models")  # mounts convnets_hub over the checkout
+
+from convnets_hub.models.batch.decode_queue import DecodeQueue, start_workers
+from convnets_hub.models.batch.decoding import (
+    CpuDecoder,
+    Decoder,
+    GpuJpegDecoder,
+    HybridDecoder,
+    make_decoder,
+)
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
-from convnets_hub.models.batch.ray_engine import ModelRecipe, RaySettings, classify_ray
 from convnets_hub.models.batch.store import ResultStore
 from convnets_hub.models.entrypoints import hubconf
 
@@ -56,116 +69,224 @@ def sample_photos() -> list[np.ndarray]:
     return [photo[..., :3] for photo in photos]
 
 
-def make_jpegs(directory: Path, count: int, repeat: int) -> list[str]:
-    """``count`` JPEGs (longer side 1280-2048 px), each listed ``repeat`` times under its own name."""
+def make_jpegs(directory: Path, count: int, paths: int) -> list[str]:
+    """``count`` JPEGs (longer side 1280-2048 px, written in parallel), named ``paths`` times in all
+    (the files, then symbolic links to them in turn)."""
     photos = sample_photos()
-    sources = []
-    for index in range(count):
+
+    def write(index: int) -> Path:
         image = Image.fromarray(photos[index % len(photos)])
-        size = SIZES[index % len(SIZES)]
-        scale = size / max(image.size)
+        scale = SIZES[index % len(SIZES)] / max(image.size)
         path = directory / f"{index:05d}.jpg"
         image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC) \
             .save(path, quality=90)
-        sources.append(path)
-    for copy in range(1, repeat):
-        for path in sources[:count]:
-            link = directory / f"{path.stem}-{copy}.jpg"
-            link.symlink_to(path)
-            sources.append(link)
-    return [str(path) for path in sources]
+        return path
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        files = list(pool.map(write, range(count)))
+    sources = list(files)
+    for index in range(count, paths):
+        link = directory / f"link-{index:06d}.jpg"
+        link.symlink_to(files[index % count])
+        sources.append(link)
+    return [str(path) for path in sources[:max(paths, 1)]]
 
 
-def timed(name: str, times: dict[str, float], function, *args, **kwargs) -> object:
-    """Run ``function``, store its seconds under ``name`` and say so at once."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    times[name] = time.perf_counter() - start
-    print(f"{name}: {times[name]:.2f} s", file=sys.stderr, flush=True)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def decode_alone(decoder: Decoder, sources: list[str], workers: int, batch_size: int, seconds: float,
+                 device: torch.device) -> tuple[int, float]:
+    """(images, seconds) of ``decoder``'s threads decoding ``sources`` as the local engine runs them,
+    the model's batches taken as they come, for about ``seconds`` after one warm-up batch."""
+    window = 3 * batch_size + decoder.images_in_flight(workers)
+    queue = DecodeQueue(sources, window)
+    start_workers(queue, decoder.workers(workers))
+    count, started = 0, None
+    try:
+        for chunk, decoded in queue.batches(batch_size):
+            decoder.finish(decoded)
+            if started is None:  # the first batch warms up threads, nvJPEG and the resize kernels
+                synchronize(device)
+                started = time.perf_counter()
+                continue
+            count += len(chunk)
+            if time.perf_counter() - started >= seconds:
+                break
+        synchronize(device)
+    finally:
+        queue.close()
+    return count, time.perf_counter() - (started or time.perf_counter())
+
+
+def model_alone(predictor: Predictor, sources: list[str], batch: list[torch.Tensor], seconds: float,
+                device: torch.device) -> tuple[int, float]:
+    """(images, seconds) of the predictor on one decoded batch (already on the device), called for about ``seconds``."""
+    images = torch.stack(batch).to(device)
+    paths = sources[:len(batch)]
+    predictor.predict(paths, images)  # warm: compiled before, this call settles CUDA graphs
+    synchronize(device)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        predictor.predict(paths, images)
+        count += len(paths)
+    synchronize(device)
+    return count, time.perf_counter() - started
+
+
+def engine_run(run: Callable[[list[str], ResultStore], int], sources: list[str], output: Path,
+               device: torch.device) -> tuple[int, float]:
+    """(images, seconds) of one engine over ``sources``, the final Parquet file written."""
+    synchronize(device)
+    started = time.perf_counter()
+    store = ResultStore(output, overwrite=True)
+    run(sources, store)
+    count = store.finish()
+    synchronize(device)
+    return count, time.perf_counter() - started
+
+
+class Rows:
+    """Measured rows: name -> (images, seconds), printed as they come."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[int, float]] = {}
+
+    def add(self, name: str, measured: tuple[int, float]) -> float:
+        images, seconds = measured
+        self.rows[name] = measured
+        rate = images / seconds if seconds else 0.0
+        print(f"{name}: {images} images in {seconds:.2f} s = {rate:.1f} img/s", file=sys.stderr, flush=True)
+        return rate
+
+    def rate(self, name: str) -> float:
+        images, seconds = self.rows[name]
+        return images / seconds if seconds else 0.0
+
+    def markdown(self) -> str:
+        lines = ["| measurement | images | seconds | img/s |", "|---|---|---|---|"]
+        lines += [f"| {name} | {images} | {seconds:.2f} | {images / seconds if seconds else 0:.1f} |"
+                  for name, (images, seconds) in self.rows.items()]
+        return "\n".join(lines)
+
+
+def default_cpu_workers(cores: int) -> list[int]:
+    """1, 2, 4, ... and the number of cores."""
+    counts, count = [], 1
+    while count < cores:
+        counts.append(count)
+        count *= 2
+    return counts + [cores]
+
+
+def measure(args: argparse.Namespace, predictor: Predictor, sources: list[str], directory: Path) -> Rows:
+    """Every row of the module docstring on ``sources``."""
+    device = torch.device(args.device)
+    rows = Rows()
+    preprocess = predictor.preprocess
+    for workers in args.cpu_workers:
+        rows.add(f"decode alone, cpu, {workers} workers",
+                 decode_alone(CpuDecoder(preprocess), sources, workers, args.batch_size, args.seconds, device))
+    for batch in args.gpu_batch_sizes:
+        rows.add(f"decode alone, gpu, batch {batch}",
+                 decode_alone(GpuJpegDecoder(preprocess, device, batch), sources, args.workers, batch,
+                              args.seconds, device))
+    hybrid = HybridDecoder(CpuDecoder(preprocess), GpuJpegDecoder(preprocess, device, args.batch_size))
+    rows.add(f"decode alone, hybrid ({args.workers} cpu workers + gpu batch {args.batch_size})",
+             decode_alone(hybrid, sources, args.workers, args.batch_size, args.seconds, device))
+    batch = [CpuDecoder(preprocess).load(source) for source in sources[:args.batch_size]]
+    rows.add("model alone", model_alone(predictor, sources, batch, args.seconds, device))
+    for kind in args.engine_decodes:
+        decoder = make_decoder(kind, preprocess, device, gpu_batch_size=args.batch_size)
+        expected = {"cpu": f"decode alone, cpu, {max(args.cpu_workers)} workers",
+                    "gpu": f"decode alone, gpu, batch {args.batch_size}"}.get(kind, "decode alone, hybrid")
+        rate = next((rows.rate(name) for name in rows.rows if name.startswith(expected)), 0.0)
+        count = min(len(sources), max(2 * args.batch_size, int(rate * args.seconds)))
+
+        def run(chunk: list[str], store: ResultStore, decoder: Decoder = decoder) -> int:
+            return classify_local(chunk, predictor, decoder, store, batch_size=args.batch_size,
+                                  workers=args.workers, progress=False)
+
+        rows.add(f"local engine, decode {kind} (Parquet written)",
+                 engine_run(run, sources[:count], directory / f"local-{kind}.parquet", device))
+    if args.ray:
+        rows.add("ray engine (actor start included)", ray_run(args, predictor, sources, directory, device))
+    return rows
+
+
+def ray_run(args: argparse.Namespace, predictor: Predictor, sources: list[str], directory: Path,
+            device: torch.device) -> tuple[int, float]:
+    import ray
+    from convnets_hub.models.batch.ray_engine import (
+        ModelRecipe,
+        RaySettings,
+        classify_ray,
+    )
+
+    ray.init(num_cpus=args.ray_num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    try:
+        recipe = ModelRecipe("resnet50", {"pretrained": False, "model_math": args.model_math,
+                                          "optimize": True, "device": args.device})
+        settings = RaySettings(gpus_per_actor=1.0 if device.type == "cuda" else 0.0,
+                               gpu_decoding=device.type == "cuda")
+
+        def run(chunk: list[str], store: ResultStore) -> int:
+            return classify_ray(chunk, recipe, predictor.preprocess, store, settings, batch_size=args.batch_size,
+                                pad=True, progress=False)
+
+        return engine_run(run, sources, directory / "ray.parquet", device)
+    finally:
+        ray.shutdown()
+
+
+def build_predictor(args: argparse.Namespace) -> Predictor:
+    model = hubconf().resnet50(pretrained=False, model_math=args.model_math, optimize=True, device=args.device)
+    return Predictor(model, 5, pad_to=args.batch_size, device=args.device)
+
+
+def parser() -> argparse.ArgumentParser:
+    cores = os.cpu_count() or 1
+    result = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    result.add_argument("--images", type=int, default=256, help="JPEG files made (default 256)")
+    result.add_argument("--paths", type=int, default=None, help="paths naming them (default: --images)")
+    result.add_argument("--batch-size", type=int, default=64, help="model batch and hybrid/engine GPU batch")
+    result.add_argument("--workers", type=int, default=cores, help="CPU decoding threads of hybrid and the engines")
+    result.add_argument("--cpu-workers", type=int, nargs="+", default=default_cpu_workers(cores))
+    result.add_argument("--gpu-batch-sizes", type=int, nargs="+", default=[16, 64, 128, 256])
+    result.add_argument("--engine-decodes", nargs="+", default=["cpu", "hybrid"],
+                        choices=("cpu", "gpu", "hybrid"))
+    result.add_argument("--seconds", type=float, default=3.0, help="about this long per row")
+    result.add_argument("--device", default="cpu")
+    result.add_argument("--model-math", default="fp32")
+    result.add_argument("--ray", action="store_true", help="also the Ray engine on all the paths")
+    result.add_argument("--ray-num-cpus", type=int, default=cores)
+    result.add_argument("--json", type=Path)
     return result
 
 
-def run_model(predictor: Predictor, sources: list[str], images: list[torch.Tensor], batch_size: int) -> None:
-    for start in range(0, len(images), batch_size):
-        predictor.predict(sources[start:start + batch_size], torch.stack(images[start:start + batch_size]))
-
-
-def decode_batches(decoder, sources: list[str], batch_size: int, workers: int) -> list[torch.Tensor]:
-    with ThreadPoolExecutor(workers) as pool:
-        loaded = list(pool.map(decoder.load, sources))
-    return [image for start in range(0, len(loaded), batch_size)
-            for image in decoder.finish(loaded[start:start + batch_size])]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=1, help="names per file (symbolic links)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--model-math", default="bf16")
-    parser.add_argument("--decode", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--engines", nargs="+", default=["local", "ray"])
-    parser.add_argument("--ray-num-cpus", type=int, default=os.cpu_count())
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-
-    model = hubconf().resnet50(pretrained=False, model_math=args.model_math, optimize=True, device=args.device)
-    predictor = Predictor(model, 5, pad_to=args.batch_size, device=args.device)
-    cpu_decoder = CpuDecoder(predictor.preprocess)
-    decoder = make_decoder(args.decode, predictor.preprocess, args.device)
-    times: dict[str, float] = {}
+    args = parser().parse_args()
+    predictor = build_predictor(args)
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
-        sources = make_jpegs(directory, args.images, args.repeat)
-        count = len(sources)
-        warm_images = [cpu_decoder.load(source) for source in sources[:args.batch_size]]
-        timed("first model call (compilation)", warm := {}, run_model, predictor, sources, warm_images,
-              args.batch_size)
-        first_call = warm["first model call (compilation)"]
-        decode_batches(decoder, sources[:args.batch_size], args.batch_size, args.workers)
-        images = timed("decode, 1 thread (CPU)", times, lambda: [cpu_decoder.load(source) for source in sources])
-        timed(f"decode, {args.workers} threads ({args.decode})", times, decode_batches, decoder, sources,
-              args.batch_size, args.workers)
-        timed("model alone", times, run_model, predictor, sources, images, args.batch_size)
-        times["decode then model, 1 thread"] = times["decode, 1 thread (CPU)"] + times["model alone"]
-        if "local" in args.engines:
-            store = ResultStore(directory / "local.parquet")
-            timed("local engine", times, classify_local, sources, predictor, decoder, store,
-                  batch_size=args.batch_size, workers=args.workers, progress=False)
-        if "ray" in args.engines:
-            import ray
-            ray.init(num_cpus=args.ray_num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     log_to_driver=False, logging_level=logging.WARNING,
-                     runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-            try:
-                recipe = ModelRecipe("resnet50", {"pretrained": False, "model_math": args.model_math,
-                                                  "optimize": True, "device": args.device})
-                settings = RaySettings(gpus_per_actor=1.0 if args.device.startswith("cuda") else 0.0)
-                timed("ray engine (actor start included)", times, classify_ray, sources, recipe,
-                      predictor.preprocess, ResultStore(directory / "ray.parquet"), settings, batch_size=args.batch_size, pad=True, progress=False)
-            finally:
-                ray.shutdown()
-    rows = {name: count / seconds for name, seconds in times.items()}
-    print(f"{count} JPEGs of 1280-2048 px, resnet50 optimize=True {args.model_math}, batch {args.batch_size}, "
-          f"device {args.device}, decode {args.decode}, {os.cpu_count()} cores; first model call "
-          f"{first_call:.1f} s (compilation)")
-    print("| measurement | seconds | img/s |\n|---|---|---|")
-    for name, seconds in times.items():
-        print(f"| {name} | {seconds:.2f} | {rows[name]:.1f} |")
-    yardstick = times["decode then model, 1 thread"]
-    for engine in ("local engine", "ray engine (actor start included)"):
-        if engine in times:
-            print(f"{engine}: {yardstick / times[engine]:.2f}x the speed of decode then model in one thread")
-    if "local engine" in times and "ray engine (actor start included)" in times:
-        print(f"ray / local time: {times['ray engine (actor start included)'] / times['local engine']:.2f}x")
+        sources = make_jpegs(directory, args.images, args.paths or args.images)
+        started = time.perf_counter()
+        warm = [CpuDecoder(predictor.preprocess).load(source) for source in sources[:args.batch_size]]
+        predictor.predict(sources[:len(warm)], torch.stack(warm))
+        first_call = time.perf_counter() - started
+        rows = measure(args, predictor, sources, directory)
+    print(f"{args.images} JPEGs of 1280-2048 px under {len(sources)} paths, resnet50 optimize=True "
+          f"{args.model_math}, batch {args.batch_size}, device {args.device}, {os.cpu_count()} cores; "
+          f"first model call {first_call:.1f} s (decode and compilation)")
+    print(rows.markdown())
     if args.json:
-        args.json.write_text(json.dumps({"images": count, "seconds": times, "images_per_second": rows}, indent=2))
+        args.json.write_text(json.dumps({"paths": len(sources), "first_call_s": first_call,
+                                         "rows": {name: {"images": images, "seconds": seconds}
+                                                  for name, (images, seconds) in rows.rows.items()}}, indent=2))
 
 
 if __name__ == "__main__":

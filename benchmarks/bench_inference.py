@@ -7,8 +7,10 @@ Example (CPU, about 6 minutes on 2 cores)::
 Rows per model and batch size, all in one process and under ``torch.inference_mode``: the peer
 in eager fp32 (timm's ``create_model`` of the same architecture, our state dict copied in; for
 entrypoints without a timm twin, GPUNet or NVIDIA's SE-ResNeXt, our own plain eager model),
-our eager fp32 model, both in eager bf16 (fp16 on CUDA) channels_last, and ours with
-``optimize=True`` (fp32; and bf16/fp16). "first call" is the first warm-up call, which includes
+our eager fp32 model, both in eager bf16 (fp16 on CUDA) channels_last, timm's model under
+``torch.compile`` (the strongest peer; in bf16/fp16 channels_last, mode "reduce-overhead", i.e.
+CUDA graphs, at batch 1 on a GPU, the default mode otherwise), and ours with ``optimize=True``
+(fp32; and bf16/fp16). ``--no-peer-compile`` leaves the compiled peer out. "first call" is the first warm-up call, which includes
 torch.compile's compilation for the optimized rows. Every figure is measured twice (two
 interleaved passes over the rows, so that load drift on a shared machine hits every row alike)
 and both are reported.
@@ -105,8 +107,23 @@ def _peer(name: str, ours: nn.Module) -> tuple[str, nn.Module]:
     return f"timm {arch} eager fp32", peer.eval()
 
 
-def _configurations(name: str, model_type: str | None, device: torch.device,
-                    weights: Path) -> tuple[list[tuple[str, nn.Module, float]], dict]:
+class CompiledPeer:
+    """timm's model under ``torch.compile``, compiled once per mode: "reduce-overhead" (CUDA graphs)
+    for a batch of one on a GPU, the default mode otherwise."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.model, self.device = model, device
+        self.compiled: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        mode = "reduce-overhead" if self.device.type == "cuda" and x.shape[0] == 1 else None
+        if mode not in self.compiled:
+            self.compiled[mode] = torch.compile(self.model, mode=mode, dynamic=False)
+        return self.compiled[mode](x)
+
+
+def _configurations(name: str, model_type: str | None, device: torch.device, weights: Path,
+                    peer_compile: bool = True) -> tuple[list[tuple[str, nn.Module, float]], dict]:
     """(label, model, setup seconds) of every row, and our model's pretrained_cfg."""
     low = "fp16" if device.type == "cuda" else "bf16"
     low_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[low]
@@ -121,6 +138,9 @@ def _configurations(name: str, model_type: str | None, device: torch.device,
         peer_low.register_forward_pre_hook(  # the same input cast as our models' hook
             lambda _, args: (args[0].to(low_dtype, memory_format=torch.channels_last),))
         rows.append((f"{peer_label.replace(' fp32', '')} {low} channels_last", peer_low, 0.0))
+        if peer_compile:
+            compiled_label = peer_label.replace(" eager fp32", f" torch.compile {low} channels_last")
+            rows.append((compiled_label, CompiledPeer(peer_low, device), 0.0))
     ours_low = _load_ours(name, model_type, weights, device=str(device), model_math=low).eval()
     rows.append((f"ours eager {low} channels_last", ours_low.to(memory_format=torch.channels_last), 0.0))
     for math in ("fp32", low):
@@ -131,13 +151,13 @@ def _configurations(name: str, model_type: str | None, device: torch.device,
 
 
 def bench_model(spec: str, device: torch.device, batch_sizes: list[int], warmup: int, iters: int,
-                budget_s: float) -> tuple[list[Row], dict]:
+                budget_s: float, peer_compile: bool = True) -> tuple[list[Row], dict]:
     """Every row of one ``name[:model_type]`` at every batch size."""
     name, _, model_type = spec.partition(":")
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder) / "weights.pth"
         _fresh_weights(name, model_type or None, weights)
-        configurations, cfg = _configurations(name, model_type or None, device, weights)
+        configurations, cfg = _configurations(name, model_type or None, device, weights, peer_compile)
     timer = Timer(device)
     rows: list[Row] = []
     with torch.inference_mode():
@@ -215,13 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=4.0, help="seconds per row and pass, at most")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-peer-compile", action="store_true", help="leave timm under torch.compile out")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     rows, cfgs = [], {}
     for spec in args.models:
-        model_rows, cfgs[spec] = bench_model(spec, device, args.batch_sizes, args.warmup, args.iters, args.budget)
+        model_rows, cfgs[spec] = bench_model(spec, device, args.batch_sizes, args.warmup, args.iters, args.budget,
+                                             peer_compile=not args.no_peer_compile)
         rows += model_rows
     label = describe_device(device)
     print(markdown(rows, label, cfgs))

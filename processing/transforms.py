@@ -70,6 +70,11 @@ class PreprocessConfig:
         new_long = int(self.resize_size * long / short)
         return (self.resize_size, new_long) if width <= height else (new_long, self.resize_size)
 
+    def crop_origin(self, width: int, height: int) -> tuple[int, int]:
+        """(left, top) of the centered ``input_size`` crop of a resized image of ``width`` x ``height``."""
+        crop_height, crop_width = self.input_size[1:]
+        return round((width - crop_width) / 2.0), round((height - crop_height) / 2.0)
+
 
 def model_config(model: Any) -> Mapping[str, Any] | None:
     """``model.pretrained_cfg``, also through a ``torch.compile`` wrapper (``_orig_mod``); None if it has none."""
@@ -83,8 +88,7 @@ def image_to_tensor(image: Image.Image, config: PreprocessConfig) -> torch.Tenso
         image = image.convert("L")
     image = image.resize(config.resized_dimensions(*image.size), _RESAMPLING[config.interpolation])
     height, width = config.input_size[1:]
-    left = round((image.width - width) / 2.0)
-    top = round((image.height - height) / 2.0)
+    left, top = config.crop_origin(image.width, image.height)
     image = image.crop((left, top, left + width, top + height))
     pixels = torch.from_numpy(np.asarray(image, dtype=np.float32).reshape(height, width, -1) / 255.0)
     mean = torch.tensor(config.mean, dtype=torch.float32).view(-1, 1, 1)

@@ -13,13 +13,22 @@ import time
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import skimage
 import torch
-from conftest import REPO, closed_port
-from convnets_hub.models.batch.decoding import CpuDecoder, GpuJpegDecoder
+from conftest import REPO, closed_port, parity_fixture, seeded_checkpoint
+from convnets_hub.models.batch.decode_kinds import choose_decoding
+from convnets_hub.models.batch.decode_queue import DecodeQueue
+from convnets_hub.models.batch.decoding import (
+    CpuDecoder,
+    GpuJpegDecoder,
+    HybridDecoder,
+    JpegBytes,
+    make_decoder,
+)
 from convnets_hub.models.batch.inputs import Inputs, expand_inputs
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
@@ -205,6 +214,7 @@ def test_temporary_files_are_created_exclusively_and_never_follow_a_planted_link
 
 
 def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path):
+    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
     local = run_cli(str(collection), *model_args(lenet_weights), "--output", str(tmp_path / "local.parquet"),
                     "--batch-size", "2")
     assert local.returncode == EXIT_SOME_FAILED, local.stderr  # two inputs are no images
@@ -328,24 +338,185 @@ def test_a_ray_model_actor_takes_its_share_of_the_cores_not_rays_one_thread(lene
         torch.set_num_threads(before)
 
 
-def test_gpu_jpeg_decoder_matches_the_cpu_pixels_on_the_cpu(collection):
-    """The GPU path's code, run here with device='cpu' (no GPU in CI): torchvision's JPEG decoder and
-    torch's resize stay within the preprocessing tests' tolerance of the hub's CPU pixels."""
-    preprocess = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
-                  "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
-    cpu, gpu = CpuDecoder(preprocess), GpuJpegDecoder(preprocess, "cpu")
+PREPROCESS = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
+              "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+LEVELS = torch.tensor(PREPROCESS["std"]).view(3, 1, 1) * 255  # a normalized difference times this: 8-bit levels
+
+
+def test_gpu_decoder_takes_local_jpegs_and_sends_the_rest_the_cpu_way(collection):
+    """The GPU path's code, run here with device='cpu' (decode_jpeg's libjpeg-turbo decoder)."""
+    cpu, gpu = CpuDecoder(PREPROCESS), GpuJpegDecoder(PREPROCESS, "cpu")
     sources = [str(GRACE_HOPPER), str(collection / "nested" / "coffee.jpg"),
                str(collection / "nested" / "chelsea_grey.jpg"), str(collection / "astronaut.png"),
-               str(collection / "nested" / "not_an_image.jpg")]
-    loaded = [gpu.load(source) for source in sources]
-    assert [isinstance(item, torch.Tensor) for item in loaded] == [False, False, False, True, False]
-    decoded = gpu.finish(loaded)
-    std = torch.tensor(preprocess["std"]).view(3, 1, 1)
-    for source, image in zip(sources[:3], decoded[:3], strict=True):
-        difference = ((image - cpu.load(source)) * std).abs().mean().item()
-        assert image.shape == (3, 224, 224) and 0 < difference <= 0.02, (source, difference)
-    assert torch.equal(decoded[3], cpu.load(sources[3])), "a PNG goes the CPU way"
-    assert decoded[4].startswith("ImageDecodeError: ")
+               str(collection / "nested" / "not_an_image.jpg"), str(collection / "empty.png")]
+    loaded = [gpu.read(source) for source in sources]
+    assert [type(item).__name__ for item in loaded] == ["JpegBytes", "JpegBytes", "JpegBytes", "Tensor", "str", "str"]
+    decoded = gpu.decode(loaded[:3])
+    for source, image in zip(sources[:3], decoded, strict=True):
+        assert image.shape == (3, 224, 224) and ((image - cpu.load(source)) * LEVELS).abs().max() < 2.5, source
+    assert torch.equal(loaded[3], cpu.load(sources[3])), "a PNG goes the CPU way"
+    assert loaded[4].startswith("ImageDecodeError: ") and loaded[5].startswith("ImageDecodeError: ")
+    truncated = JpegBytes("half.jpg", loaded[0].data[:200].clone())  # decode_jpeg rejects it: the CPU path's error
+    assert gpu.decode([truncated])[0].startswith("ImageInputError: half.jpg: no such file")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_gpu_decoder_turns_photos_upright_as_the_cpu_path_does(tmp_path, orientation, device):
+    """torchvision applies EXIF orientation on the CPU only: the decoder does it on any device."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # EXIF Orientation
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(skimage.data.chelsea()).save(path, exif=exif, quality=90)  # 451 x 300: not square
+    gpu = GpuJpegDecoder(PREPROCESS, device)
+    (image,) = gpu.finish(gpu.decode([gpu.read(str(path))]))
+    difference = ((image.cpu() - CpuDecoder(PREPROCESS).load(str(path))) * LEVELS).abs()
+    assert difference.mean() < 1, "a photo turned the wrong way differs by tens of levels"
+    if device == "cpu":  # the same JPEG decoder and resize algorithm: rounding only
+        assert difference.max() < 1.5
+
+
+def agreement_photos(directory: Path) -> list[str]:
+    """16 JPEGs (quality 90): 8 sample photos at their own size (300-1411 px) and upscaled to 1536 px."""
+    photos = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(),
+              "chelsea": skimage.data.chelsea(), "rocket": skimage.data.rocket(), "retina": skimage.data.retina(),
+              "hubble": skimage.data.hubble_deep_field(), "ihc": skimage.data.immunohistochemistry(),
+              "grace_hopper": np.asarray(Image.open(GRACE_HOPPER).convert("RGB"))}
+    paths = []
+    for name, pixels in photos.items():
+        image = Image.fromarray(pixels[..., :3])
+        scale = 1536 / max(image.size)
+        upscaled = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+        for suffix, version in (("", image), ("_1536", upscaled)):
+            version.save(directory / f"{name}{suffix}.jpg", quality=90)
+            paths.append(str(directory / f"{name}{suffix}.jpg"))
+    return paths
+
+
+# The bounds that decoding.py's docstring and the README state (measured with decode_jpeg on the CPU: mean
+# 0.22 levels, p99 3, top-5 0.9625, top-1 0.875). nvJPEG is not measured yet: its bounds are the
+# preprocessing tests' mean tolerance (0.02 of the range) and loose top-k ones; the test prints the figures.
+AGREEMENT_BOUNDS = {"cpu": {"mean": 0.3, "p99": 4.0, "top5": 0.95, "top1": 0.8},
+                    "cuda": {"mean": 5.1, "p99": 255.0, "top5": 0.8, "top1": 0.5}}
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_gpu_decoding_stays_close_to_the_hub_pixels(hubconf, tmp_path, device):
+    """The GPU path against prepare_input_from_uri: absolute pixel differences (8-bit levels) and the
+    top-5 classes of a seeded resnet50 whose BatchNorm statistics are those of these photos."""
+    paths = agreement_photos(tmp_path)
+    cpu, gpu = CpuDecoder(PREPROCESS), GpuJpegDecoder(PREPROCESS, device)
+    exact = torch.stack([cpu.load(path) for path in paths])
+    ours = torch.stack(gpu.finish(gpu.decode([gpu.read(path) for path in paths]))).cpu()
+    difference = ((ours - exact) * LEVELS).abs()
+    mean, p99 = difference.mean().item(), torch.quantile(difference.flatten(), 0.99).item()
+    weights = tmp_path / "resnet50_seeded.pth"
+    torch.save(seeded_checkpoint(parity_fixture("nvidia_resnet50")), weights)
+    model = hubconf.nvidia_resnet50(weights=str(weights))
+    for norm in (module for module in model.modules() if isinstance(module, torch.nn.BatchNorm2d)):
+        norm.reset_running_stats()
+        norm.momentum = None  # the statistics of one batch: these photos
+    with torch.no_grad():
+        model.train()(exact)
+        expected, actual = model.eval()(exact).topk(5).indices, model(ours).topk(5).indices
+    top5 = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(expected, actual, strict=True)) / expected.numel()
+    top1 = (expected[:, 0] == actual[:, 0]).float().mean().item()
+    print(f"{device}: mean {mean:.3f} levels, p99 {p99:.2f}, max {difference.max().item():.0f}; top-5 {top5:.4f}, "
+          f"top-1 {top1:.4f}; {len({tuple(sorted(row.tolist())) for row in expected})} distinct top-5 sets")
+    bounds = AGREEMENT_BOUNDS[device]
+    assert mean <= bounds["mean"] and p99 <= bounds["p99"]
+    assert top5 >= bounds["top5"] and top1 >= bounds["top1"]
+
+
+def test_auto_decoding_is_hybrid_on_a_gpu_and_the_exact_cpu_path_on_a_cpu():
+    assert choose_decoding("auto", "cuda:1") == "hybrid" and choose_decoding("auto", "cpu") == "cpu"
+    assert [choose_decoding(kind, "cuda") for kind in ("cpu", "gpu", "hybrid")] == ["cpu", "gpu", "hybrid"]
+    hybrid = make_decoder("auto", PREPROCESS, "cuda", gpu_batch_size=256)  # builds without touching CUDA
+    assert isinstance(hybrid, HybridDecoder) and hybrid.gpu.batch_size == 256 and hybrid.gpu.device.type == "cuda"
+    assert type(make_decoder("auto", PREPROCESS, "cpu")) is CpuDecoder
+    with pytest.raises(InvalidArgumentError, match="--decode 'nvjpeg'.*auto, cpu, gpu, hybrid"):
+        choose_decoding("nvjpeg", "cpu")
+
+
+def test_decoders_take_sources_in_order_within_the_window():
+    queue = DecodeQueue([f"s{index}" for index in range(10)], window=4)
+    assert queue.take(3) == [(0, "s0"), (1, "s1"), (2, "s2")]
+    assert queue.take(10) == [(3, "s3")], "no more than 4 ahead of the model"
+    queue.put([(1, "b"), (0, "a"), (3, "d"), (2, "c")])
+    batches = queue.batches(2)
+    assert next(batches) == (["s0", "s1"], ["a", "b"])
+    assert queue.take(10) == [(4, "s4"), (5, "s5")], "the model took 2: 2 more may go"
+    queue.close()
+    assert queue.take(1) == []
+
+
+def test_hybrid_decoding_shares_one_queue_between_cpu_threads_and_the_gpu_decoder(hubconf, tmp_path):
+    sources = make_links(tmp_path, 48) + [str(tmp_path / "missing.jpg")]
+    counts = {"cpu": 0, "gpu": 0}
+
+    class CountingCpu(CpuDecoder):
+        def load(self, source):
+            counts["cpu"] += 1
+            return super().load(source)
+
+    class CountingGpu(GpuJpegDecoder):
+        def decode(self, jpegs):
+            counts["gpu"] += len(jpegs)
+            return super().decode(jpegs)
+
+    torch.manual_seed(0)
+    predictor = Predictor(hubconf.resnet18_ssl(pretrained=False).eval(), top_k=3)
+    decoder = HybridDecoder(CountingCpu(PREPROCESS), CountingGpu(PREPROCESS, "cpu", batch_size=4))
+    decoder.gpu.cpu = decoder.cpu  # what the GPU decoder sends the CPU way is counted too
+    store = ResultStore(tmp_path / "out.parquet")
+    assert classify_local(sources, predictor, decoder, store, batch_size=8, workers=2, progress=False) == 49
+    store.finish()
+    rows = read_results(tmp_path / "out.parquet").to_pylist()
+    assert [row["path"] for row in rows] == sources
+    assert rows[-1]["error"].startswith("ImageInputError: ") and not any(row["error"] for row in rows[:-1])
+    assert counts["cpu"] >= 2 and counts["gpu"] >= 4, counts
+    assert counts["cpu"] + counts["gpu"] == 49, "each image is decoded once, by one of the two"
+
+
+def make_links(directory: Path, count: int) -> list[str]:
+    """``count`` names of the same photo (symbolic links)."""
+    links = directory / "links"
+    links.mkdir()
+    for index in range(count):
+        (links / f"{index:04d}.jpg").symlink_to(GRACE_HOPPER)
+    return [str(path) for path in sorted(links.iterdir())]
+
+
+def test_a_decoding_thread_that_dies_stops_the_run_with_its_error(hubconf, tmp_path):
+    class Broken(CpuDecoder):
+        def load(self, source):
+            raise KeyError("a bug in a decoder")
+
+    predictor = Predictor(hubconf.lenet5(pretrained=False), top_k=1)
+    with pytest.raises(KeyError, match="a bug in a decoder"):
+        classify_local(make_links(tmp_path, 6), predictor, Broken(predictor.preprocess),
+                       ResultStore(tmp_path / "o.jsonl"), batch_size=2, workers=2, progress=False)
+
+
+def test_ray_engine_decodes_jpegs_in_its_model_actors(collection, hubconf, tmp_path):
+    """``--engine ray --decode gpu``: the tasks read the bytes, the actor decodes (here on the CPU),
+    with the local engine's GPU decoder's pixels and the CPU path for the rest."""
+    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
+    torch.manual_seed(2)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(hubconf.resnet18_ssl(pretrained=False).state_dict(), weights)
+    common = ["--entrypoint", "resnet18_ssl", "--weights", str(weights), "--top-k", "3", "--no-progress",
+              "--batch-size", "3", "--decode", "gpu"]
+    local = run_cli(str(collection), *common, "--output", str(tmp_path / "local.jsonl"))
+    assert local.returncode == 0, local.stderr
+    ray = run_cli(str(collection), *common, "--output", str(tmp_path / "ray.jsonl"), "--engine", "ray",
+                  "--ray-num-cpus", "2", "--workers", "1")
+    assert ray.returncode == 0, ray.stderr
+    local_rows, ray_rows = (read_results(tmp_path / name).to_pylist() for name in ("local.jsonl", "ray.jsonl"))
+    assert [row["path"] for row in ray_rows] == [row["path"] for row in local_rows] == expand_inputs([str(collection)])
+    for ours, theirs in zip(local_rows, ray_rows, strict=True):
+        assert (ours["error"], ours["class_indices"]) == (theirs["error"], theirs["class_indices"])
+        assert theirs["probabilities"] == pytest.approx(ours["probabilities"], abs=1e-5)
 
 
 def test_the_summary_counts_predictions_errors_and_skipped_files_and_exits_3(lenet_weights, tmp_path):

@@ -22,7 +22,10 @@ from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.export import export_model
 from convnets_hub.models.deploy.names import deployed_name
-from convnets_hub.models.deploy.triton_repository import write_triton_repository
+from convnets_hub.models.deploy.triton_repository import (
+    triton_config,
+    write_triton_repository,
+)
 from convnets_hub.models.entrypoints import (
     model_entrypoint_names,
     model_type_keyword,
@@ -30,9 +33,7 @@ from convnets_hub.models.entrypoints import (
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
 from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.processing.labels import imagenet_labels
-from google.protobuf import text_format
 from torch import nn
-from tritonclient.grpc import model_config_pb2
 
 ONNX_TOLERANCE = 1e-4
 
@@ -198,18 +199,28 @@ def test_torchscript_and_exported_program_reload_in_a_fresh_process(resnet18_wei
         assert torch.allclose(logits, expected, rtol=1e-5, atol=1e-5), export_format
 
 
-def parse_config(folder) -> model_config_pb2.ModelConfig:
-    return text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+@pytest.fixture(scope="module")
+def model_config_pb2():
+    """Triton's ModelConfig protobuf (from tritonclient), or the test is skipped where it is missing."""
+    return pytest.importorskip("tritonclient.grpc.model_config_pb2",
+                               reason="parsing config.pbtxt needs tritonclient[grpc] (requirements-deploy.txt)")
 
 
-def test_triton_repository_runs_as_its_config_says(resnet18_weights, scratch):
+def parse_config(model_config_pb2, text: str):
+    """``config.pbtxt``'s text as Triton's ModelConfig message (a parse error fails the test)."""
+    from google.protobuf import text_format
+
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+def test_triton_repository_runs_as_its_config_says(resnet18_weights, scratch, model_config_pb2):
     weights, model = resnet18_weights
     repository = scratch / "repository"
     result = run_cli("export", "--entrypoint", "resnet18_ssl", "--weights", str(weights), "--format", "onnx",
                      "--triton-repository", str(repository))
     assert result.returncode == 0, result.stderr
     folder = repository / "resnet18_ssl"
-    config = parse_config(folder)
+    config = parse_config(model_config_pb2, (folder / "config.pbtxt").read_text())
     assert config.name == "resnet18_ssl" and config.platform == "onnxruntime_onnx"
     assert config.max_batch_size == 64 and config.HasField("dynamic_batching")
     assert [group.kind for group in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
@@ -226,15 +237,48 @@ def test_triton_repository_runs_as_its_config_says(resnet18_weights, scratch):
         assert relative_error(logits, model(x)) < ONNX_TOLERANCE
 
 
-def test_triton_repository_of_torchscript_uses_libtorch_names(scratch):
+def test_triton_repository_of_torchscript_uses_libtorch_names(scratch, model_config_pb2):
     write_triton_repository(build("lenet5"), scratch, "torchscript", max_batch_size=8)
-    config = parse_config(scratch / "lenet5")
+    config = parse_config(model_config_pb2, (scratch / "lenet5" / "config.pbtxt").read_text())
     assert config.platform == "pytorch_libtorch" and config.max_batch_size == 8
     assert [t.name for t in config.input] == ["INPUT__0"] and [t.name for t in config.output] == ["OUTPUT__0"]
     assert list(config.input[0].dims) == [1, 32, 32] and list(config.output[0].dims) == [10]
     assert (scratch / "lenet5" / config.output[0].label_filename).read_text().splitlines()[9] == "class 9"
     scripted = torch.jit.load(str(scratch / "lenet5" / "1" / config.default_model_filename))
     assert scripted(torch.zeros(5, 1, 32, 32)).shape == (5, 10)
+
+
+def test_triton_repository_of_an_fp16_model_declares_fp16_io_and_its_gpu(scratch, model_config_pb2):
+    """A GPU repository (``export --device cuda --model-math fp16``), checked on the CPU: the fp16
+    model file and I/O are written here, the GPU instance group is the one its config declares."""
+    import onnx
+
+    model = build("lenet5", model_math="fp16")
+    folder = write_triton_repository(model, scratch, "onnx", max_batch_size=32)
+    graph = onnx.load(str(folder / "1" / "model.onnx")).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    on_cpu = parse_config(model_config_pb2, (folder / "config.pbtxt").read_text())
+    on_gpu = parse_config(model_config_pb2, triton_config(model, "onnx", 32, device=torch.device("cuda", 1)))
+    for config in (on_cpu, on_gpu):
+        assert config.input[0].data_type == config.output[0].data_type == model_config_pb2.TYPE_FP16
+        assert config.max_batch_size == 32 and list(config.input[0].dims) == [1, 32, 32]
+    assert [(group.kind, list(group.gpus)) for group in on_cpu.instance_group] \
+        == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, [])]
+    assert [(group.kind, list(group.gpus), group.count) for group in on_gpu.instance_group] \
+        == [(model_config_pb2.ModelInstanceGroup.KIND_GPU, [1], 1)]
+
+
+@pytest.mark.cuda
+def test_gpu_triton_repository_from_the_command_line(scratch, model_config_pb2):
+    repository = scratch / "repository"
+    result = run_cli("export", "--entrypoint", "resnet18_ssl", "--no-pretrained", "--device", "cuda",
+                     "--model-math", "fp16", "--format", "onnx", "--triton-repository", str(repository))
+    assert result.returncode == 0, result.stderr
+    config = parse_config(model_config_pb2, (repository / "resnet18_ssl" / "config.pbtxt").read_text())
+    assert config.input[0].data_type == config.output[0].data_type == model_config_pb2.TYPE_FP16
+    assert [(group.kind, list(group.gpus)) for group in config.instance_group] \
+        == [(model_config_pb2.ModelInstanceGroup.KIND_GPU, [0])]
 
 
 def test_a_variant_is_named_after_its_type():

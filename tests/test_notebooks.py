@@ -6,11 +6,9 @@ import time
 from pathlib import Path
 
 import matplotlib
-import nbformat
 import pytest
 import skimage
 from conftest import REPO, remove_big_files
-from nbclient import NotebookClient
 from upstream_files import write_mirror
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -25,6 +23,19 @@ PRETRAINED = [("nvidia_resneXt", None), ("nvidia_gpunet", "GPUNet-0"), ("resnet1
 
 
 @pytest.fixture(scope="module")
+def nbformat():
+    """nbformat (requirements-test.txt), or the test is skipped where it is not installed."""
+    return pytest.importorskip("nbformat", reason="reading notebooks needs nbformat (requirements-test.txt)")
+
+
+@pytest.fixture(scope="module")
+def notebook_client():
+    """nbclient's NotebookClient, or the test is skipped where nbclient is not installed."""
+    return pytest.importorskip("nbclient", reason="running notebooks needs nbclient (requirements-test.txt)"
+                               ).NotebookClient
+
+
+@pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
     """A mirror directory with the pretrained files the notebooks load, in upstream layouts."""
     manifest = json.loads((REPO / "weights_manifest.json").read_text())
@@ -36,21 +47,21 @@ def mirror(tmp_path_factory):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_stored_notebook_has_no_outputs(path):
+def test_stored_notebook_has_no_outputs(path, nbformat):
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: outputs not stripped"
 
 
-def _with_overrides(notebook, override):
+def _with_overrides(nbformat, notebook, override):
     index = next(i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", []))
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(override))
     return notebook
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs_end_to_end(path, mirror, tmp_path, monkeypatch):
+def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_path, monkeypatch):
     manifest, mirror_directory = mirror
     for name, value in {"CONVNETS_HUB_REPO": str(REPO), "CONVNETS_HUB_SOURCE": "local",
                         "CONVNETS_HUB_IMAGES": ",".join(map(str, IMAGES)), "CONVNETS_HUB_MANIFEST": str(manifest),
@@ -60,9 +71,9 @@ def test_notebook_runs_end_to_end(path, mirror, tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     notebook = nbformat.read(path, as_version=4)
     if path.name in OVERRIDES:
-        notebook = _with_overrides(notebook, OVERRIDES[path.name])
+        notebook = _with_overrides(nbformat, notebook, OVERRIDES[path.name])
     start = time.monotonic()
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
+    notebook_client(notebook, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     print(f"{path.name}: {time.monotonic() - start:.1f} s")
     outputs = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))

@@ -20,18 +20,9 @@ import matplotlib.cbook
 import numpy as np
 import pytest
 import torch
-import tritonclient.grpc as triton_grpc
-import tritonclient.http as triton_http
 from conftest import HUBCONF, REPO
-from convnets_hub.models.deploy.server import use_interpreter_libpython
-from convnets_hub.models.deploy.triton_errors import (
-    INTERNAL_MESSAGE,
-    PROXY_SUFFIX,
-    invalid_argument,
-)
 from convnets_hub.processing import ConvNetsProcessingUtils
 from convnets_hub.processing.labels import imagenet_labels
-from tritonclient.utils import InferenceServerException
 
 START_DEADLINE_S = 240
 NAME = "resnet18_ssl"
@@ -47,7 +38,17 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def wait_until_ready(process: subprocess.Popen, client: triton_http.InferenceServerClient, log) -> None:
+@pytest.fixture
+def triton_http():
+    """tritonclient's HTTP client module, or the test is skipped where the client or PyTriton's server is missing."""
+    pytest.importorskip("pytriton", reason="serving needs nvidia-pytriton (requirements-deploy.txt)")
+    return pytest.importorskip("tritonclient.http", reason="the requests need tritonclient[http] "
+                                                            "(requirements-deploy.txt)")
+
+
+def wait_until_ready(process: subprocess.Popen, client, log) -> None:
+    from tritonclient.utils import InferenceServerException
+
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the server exited with {process.returncode}: {log.read_text()[-3000:]}"
@@ -60,14 +61,18 @@ def wait_until_ready(process: subprocess.Popen, client: triton_http.InferenceSer
     pytest.fail(f"the server was not ready within {START_DEADLINE_S} s: {log.read_text()[-3000:]}")
 
 
-def infer_tensor(client: triton_http.InferenceServerClient, batch: np.ndarray, datatype: str = "FP32") -> np.ndarray:
-    tensor = triton_http.InferInput("input", list(batch.shape), datatype)
+def infer_tensor(client, batch: np.ndarray, datatype: str = "FP32") -> np.ndarray:
+    from tritonclient.http import InferInput
+
+    tensor = InferInput("input", list(batch.shape), datatype)
     tensor.set_data_from_numpy(batch)
     return client.infer(NAME, [tensor]).as_numpy("logits")
 
 
-def infer_images(client: triton_http.InferenceServerClient, images: list[bytes]):
-    tensor = triton_http.InferInput("image", [len(images), 1], "BYTES")
+def infer_images(client, images: list[bytes]):
+    from tritonclient.http import InferInput
+
+    tensor = InferInput("image", [len(images), 1], "BYTES")
     tensor.set_data_from_numpy(np.array(images, dtype=np.object_).reshape(-1, 1))
     return client.infer(f"{NAME}_image", [tensor])
 
@@ -81,7 +86,9 @@ def weights(tmp_path):
     path.unlink()
 
 
-def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(weights, tmp_path):
+def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(triton_http, weights, tmp_path):
+    triton_grpc = pytest.importorskip("tritonclient.grpc", reason="the gRPC requests need tritonclient[grpc] "
+                                                                  "(requirements-deploy.txt)")
     http_port, grpc_port, metrics_port = free_ports(3)
     log = tmp_path / "server.log"
     with log.open("w") as output:
@@ -90,6 +97,8 @@ def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(
              "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
              "--max-batch-size", "16"], cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, "CONVNETS_HUB_OFFLINE": "1"})
+    from tritonclient.utils import InferenceServerException
+
     client = triton_http.InferenceServerClient(f"127.0.0.1:{http_port}")
     try:
         wait_until_ready(process, client, log)
@@ -160,6 +169,9 @@ def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(
 
 
 def test_the_interpreters_libpython_comes_first_for_the_backend_stub(monkeypatch):
+    pytest.importorskip("pytriton", reason="the server module needs nvidia-pytriton (requirements-deploy.txt)")
+    from convnets_hub.models.deploy.server import use_interpreter_libpython
+
     library_dir = sysconfig.get_config_var("LIBDIR")
     monkeypatch.setenv("LD_LIBRARY_PATH", os.pathsep.join(["/opt/other", library_dir]))
     use_interpreter_libpython()
@@ -168,6 +180,12 @@ def test_the_interpreters_libpython_comes_first_for_the_backend_stub(monkeypatch
 
 def test_the_triton_side_answers_bad_input_as_invalid_argument_and_any_other_failure_in_one_line():
     """The code appended to PyTriton's proxy model, run with stand-ins for Triton's Python backend."""
+    pytest.importorskip("pytriton", reason="the proxy code is appended through nvidia-pytriton (requirements-deploy.txt)")
+    from convnets_hub.models.deploy.triton_errors import (
+        INTERNAL_MESSAGE,
+        PROXY_SUFFIX,
+        invalid_argument,
+    )
 
     class TritonModelException(Exception):
         pass

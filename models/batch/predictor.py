@@ -65,7 +65,9 @@ class Predictor:
         """Rows in input order: predictions for the decoded images, error rows for the failed ones
         (``decoded[i]`` is an image tensor or the text of the error that stopped it)."""
         good = [index for index, item in enumerate(decoded) if isinstance(item, torch.Tensor)]
-        images = torch.stack([decoded[index] for index in good]) if good else torch.empty(0)
+        # decoded on the CPU or on the GPU (hybrid decoding): all go to the model's device
+        images = torch.stack([decoded[index].to(self.device, non_blocking=True) for index in good]) if good \
+            else torch.empty(0)
         rows = dict(zip(good, self.predict([paths[index] for index in good], images), strict=True))
         return [rows[index] if index in rows else error_row(paths[index], decoded[index], self.entrypoint, self.weights)
                 for index in range(len(paths))]

@@ -1,5 +1,9 @@
 """The Ray Data engine: paths -> decoding tasks on CPUs -> the model in an actor pool -> rows -> our store.
 
+With ``gpu_decoding`` the CPU tasks only read the JPEGs' bytes (and decode what nvJPEG cannot take)
+and each model actor decodes its batch's JPEGs on its own device (``GpuJpegDecoder``). Ray Data's
+tasks and actors are separate stages, not one queue: ``--decode hybrid`` decodes as ``gpu`` there.
+
 Without an address a local Ray starts (on 127.0.0.1, no dashboard) and stops at the end; with
 ``address`` (``auto``, ``ray://host:10001``) an existing cluster is used and this checkout is
 shipped to its workers as the job's working directory.
@@ -21,7 +25,7 @@ from tqdm import tqdm
 
 from ..entrypoints import entrypoint
 from ..repository import REPO_ROOT
-from .decoding import CpuDecoder
+from .decoding import CpuDecoder, GpuJpegDecoder, JpegBytes
 from .predictor import Predictor
 from .schema import SCHEMA, to_table
 from .store import ResultStore
@@ -49,7 +53,8 @@ class RaySettings:
     """``address``: None starts a local Ray with ``num_cpus`` CPUs (None: all); ``decode_tasks``
     and ``actors`` bound the decoding tasks and model actors; ``gpus_per_actor`` is each actor's
     ``num_gpus``; ``threads_per_actor`` the torch threads of a CPU model actor (None: its
-    machine's cores divided by ``actors``; Ray itself would give it one thread)."""
+    machine's cores divided by ``actors``; Ray itself would give it one thread); ``gpu_decoding``:
+    the actors decode the JPEGs on their device, the tasks only read them."""
 
     address: str | None = None
     num_cpus: int | None = None
@@ -57,6 +62,7 @@ class RaySettings:
     actors: int = 1
     gpus_per_actor: float = 0.0
     threads_per_actor: int | None = None
+    gpu_decoding: bool = False
 
 
 def classify_ray(sources: Sequence[str], recipe: ModelRecipe, preprocess: Mapping[str, Any], store: ResultStore,
@@ -114,13 +120,15 @@ def _pipeline(ray: Any, sources: Sequence[str], recipe: ModelRecipe, preprocess:
     # Requirements unlike the actors' also keep Ray Data from fusing the decoding into the actors,
     # which would then decode and classify in turn instead of side by side.
     batch_bytes = batch_size * math.prod(preprocess["input_size"]) * 4
-    decoded = paths.map_batches(_decode_batch, fn_kwargs={"preprocess": dict(preprocess)}, batch_size=batch_size,
+    decode = _read_batch if settings.gpu_decoding else _decode_batch
+    decoded = paths.map_batches(decode, fn_kwargs={"preprocess": dict(preprocess)}, batch_size=batch_size,
                                 batch_format="numpy", num_cpus=1, memory=2 * batch_bytes + DECODING_WORKER_BYTES,
                                 compute=ray.data.TaskPoolStrategy(size=settings.decode_tasks))
     return decoded.map_batches(_ClassifyActor, fn_constructor_kwargs={"recipe": recipe, "top_k": top_k,
                                                                       "pad_to": batch_size if pad else None,
                                                                       "threads": settings.threads_per_actor,
-                                                                      "actors": settings.actors},
+                                                                      "actors": settings.actors,
+                                                                      "gpu_decoding": settings.gpu_decoding},
                                batch_size=batch_size, batch_format="numpy",
                                compute=ray.data.ActorPoolStrategy(size=settings.actors),
                                num_gpus=settings.gpus_per_actor)
@@ -135,17 +143,47 @@ def _decode_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any]) -> d
             "error": np.array(["" if isinstance(item, torch.Tensor) else item for item in decoded], dtype=object)}
 
 
+def _read_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A Ray task for GPU decoding: each path's JPEG bytes and EXIF orientation, else its
+    CPU-preprocessed pixels (float32 bytes) or error text."""
+    reader = GpuJpegDecoder(preprocess, "cpu")
+    loaded = [reader.read(str(path)) for path in batch["path"]]
+    return {"path": batch["path"],
+            "jpeg": np.array([item.data.numpy().tobytes() if isinstance(item, JpegBytes) else b""
+                              for item in loaded], dtype=object),
+            "orientation": np.array([item.orientation if isinstance(item, JpegBytes) else 1 for item in loaded]),
+            "pixels": np.array([item.numpy().tobytes() if isinstance(item, torch.Tensor) else b""
+                                for item in loaded], dtype=object),
+            "error": np.array([item if isinstance(item, str) else "" for item in loaded], dtype=object)}
+
+
 class _ClassifyActor:
     """A Ray actor holding one model; each call classifies a batch of decoded images."""
 
     def __init__(self, recipe: ModelRecipe, top_k: int, pad_to: int | None, threads: int | None,
-                 actors: int) -> None:
+                 actors: int, gpu_decoding: bool = False) -> None:
         # Ray sets OMP_NUM_THREADS to the actor's one reserved CPU; the decoding tasks beside it
         # take little of the machine, so the model gets its share of the cores (as in the local engine).
         torch.set_num_threads(threads or max(1, len(os.sched_getaffinity(0)) // actors))
-        self.predictor = Predictor(recipe.build(), top_k, pad_to=pad_to, device=recipe.kwargs.get("device", "cpu"))
+        device = recipe.kwargs.get("device", "cpu")
+        self.predictor = Predictor(recipe.build(), top_k, pad_to=pad_to, device=device)
+        self.decoder = GpuJpegDecoder(self.predictor.preprocess, device) if gpu_decoding else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        decoded = [str(error) if error else torch.from_numpy(np.ascontiguousarray(image))
-                   for image, error in zip(batch["image"], batch["error"], strict=True)]
+        if self.decoder is not None:
+            decoded = self._decode_jpegs(batch)
+        else:
+            decoded = [str(error) if error else torch.from_numpy(np.ascontiguousarray(image))
+                       for image, error in zip(batch["image"], batch["error"], strict=True)]
         return to_table(self.predictor.classify([str(path) for path in batch["path"]], decoded))
+
+    def _decode_jpegs(self, batch: dict[str, np.ndarray]) -> list[torch.Tensor | str]:
+        """``_read_batch``'s rows as images: the JPEGs decoded here in one batch, the rest as read."""
+        jpegs = [JpegBytes(str(path), torch.frombuffer(bytearray(data), dtype=torch.uint8), int(orientation))
+                 for path, data, orientation in zip(batch["path"], batch["jpeg"], batch["orientation"], strict=True)
+                 if data]
+        on_device = iter(self.decoder.finish(self.decoder.decode(jpegs)))
+        shape = tuple(self.predictor.preprocess["input_size"])
+        return [next(on_device) if data else str(error) if error
+                else torch.from_numpy(np.frombuffer(pixels, dtype=np.float32).reshape(shape).copy())
+                for data, pixels, error in zip(batch["jpeg"], batch["pixels"], batch["error"], strict=True)]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..batch.decode_kinds import DECODE_KINDS, GPU_BATCH_SIZE
 from .arguments import CommandError, add_model_arguments, positive_int
 from .entrypoints import load_model, model_kwargs
 from .extras import require
@@ -41,9 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default 64)")
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="decoding threads (local; default: one per core) or decoding tasks at once (ray)")
-    parser.add_argument("--decode", choices=("auto", "cpu", "gpu"), default="auto",
-                        help="where JPEGs are decoded (local engine): gpu decodes batches on --device with "
-                             "nvJPEG; auto (default) does so when --device is a GPU")
+    parser.add_argument("--decode", choices=DECODE_KINDS, default="auto",
+                        help="where JPEGs are decoded: cpu (the hub's exact pixels), gpu (batches on --device "
+                             "with nvJPEG; on Ray in the model actors), hybrid (CPU threads and the GPU from one "
+                             "queue; on Ray as gpu); auto (default): hybrid when --device is a GPU, else cpu")
+    parser.add_argument("--decode-batch-size", type=positive_int, default=GPU_BATCH_SIZE, metavar="N",
+                        help=f"JPEGs per GPU decoding call (local engine; default {GPU_BATCH_SIZE})")
     saving = parser.add_mutually_exclusive_group()
     saving.add_argument("--resume", action="store_true", help="skip the inputs already in OUT (or saved by "
                         "an interrupted run) and add the others")
@@ -112,6 +116,7 @@ class _Tally:
 
 
 def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
+    from ..batch.decode_kinds import choose_decoding
     from ..batch.decoding import make_decoder
     from ..batch.local import classify_local
     from ..batch.predictor import Predictor
@@ -121,7 +126,7 @@ def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
         model = load_model(args)
         predictor = Predictor(model, args.top_k, pad_to=args.batch_size if args.optimize else None,
                               device=args.device)
-        decoder = make_decoder(args.decode, predictor.preprocess, args.device)
+        decoder = make_decoder(args.decode, predictor.preprocess, args.device, gpu_batch_size=args.decode_batch_size)
         return classify_local(sources, predictor, decoder, store, batch_size=args.batch_size,
                               workers=args.workers or os.cpu_count() or 1, progress=progress)
     from ..batch.ray_engine import ModelRecipe, RaySettings, classify_ray
@@ -129,7 +134,8 @@ def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
     predictor = Predictor(load_model(args, optimize=False), args.top_k)  # checks the arguments and weights here
     settings = RaySettings(address=args.ray_address, num_cpus=args.ray_num_cpus, decode_tasks=args.workers,
                            actors=args.actors, gpus_per_actor=args.gpus_per_worker,
-                           threads_per_actor=args.threads_per_actor)
+                           threads_per_actor=args.threads_per_actor,
+                           gpu_decoding=choose_decoding(args.decode, args.device) != "cpu")
     return classify_ray(sources, ModelRecipe(args.entrypoint, model_kwargs(args)), predictor.preprocess, store,
                         settings, top_k=args.top_k, batch_size=args.batch_size, pad=args.optimize,
                         progress=progress)
@@ -144,8 +150,6 @@ def _check(args: argparse.Namespace) -> None:
                                    or args.threads_per_actor):
         raise CommandError("--ray-address, --ray-num-cpus, --threads-per-actor and --gpus-per-worker need "
                            "--engine ray")
-    if args.engine == "ray" and args.decode == "gpu":
-        raise CommandError("--decode gpu is for --engine local; Ray's decoding tasks run on CPUs")
     if args.engine == "ray" and args.device.startswith("cuda") and not args.gpus_per_worker:
         raise CommandError(f"--device {args.device} on Ray needs --gpus-per-worker (e.g. 1)")
 

@@ -51,11 +51,16 @@ def write_triton_repository(model: nn.Module, directory: str | os.PathLike, expo
     return folder
 
 
-def triton_config(model: nn.Module, export_format: str, max_batch_size: int) -> str:
-    """The text of ``config.pbtxt`` (Triton's ModelConfig protobuf in text format)."""
+def triton_config(model: nn.Module, export_format: str, max_batch_size: int, *,
+                  device: torch.device | None = None, dtype: torch.dtype | None = None) -> str:
+    """The text of ``config.pbtxt`` (Triton's ModelConfig protobuf in text format).
+
+    The input and output data type is ``dtype`` and the instance group ``device``'s, by default
+    those of the model's weights (an fp16 model on ``cuda:1``: TYPE_FP16, KIND_GPU on GPU 1).
+    """
     platform, file_name, input_name, output_name = PLATFORMS[export_format]
     parameter = next(model.parameters())
-    data_type = TRITON_TYPES[parameter.dtype]
+    data_type = TRITON_TYPES[dtype or parameter.dtype]
     dims = ", ".join(str(size) for size in model.pretrained_cfg["input_size"])
     return f"""name: "{deployed_name(model)}"
 platform: "{platform}"
@@ -79,7 +84,7 @@ output [
 dynamic_batching {{ }}
 instance_group [
   {{
-{_instance_group(parameter.device)}
+{_instance_group(device or parameter.device)}
   }}
 ]
 """

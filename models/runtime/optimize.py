@@ -22,6 +22,16 @@ class CompileUnavailableWarning(UserWarning):
     """torch.compile failed or is unavailable: the eager-optimized model is used instead."""
 
 
+def is_compile_failure(error: BaseException) -> bool:
+    """Whether ``error``, raised while compiling, means torch.compile cannot compile this model.
+
+    A warning raised as an exception (the caller's ``warnings.simplefilter("error")`` turning, say,
+    torch's own DeprecationWarning on importing Inductor into an error) is not: it propagates to
+    the caller, and the next call compiles again.
+    """
+    return isinstance(error, Exception) and not isinstance(error, Warning)
+
+
 class CompiledModel(nn.Module):
     """A ``torch.compile``-d model that falls back to its eager self if compilation fails.
 
@@ -59,7 +69,9 @@ class CompiledModel(nn.Module):
         try:
             with torch.no_grad(), _inductor_config(freezing=self.freezing):
                 return self._compiled(*args, **kwargs)
-        except Exception as error:  # noqa: BLE001 - compilers fail in many ways; the eager model decides
+        except Exception as error:  # compilers fail in many ways; the eager model decides
+            if not is_compile_failure(error):
+                raise
             output = self.eager(*args, **kwargs)
             self._failed = True
             _warn_eager(error)
@@ -82,7 +94,9 @@ class CompiledModel(nn.Module):
             torch.compiler.reset()
             try:
                 self._compile(*compile_settings(*after))
-            except Exception as error:  # noqa: BLE001 - as in optimize_for_inference: stay eager
+            except Exception as error:  # as in optimize_for_inference: stay eager
+                if not is_compile_failure(error):
+                    raise
                 self._failed = True
                 _warn_eager(error)
         return self
@@ -152,8 +166,10 @@ def optimize_for_inference(model: nn.Module, *, dtype: torch.dtype = torch.float
     :class:`~models.errors.InferenceOnlyError`. The result is ``model`` when not compiled, else a
     :class:`CompiledModel` wrapping it, which recompiles itself when moved or cast; either has
     ``model``'s ``pretrained_cfg`` attribute. If torch.compile raises (now or at the first call:
-    no C++ compiler, an unsupported operator), one :class:`CompileUnavailableWarning` is issued
-    and the eager-optimized model is used.
+    no C++ compiler, an unsupported operator), one :class:`CompileUnavailableWarning` naming the
+    error is issued and the eager-optimized model is used. A warning that the caller's filters
+    turn into an exception (``warnings.simplefilter("error")``) is not a compile failure: it
+    propagates, and the model stays compiled (:func:`is_compile_failure`).
     """
     device = torch.device(device)
     model.eval()
@@ -170,6 +186,8 @@ def optimize_for_inference(model: nn.Module, *, dtype: torch.dtype = torch.float
         return model
     try:
         return CompiledModel(model, *compile_settings(device, dtype))
-    except Exception as error:  # noqa: BLE001 - any failure of torch.compile means: stay eager
+    except Exception as error:  # any compile failure means: stay eager
+        if not is_compile_failure(error):
+            raise
         _warn_eager(error)
         return model

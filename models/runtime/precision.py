@@ -15,7 +15,16 @@ MODEL_MATH = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 
 
 def parse_model_math(value: Any) -> torch.dtype:
-    """The dtype of a ``model_math`` name: "fp32", "fp16", "bf16" or "fp64", in any case."""
+    """The dtype of a ``model_math`` name: "fp32", "fp16", "bf16" or "fp64", in any case.
+
+    ``model_math`` sets the dtype of the weights and activations; the arithmetic is PyTorch's for
+    that dtype, and the library never changes PyTorch's global settings. So "fp32" on a GPU follows
+    PyTorch's TF32 settings: by default cuDNN convolutions of float32 tensors run in TF32 on
+    Ampere and newer GPUs (inputs rounded to 10 mantissa bits: logits about 1e-3 relative from
+    strict float32), while matrix products stay IEEE float32. For strict float32 set
+    ``torch.backends.cudnn.allow_tf32 = False`` (or ``NVIDIA_TF32_OVERRIDE=0``) before the first
+    call, which an ``optimize=True`` model compiles and captures.
+    """
     dtype = MODEL_MATH.get(value.lower()) if isinstance(value, str) else None
     if dtype is None:
         raise InvalidArgumentError(f"model_math={value!r} is not a precision; valid: {', '.join(MODEL_MATH)}")
