@@ -66,15 +66,23 @@ class ModelSpec:
     ``pretrained_build_kwargs`` are build options that the checkpoints need (used, and fixed, only
     when weights are loaded) and ``after_load(model, options)`` adapts the model once they are
     loaded, given the user's build options.
+    ``classifier`` is the qualified name of the classifier (timm's ``default_cfg["classifier"]``; a
+    function of the model type where it depends on it): with pretrained weights of another number of
+    classes, it is re-initialised, and so are ``aux_classifiers``, other classifiers the checkpoints hold.
     """
 
     build: Callable[..., nn.Module]
+    classifier: str | Callable[[str], str]
     key_map: Callable[[str], str] | None = None
     canonical_type: Callable[[str], str] | None = None
     default_cfg: dict[str, Any] | Callable[[str], dict[str, Any]] = field(default_factory=lambda: IMAGENET_CFG)
     no_weights_hint: str = ""
     pretrained_build_kwargs: dict[str, Any] = field(default_factory=dict)
     after_load: Callable[[nn.Module, dict[str, Any]], None] | None = None
+    aux_classifiers: tuple[str, ...] = ()
+
+    def classifier_name(self, model_type: str | None) -> str:
+        return self.classifier(model_type) if callable(self.classifier) else self.classifier
 
     def preprocessing(self, model_type: str | None) -> dict[str, Any]:
         return self.default_cfg(model_type) if callable(self.default_cfg) else self.default_cfg
@@ -90,28 +98,31 @@ _FACEBOOK_ARCHITECTURES = ("resnet18", "resnet50", "resnext50_32x4d", "resnext10
                            "resnext101_32x8d", "resnext101_32x16d")
 
 SPECS: dict[str, ModelSpec] = {
-    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet:build_resnet", "resnext101_32x4d")),
-    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet:build_resnet", "resnet50")),
-    "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("archs.resnet:build_resnet", "se_resnext101_32x4d"),
+    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet:build_resnet", "resnext101_32x4d"), classifier="fc"),
+    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet:build_resnet", "resnet50"), classifier="fc"),
+    "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("archs.resnet:build_resnet", "se_resnext101_32x4d"), classifier="fc",
                                             key_map=Lazy("archs.resnet:nvidia_se_key")),
-    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet:build_resnet", arch))
+    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet:build_resnet", arch), classifier="fc")
        for arch in _FACEBOOK_ARCHITECTURES for kind in ("ssl", "swsl")},
-    "nvidia_gpunet": ModelSpec(Lazy("archs.gpunet.model:build_gpunet"), canonical_type=canonical_gpunet_type,
+    "nvidia_gpunet": ModelSpec(Lazy("archs.gpunet.model:build_gpunet"),
+                               classifier=Lazy("archs.gpunet.model:gpunet_classifier"), canonical_type=canonical_gpunet_type,
                                default_cfg=Lazy("archs.gpunet.model:gpunet_cfg")),
     **{f"nvidia_efficientnet_{variant}": ModelSpec(
-        Lazy("archs.efficientnet:build_nvidia_efficientnet", variant), key_map=Lazy("archs.efficientnet:nvidia_efficientnet_key"),
+        Lazy("archs.efficientnet:build_nvidia_efficientnet", variant), classifier="classifier",
+        key_map=Lazy("archs.efficientnet:nvidia_efficientnet_key"),
         default_cfg=_nvidia_efficientnet_cfg(resolution))
        for variant, resolution in EFFICIENTNET_RESOLUTIONS.items()},
-    "alexnet": ModelSpec(Lazy("archs.classic:build_alexnet")),
-    "vgg16": ModelSpec(Lazy("archs.classic:build_vgg16")),
-    "vgg16_bn": ModelSpec(Lazy("archs.classic:build_vgg16_bn")),
+    "alexnet": ModelSpec(Lazy("archs.classic:build_alexnet"), classifier="classifier.6"),
+    "vgg16": ModelSpec(Lazy("archs.classic:build_vgg16"), classifier="classifier.6"),
+    "vgg16_bn": ModelSpec(Lazy("archs.classic:build_vgg16_bn"), classifier="classifier.6"),
     # As torchvision.models.googlenet(weights=...): built with the auxiliary heads that the
     # checkpoint holds and the input transform it was trained with, then the heads are dropped.
-    "googlenet": ModelSpec(Lazy("archs.classic:build_googlenet"), after_load=Lazy("archs.classic:drop_googlenet_aux"),
+    "googlenet": ModelSpec(Lazy("archs.classic:build_googlenet"), classifier="fc", aux_classifiers=("aux1.fc2", "aux2.fc2"),
+                           after_load=Lazy("archs.classic:drop_googlenet_aux"),
                            pretrained_build_kwargs={"aux_logits": True, "transform_input": True,
                                                     "init_weights": False}),
-    "resnet50": ModelSpec(Lazy("archs.classic:build_resnet50")),
-    "lenet5": ModelSpec(Lazy("archs.classic:build_lenet5"),
+    "resnet50": ModelSpec(Lazy("archs.classic:build_resnet50"), classifier="fc"),
+    "lenet5": ModelSpec(Lazy("archs.classic:build_lenet5"), classifier="classifier.2",
                         no_weights_hint="train it as notebooks/lenet5_digits.ipynb does",
                         default_cfg={"input_size": (1, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
                                      "mean": (0.5,), "std": (0.5,)}),
