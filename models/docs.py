@@ -14,8 +14,13 @@ Args:
     progress (bool): show a download progress bar.
     weights (str | os.PathLike): instead of the default, a weights id listed above, a local
         checkpoint file or an http(s) URL, in any layout the upstream files use.
-    num_classes (int): classifier size. With pretrained weights of another size, the backbone
-        is loaded, the classifier is freshly initialised and a warning says so.
+    num_classes (int): classifier size (0: none, the model returns pre-logits). With pretrained
+        weights of another size, the backbone is loaded, the classifier is freshly initialised and
+        a warning names it.
+    features_only (bool), out_indices (int | sequence of int): as timm's, a model returning the
+        list of stage feature maps (default: the first five) that ``model.feature_info`` describes.
+    in_chans (int): input channels, where the architecture takes it (timm-built models, GPUNet,
+        LeNet-5); pretrained weights get their first convolution adapted as timm does.
     model_math (str): "fp32" (default), "fp16", "bf16" or "fp64", in any case: the precision of
         the returned model. It accepts the float32 batch that prepare_input_from_uri returns and
         gives logits in its own dtype. On a CPU without bf16/fp16 instructions (AVX512_BF16,
@@ -33,7 +38,8 @@ Args:
 {extra_args}
 Returns:
     torch.nn.Module with ``pretrained_cfg`` (input_size, crop_pct, interpolation, mean, std,
-    num_classes, id), which ``nvidia_convnets_processing_utils`` uses to prepare images.
+    num_classes, classifier, id), which ``nvidia_convnets_processing_utils`` uses to prepare
+    images, and timm's forward_features, forward_head, get_classifier, reset_classifier.
 
 Example:
     model = torch.hub.load("{repo}", "{name}"{pretrained}).eval()

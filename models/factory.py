@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timm.models import adapt_input_conv
 from torch import nn
 
 from ..processing.transforms import PREPROCESS_KEYS
+from .archs.timm_api import OutIndices, checked_num_classes, features_only_model
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .registry import ALIASES, SPECS, ModelSpec
 from .runtime.input_cast import cast_inputs_to_model
@@ -38,22 +40,31 @@ class FreshClassifierWarning(UserWarning):
 
 def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = True,
                  weights: str | os.PathLike | None = None, model_math: str = "fp32",
-                 device: str | torch.device | None = None, optimize: bool = False, **kwargs: Any) -> nn.Module:
+                 device: str | torch.device | None = None, optimize: bool = False, features_only: bool = False,
+                 out_indices: OutIndices = None, **kwargs: Any) -> nn.Module:
     """Build ``entrypoint``'s model, load its weights, attach ``pretrained_cfg``, set precision and device.
 
     With ``optimize=True`` the result is :func:`optimize_for_inference`'s inference-only model
     (weights loaded and BatchNorm folded in float32, or float64 for "fp64", then cast);
     otherwise the model (in training mode) is moved to ``device`` and ``model_math`` and accepts a
-    float batch of any dtype.
+    float batch of any dtype. With ``features_only=True`` it is timm's feature extractor of the
+    model (:func:`features_only_model`), whose ``pretrained_cfg`` has no classifier.
     """
     dtype = parse_model_math(model_math)
     target = parse_device(device)
     warn_if_emulated(dtype, target)
-    if not isinstance(optimize, bool):
-        raise InvalidArgumentError(f"optimize={optimize!r} must be True or False")
+    for option, value in (("optimize", optimize), ("features_only", features_only)):
+        if not isinstance(value, bool):
+            raise InvalidArgumentError(f"{option}={value!r} must be True or False")
+    if out_indices is not None and not features_only:
+        raise InvalidArgumentError(f"out_indices={out_indices!r} selects feature maps: it needs features_only=True")
     name = ALIASES.get(entrypoint, entrypoint)
     spec = SPECS[name]
     _check_keywords(entrypoint, spec, kwargs)
+    if "num_classes" in kwargs:
+        checked_num_classes(kwargs["num_classes"])
+    if features_only:
+        kwargs["num_classes"] = 0  # no head: its weights are neither built nor loaded
     model_type = None
     if spec.canonical_type is not None:
         kwargs["model_type"] = model_type = spec.canonical_type(kwargs["model_type"])
@@ -69,11 +80,12 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     model.to(fold_dtype(dtype) if optimize else dtype)
     if pretrained_build and finetuned is not None and spec.after_load is not None:
         spec.after_load(model, kwargs)  # as it was before its fine-tuning
+    classifier = spec.classifier_name(model_type)
     if state is not None:
-        _load_checkpoint(model, state, checkpoint)
+        _load_checkpoint(model, spec, classifier, state, checkpoint, kwargs.get("in_chans"))
         if pretrained_build and finetuned is None and spec.after_load is not None:
             spec.after_load(model, kwargs)
-    classifier_name, classifier = classifier_of(model)
+    num_classes = getattr(model.get_submodule(classifier), "out_features", 0)
     described = entry or manifest.default(name, model_type)
     preprocessing = (finetuned.preprocessing if finetuned else
                      described.preprocessing if described else spec.preprocessing(model_type))
@@ -83,24 +95,23 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     model.pretrained_cfg = {
         **{key: tuple(value) if isinstance(value, list) else value
            for key, value in preprocessing.items() if key in PREPROCESS_KEYS},
-        "num_classes": classifier.out_features,
-        "label_names": (finetuned.class_names if finetuned and finetuned.num_classes == classifier.out_features
-                        else None),
-        "classifier": classifier_name,
+        "num_classes": num_classes,
+        "label_names": finetuned.class_names if finetuned and finetuned.num_classes == num_classes else None,
+        "classifier": classifier,
         "id": entry.id if entry else None,
         "metrics": metrics,
         "entrypoint": entrypoint,
         "model_type": model_type,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
     }
+    if features_only:
+        cfg = {key: value for key, value in model.pretrained_cfg.items()
+               if key not in ("num_classes", "classifier", "label_names")}
+        model = features_only_model(model, out_indices)
+        model.pretrained_cfg = cfg
     if optimize:
         return optimize_for_inference(model, dtype=dtype, device=target)
     return cast_inputs_to_model(model.to(device=target, dtype=dtype))
-
-
-def classifier_of(model: nn.Module) -> tuple[str, nn.Linear]:
-    """The classification layer: the last ``nn.Linear`` of the model, with its name."""
-    return [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
 
 
 def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) -> None:
@@ -109,7 +120,7 @@ def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) ->
         if key not in accepted:
             raise TypeError(f"{entrypoint}() got an unexpected keyword argument {key!r}; "
                             f"it accepts pretrained, progress, weights, model_math, device, optimize, "
-                            f"{', '.join(accepted)}")
+                            f"features_only, out_indices, {', '.join(accepted)}")
 
 
 def _pretrained_kwargs(entrypoint: str, spec: ModelSpec, entry: WeightsEntry | None,
@@ -178,15 +189,32 @@ def _read_weights(path: Path, entry: WeightsEntry | None,
     return (rename_keys(state, spec.key_map) if spec.key_map is not None else state), None
 
 
-def _load_checkpoint(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    """Load ``state`` into ``model``; classifiers of another number of classes stay freshly initialised."""
-    resized = [(name, layer, state[f"{name}.weight"].shape[0]) for name, layer in model.named_modules()
-               if isinstance(layer, nn.Linear) and f"{name}.weight" in state
-               and state[f"{name}.weight"].shape[0] != layer.out_features]
-    skip = tuple(f"{name}." for name, _, _ in resized)
-    if resized:
-        names = ", ".join(f"'{name}'" for name, _, _ in resized)
-        warnings.warn(f"{path.name} has a {resized[-1][2]}-class classifier and the model "
-                      f"{resized[-1][1].out_features} classes: the backbone is pretrained, the classifier "
-                      f"layers {names} are freshly initialised", FreshClassifierWarning, stacklevel=4)
+def _load_checkpoint(model: nn.Module, spec: ModelSpec, classifier: str, state: dict[str, torch.Tensor],
+                     path: Path, in_chans: int | None) -> None:
+    """Load ``state`` (read from ``path``) into ``model``: every weight, but the classifier where its number of
+    classes differs (it stays freshly initialised, and a FreshClassifierWarning names it unless the model has
+    none); with ``in_chans``, the input convolutions adapted to it as timm's ``adapt_input_conv`` does."""
+    expected = model.state_dict()
+    if in_chans is not None:
+        state = {key: _adapted_input_conv(value, expected.get(key), in_chans) for key, value in state.items()}
+    weight = f"{classifier}.weight"
+    given = state[weight].shape[0] if weight in state else None
+    classes = expected[weight].shape[0] if weight in expected else 0
+    skip: tuple[str, ...] = ()
+    if given is not None and given != classes:
+        skip = tuple(f"{name}." for name in (classifier, *spec.aux_classifiers))
+        if classes:
+            warnings.warn(f"{path.name} has a {given}-class classifier and the model {classes} classes: every "
+                          f"weight is loaded but the classifier '{classifier}', which is freshly initialised",
+                          FreshClassifierWarning, stacklevel=4)
     load_into(model, state, str(path), skip)
+
+
+def _adapted_input_conv(weight: torch.Tensor, expected: torch.Tensor | None, in_chans: int) -> torch.Tensor:
+    """A checkpoint's input convolution ``weight`` (its shape the model's but for the input channels) for
+    ``in_chans`` channels: timm's ``adapt_input_conv`` (summed for one, repeated and scaled for more);
+    any other tensor unchanged."""
+    if (expected is None or weight.dim() != 4 or expected.shape[1] != in_chans or weight.shape[1] == in_chans
+            or weight.shape[:1] + weight.shape[2:] != expected.shape[:1] + expected.shape[2:]):
+        return weight
+    return adapt_input_conv(in_chans, weight, base_chans=weight.shape[1])

@@ -27,8 +27,8 @@ _BN_EPS = 1e-3
 
 
 
-def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, drop_rate: float | None = None,
-                              drop_path_rate: float | None = None) -> nn.Module:
+def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, in_chans: int = 3,
+                              drop_rate: float | None = None, drop_path_rate: float | None = None) -> nn.Module:
     """NVIDIA's EfficientNet ``variant`` ("b0", "b4", "widese_b0", "widese_b4") as a timm ``EfficientNet``.
 
     ``drop_rate`` (dropout before the classifier) and ``drop_path_rate`` (stochastic depth) default to
@@ -44,7 +44,7 @@ def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, drop_rate: 
     round_chs = partial(round_channels, multiplier=spec.width, divisor=8)
     return EfficientNet(
         block_args=decode_arch_def(arch_def, spec.depth, depth_trunc="ceil"),
-        num_classes=num_classes, num_features=round_chs(1280), stem_size=32, round_chs_fn=round_chs,
+        num_classes=num_classes, in_chans=in_chans, num_features=round_chs(1280), stem_size=32, round_chs_fn=round_chs,
         act_layer=nn.SiLU, norm_layer=partial(nn.BatchNorm2d, eps=_BN_EPS),
         drop_rate=spec.dropout if drop_rate is None else drop_rate,
         drop_path_rate=spec.drop_path if drop_path_rate is None else drop_path_rate,

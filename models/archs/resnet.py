@@ -30,13 +30,11 @@ _ARCHITECTURES = {
     },
 }
 
-ARCHITECTURES = tuple(_ARCHITECTURES)
 
-
-def build_resnet(architecture: str, num_classes: int = 1000, drop_rate: float = 0.0,
+def build_resnet(architecture: str, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0) -> ResNet:
-    """A randomly initialised timm ``ResNet`` of one of ``ARCHITECTURES``."""
-    return ResNet(**_ARCHITECTURES[architecture], num_classes=num_classes, drop_rate=drop_rate,
+    """A randomly initialised timm ``ResNet`` of ``architecture`` (a key of ``_ARCHITECTURES``)."""
+    return ResNet(**_ARCHITECTURES[architecture], num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
                   drop_path_rate=drop_path_rate)
 
 

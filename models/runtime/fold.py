@@ -34,6 +34,7 @@ from torchvision.models.resnet import BasicBlock as TorchvisionBasicBlock
 from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
 from torchvision.models.resnet import ResNet as TorchvisionResNet
 
+from ..archs.classic import ResNet as ClassicResNet
 from ..archs.gpunet.blocks import ConvBnAct
 
 _RESNET_BLOCK = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
@@ -43,6 +44,7 @@ FOLDABLE_PAIRS: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
     BasicBlock: _RESNET_BLOCK[:2],
     Bottleneck: _RESNET_BLOCK,
     TorchvisionResNet: (("conv1", "bn1"),),
+    ClassicResNet: (("conv1", "bn1"),),  # torchvision's ResNet with timm's API, its forward unchanged
     TorchvisionBasicBlock: _RESNET_BLOCK[:2],
     TorchvisionBottleneck: _RESNET_BLOCK,
     GoogLeNetBasicConv2d: (("conv", "bn"),),

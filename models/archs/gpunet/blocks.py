@@ -87,25 +87,36 @@ class ConvBnAct(nn.Module):
         return self.act1(self.bn1(self.conv(x)))
 
 
-class Epilogue(nn.Module):
-    """Classifier end (``tail``): 1x1 conv, BatchNorm, ReLU, global pool, dropout, linear.
+class ClassifierTail(nn.Module):
+    """The last layer of a GPUNet (``tail``), as one ``net``: its first ``FEATURE_LAYERS`` layers end the
+    feature map (a 1x1 conv, BatchNorm and ReLU), the next ones pool it to the pre-logits, the last is the
+    classifier (an identity without classes).
 
-    ``net[CLASSIFIER_INDEX]`` is the classifier.
+    ``num_features`` is the width of the feature map, ``head_hidden_size`` that of the pre-logits.
     """
 
-    CLASSIFIER_INDEX = 6
+    FEATURE_LAYERS = 3
+
+    def __init__(self, layers: list[nn.Module], num_classes: int, num_features: int, head_hidden_size: int) -> None:
+        super().__init__()
+        classifier = nn.Linear(head_hidden_size, num_classes) if num_classes else nn.Identity()
+        self.net = nn.Sequential(*layers, classifier)
+        self.num_features = num_features
+        self.head_hidden_size = head_hidden_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Epilogue(ClassifierTail):
+    """Classifier end (``tail``): 1x1 conv, BatchNorm, ReLU, global pool, dropout, linear."""
 
     def __init__(self, in_chs: int, out_chs: int, num_classes: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
+        super().__init__([
             nn.Conv2d(in_chs, out_chs, 1, bias=False),
             _bn(out_chs),
             nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
             nn.Dropout(p=0.2),
-            nn.Linear(out_chs, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        ], num_classes, num_features=out_chs, head_hidden_size=out_chs)

@@ -9,6 +9,8 @@ fused IRB (``eps=1e-3``).
 import torch
 from torch import nn
 
+from .blocks import ClassifierTail
+
 
 def _conv_bn_relu(in_chs: int, out_chs: int, kernel_size: int, stride: int) -> list[nn.Module]:
     conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
@@ -97,18 +99,13 @@ class FusedInvertedResidualD(_ResidualBody):
         super().__init__(body, stride == 1 and in_chs == out_chs)
 
 
-class EpilogueD(nn.Module):
-    """Classifier end (``tail``): 1x1 conv to 1152, BN, ReLU, pool, 1x1 conv, ReLU, dropout, linear.
+class EpilogueD(ClassifierTail):
+    """Classifier end (``tail``): 1x1 conv to 1152, BN, ReLU, pool, 1x1 conv, ReLU, dropout, linear."""
 
-    ``net[CLASSIFIER_INDEX]`` is the classifier.
-    """
-
-    CLASSIFIER_INDEX = 8
     HIDDEN_CHS = 1152
 
     def __init__(self, in_chs: int, out_chs: int, num_classes: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
+        super().__init__([
             nn.Conv2d(in_chs, self.HIDDEN_CHS, 1, bias=False),
             nn.BatchNorm2d(self.HIDDEN_CHS),
             nn.ReLU(inplace=True),
@@ -117,8 +114,4 @@ class EpilogueD(nn.Module):
             nn.ReLU(inplace=True),
             nn.Flatten(),
             nn.Dropout(p=0.2),
-            nn.Linear(out_chs, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        ], num_classes, num_features=self.HIDDEN_CHS, head_hidden_size=out_chs)

@@ -6,13 +6,17 @@ NVIDIA's checkpoints load with ``load_state_dict(strict=True)`` and no key trans
 """
 
 from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import torch
 from torch import nn
 
+from ....processing.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ...errors import InvalidArgumentError
-from ...runtime.input_cast import cast_inputs_to_model
+from ..timm_api import Step, TimmApi, checked_num_classes
 from .blocks import (
+    ClassifierTail,
     ConvBnAct,
     Epilogue,
     Prologue,
@@ -33,55 +37,72 @@ from .types import (
     canonical_gpunet_type,
 )
 
-__all__ = [
-    "GPUNET_TYPES",
-    "GPUNet",
-    "GPUNetType",
-    "build_gpunet",
-    "canonical_gpunet_type",
-    "gpunet_cfg",
-]
-
 # Stochastic depth of the plain family grows linearly with depth up to this rate (training only).
 DROP_PATH_RATE = 0.2
 
 
-class GPUNet(nn.Module):
-    """A GPUNet: ``network`` is the sequence of layers named as in NVIDIA's checkpoints.
+class GPUNet(TimmApi, nn.Module):
+    """A GPUNet: ``network`` is the sequence of layers named as in NVIDIA's checkpoints, the last one
+    its :class:`ClassifierTail`; timm's feature and head API (:class:`TimmApi`) splits it.
 
-    ``forward`` takes a float batch ``(N, 3, H, W)`` of any floating dtype (a forward pre-hook,
-    :func:`cast_inputs_to_model`, casts it to the dtype of the model's parameters) and returns
-    logits ``(N, num_classes)`` in that dtype.
+    ``forward`` takes a float batch ``(N, in_chans, H, W)`` in the dtype of the model's parameters (the
+    hub's entrypoint adds the forward pre-hook that casts a batch of any floating dtype, as for every
+    model) and returns logits ``(N, num_classes)`` in that dtype (pre-logits when ``num_classes`` is 0).
     """
 
-    def __init__(self, model_type: str, network: nn.Sequential, classifier_name: str) -> None:
+    def __init__(self, model_type: str, network: nn.Sequential, feature_info: list[dict[str, Any]],
+                 num_classes: int, in_chans: int) -> None:
         super().__init__()
         self.model_type = model_type
-        self.resolution = GPUNET_TYPES[model_type].resolution
         self.network = network
-        self.classifier_name = classifier_name
-        cast_inputs_to_model(self)
-
-    def get_classifier(self) -> nn.Linear:
-        """The final linear layer (the only part that depends on ``num_classes``)."""
-        return self.get_submodule(self.classifier_name)
+        self.feature_info = feature_info
+        self.num_features = network[-1].num_features
+        self.head_hidden_size = network[-1].head_hidden_size
+        self.num_classes = num_classes
+        self.in_chans = in_chans
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             kind = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
             raise InvalidArgumentError(f"GPUNet input must be a floating-point tensor, got {kind}")
-        if x.dim() != 4 or x.shape[1] != 3:
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
             raise InvalidArgumentError(
-                f"GPUNet input must have shape (N, 3, H, W), got {tuple(x.shape)}"
+                f"GPUNet input must have shape (N, {self.in_chans}, H, W), got {tuple(x.shape)}"
             )
         return self.network(x)
+
+    def _tail_name(self) -> str:
+        return f"{self._children('network')[-1][0]}.net"
+
+    def _classifier_name(self) -> str:
+        return f"{self._tail_name()}.{len(self.network[-1].net) - 1}"
+
+    def _feature_steps(self) -> list[Step]:
+        return self._children("network")[:-1] + self._children(self._tail_name())[:ClassifierTail.FEATURE_LAYERS]
+
+    def _pre_logits_steps(self) -> list[Step]:
+        return self._children(self._tail_name())[ClassifierTail.FEATURE_LAYERS:-1]
+
+
+@cache
+def gpunet_classifier(model_type: str) -> str:
+    """``pretrained_cfg["classifier"]`` of ``model_type``: the qualified name of the last layer of its tail."""
+    gpunet_type = GPUNET_TYPES[model_type]
+    config = load_config(gpunet_type.config_file)
+    index = len(config) - 1
+    with torch.device("meta"):  # the tail alone, without memory, for its layout
+        if config_is_distilled(gpunet_type.config_file):
+            name, tail = _distilled_layer(index, config[index], num_classes=1)
+        else:
+            name, tail = _plain_layer(index, index, config[index], num_classes=1)
+    return f"network.{name}.net.{len(tail.net) - 1}"
 
 
 def gpunet_cfg(model_type: str) -> dict[str, object]:
     """The preprocessing NVIDIA evaluated ``model_type`` with: its own resolution, no crop margin, bicubic."""
     size = GPUNET_TYPES[model_type].resolution
     return {"input_size": (3, size, size), "crop_pct": 1.0, "interpolation": "bicubic",
-            "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+            "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 
 
 def _plain_layer(index: int, count: int, layer: LayerConfig, num_classes: int) -> tuple[str, nn.Module]:
@@ -132,12 +153,26 @@ _LAYER_TYPES = {
 }
 
 
-def _build_network(gpunet_type: GPUNetType, num_classes: int) -> tuple[nn.Sequential, str]:
-    """The ``network`` of ``gpunet_type`` and the qualified name of its classifier."""
+def _feature_info(names: list[str], layers: list[LayerConfig]) -> list[dict[str, Any]]:
+    """timm's ``feature_info`` of the layers before the tail: the output of the last layer at each stride."""
+    strides = [2 if layer["layer_type"] in ("head", "head_large") else layer["stride"] for layer in layers]
+    info, reduction = [], 1
+    for index, (name, layer) in enumerate(zip(names, layers)):
+        reduction *= strides[index]
+        if index + 1 == len(layers) or strides[index + 1] > 1:
+            info.append({"num_chs": layer["num_out_channels"], "reduction": reduction, "module": f"network.{name}"})
+    return info
+
+
+def _build_network(gpunet_type: GPUNetType, num_classes: int,
+                   in_chans: int) -> tuple[nn.Sequential, list[dict[str, Any]]]:
+    """The ``network`` of ``gpunet_type`` (its first layer taking ``in_chans`` channels) and its ``feature_info``."""
     config = load_config(gpunet_type.config_file)
+    if config[-1]["layer_type"] != "tail":
+        raise ValueError(f"GPUNet config {gpunet_type.config_file}: the last layer must be the 'tail'")
+    config[1]["num_in_channels"] = in_chans
     distilled = config_is_distilled(gpunet_type.config_file)
     network = nn.Sequential()
-    classifier_name = ""
     for index, layer in enumerate(config[1:], start=1):
         if layer["layer_type"] not in _LAYER_TYPES[distilled]:
             raise ValueError(
@@ -149,19 +184,19 @@ def _build_network(gpunet_type: GPUNetType, num_classes: int) -> tuple[nn.Sequen
         else:
             name, module = _plain_layer(index, len(config) - 1, layer, num_classes)
         network.add_module(name, module)
-        if layer["layer_type"] == "tail":
-            classifier_name = f"network.{name}.net.{module.CLASSIFIER_INDEX}"
-    return network, classifier_name
+    return network, _feature_info([name for name, _ in network.named_children()][:-1], config[1:-1])
 
 
-def build_gpunet(model_type: str, num_classes: int = 1000) -> GPUNet:
+def build_gpunet(model_type: str, num_classes: int = 1000, in_chans: int = 3) -> GPUNet:
     """Build the GPUNet ``model_type`` (see :func:`canonical_gpunet_type`) with fresh weights.
 
-    ``num_classes`` sets the width of the classifier (NVIDIA's checkpoints have 1000), which
-    :meth:`GPUNet.get_classifier` returns. The model is returned in training mode, in float32.
+    ``num_classes`` sets the width of the classifier (NVIDIA's checkpoints have 1000; 0: none, the
+    model returns its pre-logits), ``in_chans`` the channels of the input (NVIDIA's: 3). The model is
+    returned in training mode, in float32.
     """
     canonical = canonical_gpunet_type(model_type)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise InvalidArgumentError(f"num_classes must be a positive int, got {num_classes!r}")
-    network, classifier_name = _build_network(GPUNET_TYPES[canonical], num_classes)
-    return GPUNet(canonical, network, classifier_name)
+    checked_num_classes(num_classes)
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise InvalidArgumentError(f"in_chans must be a positive int, got {in_chans!r}")
+    network, feature_info = _build_network(GPUNET_TYPES[canonical], num_classes, in_chans)
+    return GPUNet(canonical, network, feature_info, num_classes, in_chans)

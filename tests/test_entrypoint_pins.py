@@ -1,0 +1,35 @@
+"""Every model entrypoint, untrained, has the state-dict keys and shapes and the ``pretrained_cfg``
+pinned before the redesign of the library (``tests/reference/entrypoint_pins.json.gz``)."""
+
+import gzip
+import json
+
+import pytest
+import torch
+from conftest import REFERENCE
+from convnets_hub.models import factory
+
+PINS = json.loads(gzip.decompress((REFERENCE / "entrypoint_pins.json.gz").read_bytes()))
+
+
+@pytest.fixture
+def on_meta_device(monkeypatch):
+    """Models are built on the meta device: their shapes without memory or initialisation."""
+    monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+    with torch.device("meta"):
+        yield
+
+
+def test_the_pins_cover_every_model_entrypoint():
+    from convnets_hub.models.entrypoints import model_entrypoint_names
+
+    assert {pin["entrypoint"] for pin in PINS} == set(model_entrypoint_names())
+
+
+@pytest.mark.parametrize("pin", PINS, ids=lambda pin: "-".join([pin["entrypoint"], *pin["kwargs"].values()]))
+def test_untrained_model_matches_its_pin(hubconf, hub_home, on_meta_device, pin):
+    model = getattr(hubconf, pin["entrypoint"])(pretrained=False, **pin["kwargs"])
+    assert [[key, list(value.shape)] for key, value in model.state_dict().items()] == pin["state_dict"]
+    assert json.loads(json.dumps(model.pretrained_cfg)) == pin["pretrained_cfg"]
+    # The declared classifier (registry.py) is the one timm's API of the model returns.
+    assert model.get_classifier() is model.get_submodule(pin["pretrained_cfg"]["classifier"])
