@@ -96,7 +96,6 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         **{key: tuple(value) if isinstance(value, list) else value
            for key, value in preprocessing.items() if key in PREPROCESS_KEYS},
         "num_classes": num_classes,
-        "label_names": finetuned.class_names if finetuned and finetuned.num_classes == num_classes else None,
         "classifier": classifier,
         "id": entry.id if entry else None,
         "metrics": metrics,
@@ -104,6 +103,8 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
         "model_type": model_type,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
     }
+    if finetuned is not None and finetuned.num_classes == num_classes:
+        model.pretrained_cfg["label_names"] = finetuned.class_names  # the user's classes, by index
     if features_only:
         cfg = {key: value for key, value in model.pretrained_cfg.items()
                if key not in ("num_classes", "classifier", "label_names")}
