@@ -53,7 +53,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
-        if "cuda" in item.keywords:
+        if item.get_closest_marker("cuda") is not None:  # not item.keywords: a parameter id "cuda" is one too
             item.add_marker(skip)
 
 
