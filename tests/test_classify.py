@@ -17,7 +17,8 @@ import pytest
 import skimage
 import torch
 from conftest import REPO
-from convnets_hub.models.batch.decoding import CpuDecoder, GpuJpegDecoder
+from convnets_hub.models.batch import decoding
+from convnets_hub.models.batch.decoding import CpuDecoder, GpuJpegDecoder, make_decoder
 from convnets_hub.models.batch.inputs import expand_inputs
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
@@ -209,7 +210,7 @@ def test_decoding_threads_yield_the_cores_to_the_model(collection, hubconf, tmp_
     assert set(priorities) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)}  # 10 nicer than the model
 
 
-def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows(lenet_weights, tmp_path):
+def test_resume_keeps_error_rows_and_retry_errors_classifies_them_again(lenet_weights, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(GRACE_HOPPER, folder / "a.jpg")
@@ -223,6 +224,11 @@ def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows
                       "--overwrite")
     assert refused.returncode == 2 and "--retry-errors goes with --resume" in refused.stderr
     shutil.copy(GRACE_HOPPER, folder / "b.jpg")  # the file is complete now
+    resumed = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "skipping 2 inputs" in resumed.stderr and "0 inputs classified; 2 rows" in resumed.stderr
+    assert {row["path"]: row for row in read_results(output).to_pylist()} == before, "the error row is kept"
+    # (reading b.jpg again would have classified it: without --retry-errors its input is not read)
     retried = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--resume",
                       "--retry-errors")
     assert retried.returncode == 0, retried.stderr
@@ -278,3 +284,18 @@ def test_gpu_jpeg_decoder_matches_the_cpu_pixels_on_the_cpu(collection):
         assert image.shape == (3, 224, 224) and 0 < difference <= 0.02, (source, difference)
     assert torch.equal(decoded[3], cpu.load(sources[3])), "a PNG goes the CPU way"
     assert decoded[4].startswith("ImageDecodeError: ")
+
+
+@pytest.mark.parametrize(("kind", "device", "decoder"), [
+    ("auto", "cuda", "gpu"), ("auto", "cuda:1", "gpu"), ("auto", "cpu", "cpu"), ("gpu", "cuda:0", "gpu"),
+    ("gpu", "cpu", "gpu"), ("cpu", "cuda", "cpu")])
+def test_decode_auto_decodes_jpegs_on_the_gpu_when_the_device_is_one(monkeypatch, kind, device, decoder):
+    """``--decode``'s choice, taken without a GPU: a stand-in records what the GPU decoder would be given."""
+    built = []
+    monkeypatch.setattr(decoding, "GpuJpegDecoder", lambda preprocess, on: built.append(on) or "the GPU decoder")
+    preprocess = {"input_size": (3, 224, 224), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    chosen = make_decoder(kind, preprocess, device)
+    if decoder == "gpu":
+        assert chosen == "the GPU decoder" and built == [device]
+    else:
+        assert isinstance(chosen, CpuDecoder) and built == []

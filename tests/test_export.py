@@ -22,7 +22,10 @@ from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.export import export_model
 from convnets_hub.models.deploy.names import deployed_name
-from convnets_hub.models.deploy.triton_repository import write_triton_repository
+from convnets_hub.models.deploy.triton_repository import (
+    triton_config,
+    write_triton_repository,
+)
 from convnets_hub.models.entrypoints import (
     model_entrypoint_names,
     model_type_keyword,
@@ -32,6 +35,7 @@ from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.processing.labels import imagenet_labels
 from google.protobuf import text_format
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from tritonclient.grpc import model_config_pb2
 
 ONNX_TOLERANCE = 1e-4
@@ -235,6 +239,31 @@ def test_triton_repository_of_torchscript_uses_libtorch_names(scratch):
     assert (scratch / "lenet5" / config.output[0].label_filename).read_text().splitlines()[9] == "class 9"
     scripted = torch.jit.load(str(scratch / "lenet5" / "1" / config.default_model_filename))
     assert scripted(torch.zeros(5, 1, 32, 32)).shape == (5, 10)
+
+
+def test_a_half_precision_model_on_a_gpu_is_served_in_fp16_by_kind_gpu_on_that_gpu(scratch, monkeypatch):
+    """The GPU decisions, taken without a GPU: fp16 weights give an fp16 model file and fp16 tensors
+    in config.pbtxt; weights on cuda:1 (a fake tensor stands in) give an instance group on GPU 1."""
+    model = build("lenet5").half()
+    folder = write_triton_repository(model, scratch, "onnx", max_batch_size=8)
+    config = parse_config(folder)
+    assert [(t.data_type, t.name) for t in (*config.input, *config.output)] == [
+        (model_config_pb2.TYPE_FP16, "input"), (model_config_pb2.TYPE_FP16, "logits")]
+    session = onnxruntime.InferenceSession(str(folder / "1" / config.default_model_filename),
+                                           providers=["CPUExecutionProvider"])
+    x = seeded_batch(model, 3)
+    (logits,) = session.run(None, {"input": x.half().numpy()})
+    reference = build("lenet5", model_math="fp64")
+    reference.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert logits.dtype == np.float16 and relative_error(logits.astype(np.float64), reference(x.double())) < 1e-2
+    with FakeTensorMode():
+        on_gpu = torch.empty(0, dtype=torch.float16, device="cuda:1")
+    monkeypatch.setattr(model, "parameters", lambda recurse=True: iter([on_gpu]))
+    gpu_config = text_format.Parse(triton_config(model, "onnx", 8), model_config_pb2.ModelConfig())
+    assert [(group.kind, list(group.gpus), group.count) for group in gpu_config.instance_group] == [
+        (model_config_pb2.ModelInstanceGroup.KIND_GPU, [1], 1)]
+    assert gpu_config.input[0].data_type == gpu_config.output[0].data_type == model_config_pb2.TYPE_FP16
 
 
 def test_a_variant_is_named_after_its_type():
