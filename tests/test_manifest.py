@@ -1,15 +1,15 @@
-"""The weights manifest: schema, coverage, agreement with the upstream facts, and the pin command."""
+"""The weights manifest: schema, coverage, agreement with the upstream facts, the README's tables.
 
-import hashlib
+The pin command is tested through the command line (test_cli.py)."""
+
 import json
 import re
 from urllib.parse import urlparse
 
 import pytest
-from conftest import REFERENCE, REPO, Reply
+from conftest import REFERENCE, REPO
 from convnets_hub.models.registry import SPECS
 from convnets_hub.models.weights.manifest import load_manifest
-from convnets_hub.models.weights.pin import pin
 
 RAW = json.loads((REPO / "weights_manifest.json").read_text())
 ENTRIES = RAW["entries"]
@@ -67,23 +67,6 @@ def test_entries_agree_with_the_upstream_facts(entrypoint, facts):
     assert entry["metrics"]["imagenet_top1"] == facts["published"]["imagenet_top1"]
     for key in ("input_size", "crop_pct", "interpolation", "mean", "std"):
         assert entry["preprocessing"][key] == facts["preprocessing"][key]
-
-
-def test_pin_writes_sha256_and_size(hub_home, server, tmp_path, monkeypatch):
-    payload = b"\x80weights" * 1000  # starts as a pickle does
-    url = server.serve("/pin/file.pth", Reply(body=payload))
-    manifest = tmp_path / "manifest.json"
-    entry = {**ENTRIES[0], "id": "x.pin", "urls": [url], "file_name": "file.pth", "sha256": None, "size": None}
-    manifest.write_text(json.dumps({"schema_version": 1, "entries": [entry]}))
-    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
-    (pinned,) = pin(progress=False)
-    assert pinned.sha256 == hashlib.sha256(payload).hexdigest() and pinned.size == len(payload)
-    assert json.loads(manifest.read_text())["entries"][0]["sha256"] == pinned.sha256
-
-
-def test_pin_of_an_unknown_id_names_it(hub_home):
-    with pytest.raises(ValueError, match="no-such-id"):
-        pin(["no-such-id"], progress=False)
 
 
 def test_readme_table_lists_every_entry_with_its_published_accuracy():
