@@ -223,6 +223,20 @@ def test_linear_weights_stored_as_1x1_convolutions_are_reshaped():
     model = nn.Sequential(nn.Linear(4, 2))
     load_into(model, {"0.weight": torch.ones(2, 4, 1, 1), "0.bias": torch.zeros(2)}, "x.pth")
     assert torch.equal(model[0].weight, torch.ones(2, 4))
+    conv = nn.Sequential(nn.Conv2d(4, 2, 1))
+    load_into(conv, {"0.weight": torch.ones(2, 4), "0.bias": torch.zeros(2)}, "x.pth")
+    assert torch.equal(conv[0].weight, torch.ones(2, 4, 1, 1)), "and the reverse"
+
+
+@pytest.mark.parametrize("stored", [(3, 2), (6,), (1, 6)], ids=["transposed", "flattened", "other"])
+def test_a_same_size_tensor_of_another_shape_is_refused_not_reshaped(stored):
+    """Only trailing singleton dimensions may differ: a transposed or foreign weight is refused."""
+    model = nn.Sequential(nn.Linear(3, 2))
+    before = model[0].weight.detach().clone()
+    with pytest.raises(CheckpointMismatchError) as error:
+        load_into(model, {"0.weight": torch.zeros(stored), "0.bias": torch.zeros(2)}, "x.pth")
+    assert f"0.weight: checkpoint {stored}, model (2, 3)" in str(error.value)
+    assert torch.equal(model[0].weight, before), "nothing is loaded"
 
 
 def _deflated_zeros_zip(path, member, inflated, claimed=None):

@@ -287,7 +287,7 @@ def test_decoding_threads_yield_the_cores_to_the_model(collection, hubconf, tmp_
     assert set(priorities) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)}  # 10 nicer than the model
 
 
-def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows(lenet_weights, tmp_path):
+def test_resume_keeps_error_rows_and_retry_errors_classifies_them_again(lenet_weights, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(GRACE_HOPPER, folder / "a.jpg")
@@ -301,6 +301,11 @@ def test_retry_errors_classifies_the_failed_inputs_again_and_replaces_their_rows
                       "--overwrite")
     assert refused.returncode == 2 and "--retry-errors goes with --resume" in refused.stderr
     shutil.copy(GRACE_HOPPER, folder / "b.jpg")  # the file is complete now
+    resumed = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "skipping 2 inputs" in resumed.stderr and "0 inputs classified; 2 rows" in resumed.stderr
+    assert {row["path"]: row for row in read_results(output).to_pylist()} == before, "the error row is kept"
+    # (reading b.jpg again would have classified it: without --retry-errors its input is not read)
     retried = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--resume",
                       "--retry-errors")
     assert retried.returncode == 0, retried.stderr

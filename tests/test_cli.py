@@ -1,5 +1,6 @@
 """``python3 -m models``: the front door's commands and its one-line errors (run as a user runs them)."""
 
+import argparse
 import hashlib
 import io
 import json
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO, Reply
+from convnets_hub.models.cli import build_parser
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -44,14 +46,21 @@ def run_cli_hiding(hidden: tuple[str, ...], *args: str, record: Path | None = No
                           check=False, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
-def test_help_lists_every_command():
+def test_help_lists_every_command_with_what_it_does():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("list", "help", "pin-weights", "smoke", "export", "serve", "classify", "finetune", "validate"):
-        assert command in result.stdout
+    section = result.stdout.split("commands:\n")[1].splitlines()[1:]  # after the "<command>" line
+    listed = [line.split()[0] for line in section if line.startswith("    ") and not line.startswith("     ")]
+    (commands,) = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
+    summaries = {action.dest: action.help for action in commands._choices_actions}
+    assert listed == list(commands.choices) == list(summaries)  # the commands that really run, in order
+    assert {"list", "help", "pin-weights", "smoke", "export", "serve", "classify", "readme"} <= set(listed)
+    flat = " ".join(result.stdout.split())
+    for name, summary in summaries.items():
+        assert summary and " ".join(summary.split()) in flat, name
 
 
-@pytest.mark.parametrize("args", [["no-such-command"], ["help"], ["help", "nvidia_resnext"], ["list", "--bogus"]])
+@pytest.mark.parametrize("args", [["no-such-command"], ["help"], ["list", "--bogus"]])
 def test_bad_arguments_give_one_line_and_exit_code_2(args):
     result = run_cli(*args)
     assert result.returncode == 2
@@ -59,9 +68,11 @@ def test_bad_arguments_give_one_line_and_exit_code_2(args):
     assert "error:" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_an_unknown_entrypoint_lists_the_valid_ones():
+def test_an_unknown_entrypoint_is_one_line_listing_the_valid_ones():
     result = run_cli("help", "nvidia_resnext")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "'nvidia_resnext' is not an entrypoint" in result.stderr and "nvidia_resneXt" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_list_shows_entrypoints_and_weights_ids_offline():
@@ -98,9 +109,10 @@ def test_pin_weights_pins_through_the_command_line(tmp_path, server):
     assert result.returncode == 0, result.stderr
     digest = hashlib.sha256(payload).hexdigest()
     assert f"x.pin: sha256 {digest}, {len(payload)} bytes" in result.stdout
-    assert json.loads(manifest.read_text())["entries"][0]["sha256"] == digest
+    pinned = json.loads(manifest.read_text())["entries"][0]
+    assert (pinned["sha256"], pinned["size"]) == (digest, len(payload))
     unknown = run_cli("pin-weights", "no-such-id", env=env)
-    assert unknown.returncode == 2 and "no-such-id" in unknown.stderr
+    assert unknown.returncode == 2 and "no-such-id" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
 
 
 HEAVY_MODULES = ("torch", "timm", "torchvision", "numpy", "PIL", "pyarrow", "ray", "onnx", "pytriton", "requests")

@@ -76,6 +76,18 @@ def test_wrong_bytes_fail_verification_and_leave_nothing(hub_home, server):
     assert cache_listing(hub_home) == []
 
 
+def test_a_pin_differing_only_in_its_last_hex_digit_is_refused(hub_home, server):
+    url = server.serve("/near/weights-test.pth", Reply(body=PAYLOAD))
+    near = SHA[:-1] + format((int(SHA[-1], 16) + 1) % 16, "x")
+    with pytest.raises(WeightsVerificationError, match=f"sha256 {SHA}, the manifest pins {near}"):
+        resolve_weights_file(entry_for(url, sha256=near), progress=False)
+    assert cache_listing(hub_home) == []
+    (hub_home / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (hub_home / "checkpoints" / "weights-test.pth").write_bytes(PAYLOAD)  # nor is a cached copy taken
+    with pytest.warns(UserWarning, match="fails verification"), pytest.raises(WeightsVerificationError):
+        resolve_weights_file(entry_for(url, sha256=near), progress=False)
+
+
 def test_hash_prefix_of_an_unpinned_file_is_checked(hub_home, server):
     url = server.serve("/p.pth", Reply(body=PAYLOAD))
     with pytest.raises(WeightsVerificationError, match="hash prefix"):
@@ -97,13 +109,12 @@ def test_server_errors_are_retried(hub_home, server):
     assert server.hits == ["/flaky.pth"] * 3
 
 
-def test_a_stalled_server_times_out_within_the_configured_timeout(hub_home, server, monkeypatch):
+def test_a_stalled_server_times_out_after_the_configured_timeout_without_a_retry(hub_home, server, monkeypatch):
     monkeypatch.setenv("CONVNETS_HUB_READ_TIMEOUT", "1")
     url = server.serve("/stall.pth", Reply(stall=True))
-    start = time.monotonic()
-    with pytest.raises(WeightsUnavailableError, match="timed out|stalled"):
+    with pytest.raises(WeightsUnavailableError, match="(timed out after|stalled for) 1 s"):
         resolve_weights_file(entry_for(url), progress=False)
-    assert time.monotonic() - start < 5
+    assert server.hits == ["/stall.pth"]
     assert cache_listing(hub_home) == []
 
 
@@ -148,6 +159,17 @@ def test_mirror_directory_is_used_in_place_even_offline(hub_home, server, tmp_pa
     monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
     assert resolve_weights_file(entry_for(upstream), progress=False) == mirror / "weights-test.pth"
     assert server.hits == []
+
+
+def test_a_mirror_file_that_fails_verification_is_refused(hub_home, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "weights-test.pth").write_bytes(OTHER_PAYLOAD)
+    monkeypatch.setenv("CONVNETS_HUB_MIRROR", str(mirror))
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsVerificationError, match=f"the manifest pins {SHA}") as error:
+        resolve_weights_file(entry_for("https://example.invalid/weights-test.pth"), progress=False)
+    assert str(mirror / "weights-test.pth") in str(error.value)
 
 
 def write_manifest(path, url, payload, entrypoint="resnet18_ssl", file_name="semi_supervised_resnet18-d92f0530.pth"):
@@ -256,11 +278,9 @@ def test_an_unresolvable_host_is_not_retried_and_points_to_offline_and_mirror(hu
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setenv("CONVNETS_HUB_BACKOFF", "5")
-    start = time.monotonic()
     with pytest.raises(WeightsUnavailableError) as error:
         resolve_weights_file(entry_for("http://nonexistent.invalid/weights-test.pth"), progress=False)
-    assert time.monotonic() - start < 4 and lookups == ["nonexistent.invalid"]
+    assert lookups == ["nonexistent.invalid"], "one try: no retry, no backoff"
     message = str(error.value)
     assert "the host nonexistent.invalid cannot be resolved" in message
     assert "CONVNETS_HUB_OFFLINE=1" in message and "CONVNETS_HUB_MIRROR" in message

@@ -58,44 +58,35 @@ def model_of():
 
 
 @pytest.mark.parametrize("name", TYPES)
-def test_matches_nvidia_builder_in_float64(name, model_of):
-    fixture = _parity_fixture(name)
-    model = model_of(name).double().eval()
-    assert list(model.state_dict()) == [key for key, _, _ in fixture["state_dict"]]
-    state = seeded_state_dict(
-        [(key, shape) for key, shape, _ in fixture["state_dict"]], fixture["weights_seed"]
-    )
-    model.load_state_dict(state, strict=True)
-    x = torch.from_numpy(seeded_input(fixture["input_shape"], fixture["input_seed"]))
-    with torch.no_grad():
-        out = model(x)
-    ref = torch.tensor(fixture["logits"], dtype=torch.float64)
-    assert out.dtype == torch.float64
-    assert out.shape == ref.shape
-    assert float((out - ref).norm() / ref.norm()) <= 1e-6
-
-
-@pytest.mark.parametrize("name", TYPES)
 def test_parameter_count_is_the_manifests_and_the_published_one(name, model_of):
     count = sum(p.numel() for p in model_of(name).parameters())
     assert count == load_manifest().default("nvidia_gpunet", name).num_params
     assert round(count / 1e6, 2) == PUBLISHED_PARAMS_M[name]  # NVIDIA's GPUNet README
 
 
-@pytest.mark.parametrize(
-    "dtype",
-    [torch.float32, torch.bfloat16, torch.float16, torch.float64],
-    ids=lambda dtype: str(dtype).removeprefix("torch."),
-)
+TOLERANCES = {torch.float64: 1e-6, torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 5e-3}
+"""Relative L2 error against NVIDIA's float64 logits (measured over the 7 types: at most 3e-9, 6e-7, 1.1e-2, 1.5e-3)."""
+
+
 @pytest.mark.parametrize("name", TYPES)
-def test_forward_at_native_resolution_casts_input_to_model_dtype(name, dtype, model_of):
-    model = model_of(name).to(dtype).eval()
-    resolution = GPUNET_TYPES[name].resolution
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, resolution, resolution))  # float32 whatever the model
-    assert out.shape == (1, 1000)
-    assert out.dtype == dtype
-    assert torch.isfinite(out).all()
+def test_matches_nvidia_builder_in_float64_and_every_precision_takes_a_float32_batch(name, model_of):
+    fixture = _parity_fixture(name)
+    model = model_of(name).eval()
+    assert list(model.state_dict()) == [key for key, _, _ in fixture["state_dict"]]
+    state = seeded_state_dict(
+        [(key, shape) for key, shape, _ in fixture["state_dict"]], fixture["weights_seed"]
+    )
+    x = torch.from_numpy(seeded_input(fixture["input_shape"], fixture["input_seed"])).float()
+    assert x.shape[-1] == GPUNET_TYPES[name].resolution
+    logits = torch.tensor(fixture["logits"], dtype=torch.float64)
+    for dtype, tolerance in TOLERANCES.items():
+        model.to(dtype).load_state_dict(state, strict=True)  # every precision rounds the float64 weights once
+        batch = len(x) if dtype == torch.float64 else 1  # the slow emulated half precisions: one image
+        with torch.no_grad():
+            out = model(x[:batch])  # float32 whatever the model
+        ref = logits[:batch]
+        assert out.dtype == dtype and out.shape == ref.shape
+        assert float((out.double() - ref).norm() / ref.norm()) <= tolerance, dtype
 
 
 @pytest.mark.parametrize("name", ["GPUNet-2", "GPUNet-D2"])

@@ -2,7 +2,14 @@
 
 import pytest
 import torch
-from conftest import Reply, parity_fixture, reference_error, seeded_checkpoint
+from conftest import (
+    Reply,
+    parity_fixture,
+    reference_error,
+    remove_big_files,
+    seeded_checkpoint,
+    seeded_input,
+)
 from convnets_hub.models.weights.manifest import load_manifest
 from upstream_files import upstream_bytes, write_mirror
 
@@ -35,26 +42,29 @@ def test_pretrained_through_a_mirror_in_fp64(repo_dir, hub_home, tmp_path, serve
     assert server.hits == [f"/ngc/{entry.file_name}"]
 
 
-@pytest.mark.parametrize(("model_math", "dtype"), [("fp32", torch.float32), ("fp16", torch.float16),
-                                                    ("bf16", torch.bfloat16), ("fp64", torch.float64)])
-def test_model_math_sets_the_precision_and_accepts_a_float32_batch(hubconf, model_math, dtype):
-    model = hubconf.nvidia_gpunet(pretrained=False, model_type="GPUNet-P0", model_math=model_math).eval()
+@pytest.fixture(scope="module")
+def p0_weights(tmp_path_factory):
+    """NVIDIA's GPUNet-P0 zip holding the parity oracle's seeded weights."""
+    path = tmp_path_factory.mktemp("gpunet") / ENTRIES["GPUNet-P0"].file_name
+    path.write_bytes(upstream_bytes(vars(ENTRIES["GPUNet-P0"]), seeded_checkpoint(parity_fixture("gpunet_GPUNet-P0"))))
+    yield path
+    remove_big_files(path.parent)
+
+
+@pytest.mark.parametrize(("model_math", "dtype", "tolerance"), [
+    ("fp32", torch.float32, 1e-5), ("fp16", torch.float16, 5e-3), ("bf16", torch.bfloat16, 2e-2)])
+def test_model_math_sets_the_precision_and_accepts_a_float32_batch(hubconf, p0_weights, model_math, dtype,
+                                                                   tolerance):
+    """Within ``tolerance`` of NVIDIA's float64 logits (fp64 itself: test_pretrained_through_a_mirror_in_fp64)."""
+    fixture = parity_fixture("gpunet_GPUNet-P0")
+    model = hubconf.nvidia_gpunet(model_type="GPUNet-P0", weights=str(p0_weights), model_math=model_math).eval()
+    x = torch.from_numpy(seeded_input(fixture["input_shape"], fixture["input_seed"])).float()[:1]
+    reference = torch.tensor(fixture["logits"], dtype=torch.float64)[:1]
     with torch.no_grad():
-        logits = model(torch.randn(1, 3, 224, 224))
-    assert logits.dtype == dtype and logits.shape == (1, 1000) and torch.isfinite(logits).all()
-    with torch.no_grad():
-        assert model(torch.randn(1, 3, 224, 224).half()).dtype == dtype  # NVIDIA's `batch.half()` still works
-
-
-@pytest.mark.parametrize("bad", ["fp8", "FP32x", "float32", 16])
-def test_unknown_model_math_is_a_value_error(hubconf, bad):
-    with pytest.raises(ValueError, match="model_math"):
-        hubconf.nvidia_gpunet(pretrained=False, model_math=bad)
-
-
-def test_unknown_model_type_lists_the_valid_ones(hubconf):
-    with pytest.raises(ValueError, match="GPUNet-D2"):
-        hubconf.nvidia_gpunet(pretrained=False, model_type="GPUNet-3")
+        logits = model(x)
+        assert model(x.half()).dtype == dtype  # NVIDIA's `batch.half()` still works
+    assert logits.dtype == dtype and logits.shape == reference.shape
+    assert float((logits.double() - reference).norm() / reference.norm()) <= tolerance
 
 
 def test_native_preprocessing_in_pretrained_cfg(hubconf):

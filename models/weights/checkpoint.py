@@ -92,7 +92,7 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]
     misshapen = [f"{k}: checkpoint {tuple(given[k].shape)}, model {tuple(expected[k].shape)}"
-                 for k in expected if k in given and given[k].numel() != expected[k].numel()]
+                 for k in expected if k in given and not _same_but_trailing_ones(given[k].shape, expected[k].shape)]
     if missing or unexpected or misshapen:
         raise CheckpointMismatchError(
             f"{source} does not fit {type(model).__name__}: {len(missing)} missing keys {missing[:3]}, "
@@ -100,6 +100,19 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
             f"{misshapen[:3]}")
     reshaped = {k: given[k].reshape(expected[k].shape) for k in expected}
     model.load_state_dict(reshaped, strict=not skip)
+
+
+def _same_but_trailing_ones(a: torch.Size, b: torch.Size) -> bool:
+    """Whether two shapes are equal once their trailing singleton dimensions are dropped
+    (``(2, 4, 1, 1)`` and ``(2, 4)``; never ``(3, 2)`` and ``(2, 3)``)."""
+    return _without_trailing_ones(a) == _without_trailing_ones(b)
+
+
+def _without_trailing_ones(shape: torch.Size) -> tuple[int, ...]:
+    dims = tuple(shape)
+    while dims and dims[-1] == 1:
+        dims = dims[:-1]
+    return dims
 
 
 def rename_keys(state: StateDict, key_map: KeyMap) -> StateDict:

@@ -1,0 +1,26 @@
+"""The suite's own setup: which tests the CPU-only machine skips."""
+
+import conftest
+import pytest
+import torch
+
+
+class _Item:
+    """What the skip hook sees of a collected test: its keywords and its markers."""
+
+    def __init__(self, keywords: set[str], markers: set[str]) -> None:
+        self.keywords, self.markers, self.added = keywords, markers, []
+
+    def get_closest_marker(self, name: str):
+        return pytest.Mark(name, (), {}) if name in self.markers else None
+
+    def add_marker(self, marker) -> None:
+        self.added.append(marker.mark.kwargs.get("reason"))
+
+
+def test_without_a_gpu_only_cuda_marked_tests_are_skipped_not_a_parameter_named_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    marked = _Item({"test_on_the_gpu", "cuda"}, {"cuda"})
+    parameter = _Item({"test_cuda_without_a_gpu_says_so[cuda]", "cuda"}, {"parametrize"})
+    conftest.pytest_collection_modifyitems(None, [marked, parameter])
+    assert marked.added == ["needs a CUDA GPU"] and parameter.added == []
