@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import remove_big_files
+from convnets_hub.models.archs.classic import build_resnet50
 from convnets_hub.models.archs.gpunet.model import build_gpunet
 from convnets_hub.models.archs.resnet import build_resnet
 from convnets_hub.models.errors import InferenceOnlyError, InvalidArgumentError
@@ -87,6 +88,7 @@ MODELS = {
     "se_resnext101": lambda: build_resnet("se_resnext101_32x4d"),
     "vgg11_bn": lambda: vgg11_bn(num_classes=10),
     "googlenet": lambda: googlenet(num_classes=10, aux_logits=False, init_weights=False),
+    "resnet50_with_timm_api": lambda: build_resnet50(num_classes=10),  # torchvision's ResNet, subclassed
     "named": _Named,
 }
 
