@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    import torch
 
 DECODE_KINDS = ("auto", "cpu", "gpu", "hybrid")
 GPU_BATCH_SIZE = 128  # JPEGs per nvJPEG call: nvJPEG's rate still grows up to about this batch
@@ -16,5 +19,5 @@ def choose_decoding(kind: str, device: str | torch.device) -> str:
     if kind not in DECODE_KINDS:
         raise InvalidArgumentError(f"--decode {kind!r}: choose one of {', '.join(DECODE_KINDS)}")
     if kind == "auto":
-        return "hybrid" if torch.device(device).type == "cuda" else "cpu"
+        return "hybrid" if str(device).split(":")[0] == "cuda" else "cpu"
     return kind
