@@ -303,7 +303,7 @@ def test_resume_keeps_error_rows_and_retry_errors_classifies_them_again(lenet_we
     shutil.copy(GRACE_HOPPER, folder / "b.jpg")  # the file is complete now
     resumed = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert "skipping 2 inputs" in resumed.stderr and "0 inputs classified; 2 rows" in resumed.stderr
+    assert "skipping 2 inputs" in resumed.stderr and "0 inputs: 0 classified, 0 errors; 2 rows" in resumed.stderr
     assert {row["path"]: row for row in read_results(output).to_pylist()} == before, "the error row is kept"
     # (reading b.jpg again would have classified it: without --retry-errors its input is not read)
     retried = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--resume",
