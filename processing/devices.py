@@ -25,7 +25,7 @@ def parse_device(value: Any, argument: str = "device") -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ProcessingArgumentError(f"{argument}={value!r}: CUDA is not available on this machine "
-                                          "(no GPU, or a CPU-only torch)")
+                                          "(torch.cuda.is_available() is False: no GPU, or a CPU-only torch)")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ProcessingArgumentError(f"{argument}={value!r}: there are only {torch.cuda.device_count()} "
                                           "CUDA devices")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import urlparse
 
 import requests
 from urllib3.exceptions import NameResolutionError
 
 from .errors import ImageFetchError
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # a scheme of two letters or more: "C:\\x" is a path
 _ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 
 
@@ -25,8 +27,7 @@ class FetchSettings:
 def is_url(text: str) -> bool:
     """Whether ``text`` names a URL (``scheme://host...``) rather than a local path; only http(s) URLs are
     fetched, any other scheme is refused by :func:`fetch_bytes` with a message that says so."""
-    parts = urlsplit(text)
-    return len(parts.scheme) > 1 and bool(parts.netloc)
+    return _URL.match(text) is not None
 
 
 def fetch_bytes(url: str, settings: FetchSettings) -> bytes:
