@@ -34,9 +34,7 @@ class _ConvStackApi(TimmApi):
         self.feature_info = sequential_feature_info(self.features, "features")
         self.num_features = self.feature_info[-1]["num_chs"]
         self.head_hidden_size = self.get_classifier().in_features
-        self.num_classes = num_classes
-        if num_classes == 0:
-            self.reset_classifier(0)
+        self._head_for(num_classes)
 
     def _classifier_name(self) -> str:
         return f"classifier.{len(self.classifier) - 1}"
@@ -80,9 +78,7 @@ class GoogLeNet(TimmApi, torchvision.models.GoogLeNet):
                              in ((64, 2, "conv1"), (192, 4, "conv3"), (480, 8, "inception3b"),
                                  (832, 16, "inception4e"), (1024, 32, "inception5b"))]
         self.num_features = self.head_hidden_size = self.fc.in_features
-        self.num_classes = num_classes
-        if num_classes == 0:
-            self.reset_classifier(0)
+        self._head_for(num_classes)
 
     def _classifier_name(self) -> str:
         return "fc"
@@ -103,9 +99,7 @@ class ResNet(TimmApi, torchvision.models.ResNet):
             {"num_chs": 256 * 2 ** stage, "reduction": 4 * 2 ** stage, "module": f"layer{stage + 1}"}
             for stage in range(4)]
         self.num_features = self.head_hidden_size = self.fc.in_features
-        self.num_classes = num_classes
-        if num_classes == 0:
-            self.reset_classifier(0)
+        self._head_for(num_classes)
 
     def _classifier_name(self) -> str:
         return "fc"

@@ -58,6 +58,12 @@ class TimmApi:
     def _classifier_name(self) -> str:
         raise NotImplementedError
 
+    def _head_for(self, num_classes: int) -> None:
+        """Record ``num_classes``, built with a placeholder head of 1 for 0: then the head becomes an identity."""
+        self.num_classes = num_classes
+        if num_classes == 0:
+            self.reset_classifier(0)
+
     def _named(self, *names: str) -> list[Step]:
         """The steps that run the submodules ``names``, in that order."""
         return [(name, self.get_submodule(name)) for name in names]
