@@ -57,7 +57,7 @@ from convnets_hub.models.batch.decoding import (
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
 from convnets_hub.models.batch.store import ResultStore
-from convnets_hub.models.entrypoints import hubconf
+from convnets_hub.models.hub import create
 
 SIZES = (1280, 1536, 1792, 2048)
 
@@ -244,7 +244,7 @@ def ray_run(args: argparse.Namespace, predictor: Predictor, sources: list[str], 
 
 
 def build_predictor(args: argparse.Namespace) -> Predictor:
-    model = hubconf().resnet50(pretrained=False, model_math=args.model_math, optimize=True, device=args.device)
+    model = create("resnet50", pretrained=False, model_math=args.model_math, optimize=True, device=args.device)
     return Predictor(model, 5, pad_to=args.batch_size, device=args.device)
 
 

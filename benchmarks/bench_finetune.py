@@ -8,7 +8,7 @@ passes interleaved (ours, peer, ours, peer...), so load drift hits both alike:
   ``CrossEntropyLoss(label_smoothing=0.1)``; ``zero_grad``, ``backward``, ``step`` — under autocast when
   ``--amp`` asks for it, compiled with ``--compile``;
 * finetune's step: the entrypoint's model (``num_classes=10``, the peer's weights loaded), the
-  optimizer and schedule of ``models.train.finetune.optimisation`` and ``models.train.loop.TrainStep``,
+  optimizer and schedule of ``models.train.trainer.optimisation`` and ``models.train.loop.TrainStep``,
   with the same ``--amp`` and ``--compile``, channels_last where finetune uses it (a GPU).
 
 Figures are the median step time of ``--steps`` timed steps a pass (after 2 untimed ones), as
@@ -38,10 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
 
-from convnets_hub.models.entrypoints import entrypoint
-from convnets_hub.models.train.finetune import optimisation
+from convnets_hub.models.hub import entrypoint
 from convnets_hub.models.train.loop import TrainStep
 from convnets_hub.models.train.settings import FinetuneSettings
+from convnets_hub.models.train.trainer import optimisation
 
 CLASSES = 10
 AMP = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -66,10 +66,10 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
-    from convnets_hub.models.entrypoints import hubconf
+    from convnets_hub.models.hub import nvidia_convnets_processing_utils
 
 
-    utils = hubconf().nvidia_convnets_processing_utils()
+    utils = nvidia_convnets_processing_utils()
     with tempfile.TemporaryDirectory() as directory:
         paths = make_jpegs(Path(directory), 32)
         single = paths[:8]

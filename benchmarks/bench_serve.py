@@ -41,10 +41,8 @@ import tritonclient.http as triton_http
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
-from convnets_hub.models.deploy.export import export_model
-from convnets_hub.models.entrypoints import hubconf as _hubconf
-
-hubconf = _hubconf()  # the checkout's entrypoints, as torch.hub loads them
+from convnets_hub.models.deploy.exporters import export_model
+from convnets_hub.models.hub import entrypoint
 
 READY_DEADLINE_S = 600
 
@@ -62,9 +60,9 @@ def time_calls(run: Callable[[], object], warmup: int = 3, seconds: float = 8.0)
     return statistics.median(durations)
 
 
-def in_process(entrypoint: str, weights: Path, onnx_path: Path, batch_sizes: list[int]) -> dict[str, dict[int, float]]:
+def in_process(name: str, weights: Path, onnx_path: Path, batch_sizes: list[int]) -> dict[str, dict[int, float]]:
     """img/s of ``optimize=True`` and onnxruntime at each batch size."""
-    optimized = getattr(hubconf, entrypoint)(weights=str(weights), optimize=True)
+    optimized = entrypoint(name)(weights=str(weights), optimize=True)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -94,10 +92,10 @@ def request(client: triton_http.InferenceServerClient, name: str, batch: np.ndar
     client.infer(name, [tensor])
 
 
-def served(entrypoint: str, weights: Path, clients: int, seconds: float, log: Path) -> dict[str, float]:
+def served(name: str, weights: Path, clients: int, seconds: float, log: Path) -> dict[str, float]:
     """img/s and latency percentiles of ``clients`` threads sending batch-1 requests to the server."""
     http_port, grpc_port, metrics_port = free_ports(3)
-    command = [sys.executable, "-m", "models", "serve", "--entrypoint", entrypoint, "--weights", str(weights),
+    command = [sys.executable, "-m", "models", "serve", "--entrypoint", name, "--weights", str(weights),
                "--optimize", "--http-port", str(http_port), "--grpc-port", str(grpc_port),
                "--metrics-port", str(metrics_port), "--max-batch-size", str(clients)]
     url = f"127.0.0.1:{http_port}"
@@ -106,13 +104,13 @@ def served(entrypoint: str, weights: Path, clients: int, seconds: float, log: Pa
     try:
         client = triton_http.InferenceServerClient(url)
         deadline = time.monotonic() + READY_DEADLINE_S
-        while not _ready(client, entrypoint):
+        while not _ready(client, name):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
             time.sleep(0.5)
-        shape = getattr(hubconf, entrypoint)(pretrained=False).pretrained_cfg["input_size"]
+        shape = entrypoint(name)(pretrained=False).pretrained_cfg["input_size"]
         for batch in range(1, clients + 1):  # torch.compile compiles each batch size at its first call
-            request(client, entrypoint, np.random.rand(batch, *shape).astype(np.float32))
+            request(client, name, np.random.rand(batch, *shape).astype(np.float32))
         latencies: list[float] = []
         lock = threading.Lock()
         stop_at = time.perf_counter() + seconds
@@ -123,7 +121,7 @@ def served(entrypoint: str, weights: Path, clients: int, seconds: float, log: Pa
             mine = []
             while time.perf_counter() < stop_at:
                 start = time.perf_counter()
-                request(own, entrypoint, x)
+                request(own, name, x)
                 mine.append(time.perf_counter() - start)
             with lock:
                 latencies.extend(mine)
@@ -162,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("CONVNETS_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as scratch:
         weights, onnx_path = Path(scratch) / "weights.pth", Path(scratch) / "model.onnx"
-        model = getattr(hubconf, args.entrypoint)(pretrained=False).eval()
+        model = entrypoint(args.entrypoint)(pretrained=False).eval()
         torch.save(model.state_dict(), weights)
         export_model(model, onnx_path, "onnx")
         print(f"load average before: {os.getloadavg()}", flush=True)

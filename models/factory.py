@@ -23,13 +23,13 @@ from .runtime.precision import (
     parse_model_math,
     warn_if_emulated,
 )
-from .weights.checkpoint import (
+from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
+from .weights.loading import (
     extract_state_dict,
     load_into,
     read_checkpoint,
     rename_keys,
 )
-from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
 from .weights.manifest import Manifest, WeightsEntry, load_manifest
 from .weights.sources import download_url, is_offline, resolve_weights_file
 

@@ -17,6 +17,7 @@ from ..processing.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from .archs.efficientnet_types import VARIANTS as EFFICIENTNET_VARIANTS
 from .archs.efficientnet_types import EfficientNetVariant
 from .archs.gpunet.types import canonical_gpunet_type
+from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -69,7 +70,7 @@ class ModelSpec:
     common arguments follow it); ``aliases`` are further entrypoint names of the same model.
     ``key_map`` renames upstream checkpoint keys to the model's keys; ``canonical_type`` normalises
     the ``model_type`` keyword of entrypoints that serve several variants (their manifest entries
-    are looked up per variant, and hubconf writes their entrypoint by hand); ``default_cfg`` is the
+    are looked up per variant), ``default_type`` is that keyword's default; ``default_cfg`` is the
     preprocessing used when the manifest in use has no entry for the model (a dict, or a function
     of the model type); ``no_weights_hint`` marks an architecture without published weights
     (``pretrained`` then defaults to False) and completes the error of ``pretrained=True``.
@@ -88,6 +89,7 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     key_map: Callable[[str], str] | None = None
     canonical_type: Callable[[str], str] | None = None
+    default_type: str | None = None
     default_cfg: dict[str, Any] | Callable[[str], dict[str, Any]] = field(default_factory=lambda: IMAGENET_CFG)
     no_weights_hint: str = ""
     pretrained_build_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +97,11 @@ class ModelSpec:
     extra_args: str = ""
     variants_table: Callable[[], str] | None = None
     aux_classifiers: tuple[str, ...] = ()
+
+    @property
+    def variant_keyword(self) -> str | None:
+        """The keyword through which the entrypoint takes its variant (None: it serves one model)."""
+        return "model_type" if self.canonical_type is not None else None
 
     def classifier_name(self, model_type: str | None) -> str:
         return self.classifier(model_type) if callable(self.classifier) else self.classifier
@@ -210,7 +217,7 @@ notebooks/lenet5_digits.ipynb (scikit-learn's digits, under a minute on a CPU) t
                         classifier="classifier.2", no_weights_hint="train it as notebooks/lenet5_digits.ipynb does",
                         default_cfg={"input_size": (1, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
                                      "mean": (0.5,), "std": (0.5,)}),
-    # Several variants (model_type=): its entrypoint is written by hand in hubconf.py.
+    # Several variants, chosen by model_type= (NVIDIA's keyword and default).
     "nvidia_gpunet": ModelSpec(Lazy("archs.gpunet.model:build_gpunet"), """
 GPUNet from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoints.
 
@@ -219,7 +226,7 @@ GPUNets were found by neural architecture search for low GPU inference latency (
 input resolution (``pretrained_cfg["input_size"]``), crop_pct 1.0 and bicubic resizing: pass
 ``model=`` to ``prepare_input_from_uri`` to feed it its native input.""",
                                classifier=Lazy("archs.gpunet.model:gpunet_classifier"),
-                               canonical_type=canonical_gpunet_type, default_cfg=Lazy("archs.gpunet.model:gpunet_cfg"),
+                               canonical_type=canonical_gpunet_type, default_type="GPUNet-0", default_cfg=Lazy("archs.gpunet.model:gpunet_cfg"),
                                variants_table=Lazy("docs:gpunet_types_table"), extra_args="""
     model_type (str): one of the types above, in any case, or NVIDIA's latency key ("0.65ms", ...).
 """),
@@ -231,19 +238,47 @@ ALIASES = {alias: name for name, spec in SPECS.items() for alias in spec.aliases
 
 @dataclass(frozen=True)
 class Dispatcher:
-    """An entrypoint that takes NVIDIA's ``type=`` and returns the model of one of ``targets``."""
+    """An entrypoint that takes NVIDIA's ``type=`` and returns the model of the entrypoint of that type.
 
-    targets: tuple[str, ...]
+    ``types`` maps each type name (matched in any case) to its entrypoint; ``refused`` maps the
+    type names NVIDIA serves and we do not to the reason.
+    """
+
+    types: dict[str, str]
+    default_type: str
     summary: str
     extra_args: str
+    refused: dict[str, str] = field(default_factory=dict)
+    keyword: str = "type"
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.types.values())
+
+    def target(self, model_type: Any) -> str:
+        """The entrypoint serving ``type=model_type``; an InvalidArgumentError lists the valid types."""
+        key = model_type.strip().lower() if isinstance(model_type, str) else None
+        valid = ", ".join(self.types)
+        if key in self.refused:
+            raise InvalidArgumentError(f"{self.keyword}={model_type!r} {self.refused[key]}; valid types: {valid}")
+        if key not in self.types:
+            raise InvalidArgumentError(f"{self.keyword}={model_type!r} is not a type of this entrypoint; valid: {valid}")
+        return self.types[key]
+
+
+_NOT_SERVED_QUANTIZED = "is a quantization-aware-training checkpoint that needs NVIDIA's pytorch_quantization to run; it is not served"
 
 DISPATCHERS: dict[str, Dispatcher] = {
-    "nvidia_efficientnet": Dispatcher(tuple(f"nvidia_efficientnet_{variant}" for variant in EFFICIENTNET_VARIANTS), """
+    "nvidia_efficientnet": Dispatcher(
+        types={f"efficientnet-{variant.replace('_', '-')}": f"nvidia_efficientnet_{variant}"
+               for variant in EFFICIENTNET_VARIANTS},
+        default_type="efficientnet-b0",
+        refused={"efficientnet-quant-b0": _NOT_SERVED_QUANTIZED, "efficientnet-quant-b4": _NOT_SERVED_QUANTIZED},
+        summary="""
 NVIDIA's EfficientNets by NVIDIA's type name, as NVIDIA's hub serves them.
 
 Returns the model of nvidia_efficientnet_<type> (nvidia_efficientnet_b4 for "efficientnet-b4"):
-see their own documentation for the architectures.""", """
+see their own documentation for the architectures.""", extra_args="""
     type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0" or
         "efficientnet-widese-b4", in any case; anything else is a ValueError listing these. The
         quantized types (efficientnet-quant-b0/b4) need NVIDIA's pytorch_quantization and are not

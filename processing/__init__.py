@@ -14,7 +14,7 @@ from .errors import (
     ProcessingArgumentError,
 )
 
-_LAZY = {"ConvNetsProcessingUtils": "utils", "SkippedImagesWarning": "utils", "NotProbabilitiesWarning": "topk"}
+_LAZY = {"ConvNetsProcessingUtils": "nvidia_api", "SkippedImagesWarning": "nvidia_api", "NotProbabilitiesWarning": "topk"}
 
 __all__ = ["ConvNetsProcessingUtils", "ImageDecodeError", "ImageFetchError", "ImageInputError",
            "ImageTooLargeError", "NotProbabilitiesWarning", "ProcessingArgumentError", "SkippedImagesWarning"]

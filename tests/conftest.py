@@ -2,8 +2,8 @@
 
 ``hubconf`` is executed from the checkout as torch.hub executes it, which registers the private
 parent package ``convnets_hub``; test modules then import ``convnets_hub.models`` /
-``convnets_hub.processing``, and ``HUBCONF`` is ``convnets_hub.hubconf``, the one module through
-which the library looks entrypoints up.
+``convnets_hub.processing``, and ``HUBCONF`` is that hubconf module, whose entrypoints the
+library made (``convnets_hub.models.hub``).
 The repository root is never put on ``sys.path``, so nothing here hides a collision with an
 unrelated top-level ``models`` package.
 """
@@ -40,10 +40,7 @@ def _load_hubconf():
 # run a hundred times slower.
 torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
-_load_hubconf()  # as torch.hub does: mounts the private package ``convnets_hub`` over the checkout
-from convnets_hub.models.entrypoints import hubconf as _library_hubconf
-
-HUBCONF = _library_hubconf()  # the one hubconf module the library's own lookups use
+HUBCONF = _load_hubconf()  # as torch.hub does: mounts the private package ``convnets_hub`` over the checkout
 
 
 def pytest_configure(config):

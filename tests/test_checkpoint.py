@@ -19,7 +19,7 @@ from convnets_hub.models.errors import (
     NotACheckpointError,
     UnsafeCheckpointError,
 )
-from convnets_hub.models.weights.checkpoint import (
+from convnets_hub.models.weights.loading import (
     MAX_INFLATION,
     extract_state_dict,
     load_into,

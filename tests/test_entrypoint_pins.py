@@ -21,7 +21,7 @@ def on_meta_device(monkeypatch):
 
 
 def test_the_pins_cover_every_model_entrypoint():
-    from convnets_hub.models.entrypoints import model_entrypoint_names
+    from convnets_hub.models.hub import model_entrypoint_names
 
     assert {pin["entrypoint"] for pin in PINS} == set(model_entrypoint_names())
 

@@ -20,16 +20,13 @@ import torch
 from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
-from convnets_hub.models.deploy.export import export_model
+from convnets_hub.models.deploy.exporters import export_model
 from convnets_hub.models.deploy.names import deployed_name
 from convnets_hub.models.deploy.triton_repository import (
     triton_config,
     write_triton_repository,
 )
-from convnets_hub.models.entrypoints import (
-    model_entrypoint_names,
-    model_type_keyword,
-)
+from convnets_hub.models.hub import model_entrypoint_names, variant_keyword
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
 from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.processing.labels import imagenet_labels
@@ -39,15 +36,14 @@ ONNX_TOLERANCE = 1e-4
 
 
 def architectures() -> list[tuple[str, str | None]]:
-    """(entrypoint, model_type) of each distinct architecture of hubconf's model entrypoints."""
+    """(entrypoint, model_type) of each distinct architecture of the model entrypoints."""
     manifest = load_manifest()
     seen, result = set(), []
     for name in model_entrypoint_names():
         if name in DISPATCHERS:  # returns the models of entrypoints that the sweep covers
             continue
-        function = getattr(HUBCONF, name)
         types = [None]
-        if model_type_keyword(function) is not None:
+        if variant_keyword(name) is not None:
             types = sorted({entry.model_type for entry in manifest.entries if entry.entrypoint == name})
             assert types, f"{name} takes a model type but the manifest lists none"
         for model_type in types:
@@ -60,7 +56,7 @@ def architectures() -> list[tuple[str, str | None]]:
 
 def build(entrypoint: str, model_type: str | None = None, **kwargs) -> nn.Module:
     """The entrypoint's model with random weights, in eval mode."""
-    options = {} if model_type is None else {model_type_keyword(getattr(HUBCONF, entrypoint)): model_type}
+    options = {} if model_type is None else {variant_keyword(entrypoint): model_type}
     return getattr(HUBCONF, entrypoint)(pretrained=False, **options, **kwargs).eval()
 
 

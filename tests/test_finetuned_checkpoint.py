@@ -14,7 +14,7 @@ from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.server import HubModelHandler
 from convnets_hub.models.errors import InvalidArgumentError
 from convnets_hub.models.factory import FreshClassifierWarning
-from convnets_hub.models.train.checkpoint import save_checkpoint
+from convnets_hub.models.train.run_files import save_checkpoint
 from convnets_hub.models.weights.finetuned import FinetunedCheckpoint
 
 CLASSES = ("cat", "coffee", "rocket")

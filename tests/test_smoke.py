@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 from conftest import Reply, parity_fixture, seeded_checkpoint
-from convnets_hub.models.entrypoints import model_entrypoint_names
-from convnets_hub.models.smoke import plan
+from convnets_hub.models.hub import model_entrypoint_names
+from convnets_hub.models.hub_check import plan
 from convnets_hub.models.weights.manifest import load_manifest
 from test_cli import run_cli
 from upstream_files import write_mirror

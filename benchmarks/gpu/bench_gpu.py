@@ -97,7 +97,7 @@ def model_job(name: str, args: argparse.Namespace) -> tuple[dict, Callable[[], N
     import torch
 
     inference = benchmarks_module("bench_inference")
-    from convnets_hub.models.entrypoints import entrypoint
+    from convnets_hub.models.hub import entrypoint
 
     family, who, batch = JOBS[name]
     batch = args.batch if args.batch and batch > 1 else batch

@@ -90,7 +90,7 @@ class GoogLeNet(TimmApi, torchvision.models.GoogLeNet):
         return [*self._named("avgpool"), FLATTEN, *self._named("dropout")]
 
 
-class ResNet(TimmApi, torchvision.models.ResNet):
+class TorchvisionResNet(TimmApi, torchvision.models.ResNet):
     """torchvision's ResNet-50 with timm's feature and head API."""
 
     def __init__(self, num_classes: int = 1000) -> None:
@@ -143,7 +143,7 @@ def drop_googlenet_aux(model: nn.Module, options: dict[str, Any]) -> None:
 
 
 def build_resnet50(num_classes: int = 1000) -> nn.Module:
-    return ResNet(num_classes=num_classes)
+    return TorchvisionResNet(num_classes=num_classes)
 
 
 class LeNet5(_ConvStackApi, nn.Module):

@@ -1,15 +1,13 @@
-"""NVIDIA's EfficientNet variants, their one table, and NVIDIA's type names (``nvidia_efficientnet(type=...)``).
+"""NVIDIA's EfficientNet variants and their one table.
 
-Nothing here imports an architecture, so that hubconf and the registry read the table cheaply;
-:mod:`.efficientnet` builds the models from it.
+Nothing here imports an architecture, so that the registry reads the table cheaply;
+:mod:`.efficientnet` builds the models from it, and the registry derives NVIDIA's type names
+(``nvidia_efficientnet(type="efficientnet-b0")``) from its keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from ..errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -36,17 +34,3 @@ VARIANTS = {
     "widese_b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, True, 380),
 }
 """Every served variant: entrypoint ``nvidia_efficientnet_<variant>``."""
-TYPES = {f"efficientnet-{variant.replace('_', '-')}": variant for variant in VARIANTS}
-QUANTIZED_TYPES = ("efficientnet-quant-b0", "efficientnet-quant-b4")
-
-
-def entrypoint_of_type(model_type: Any) -> str:
-    """The entrypoint serving NVIDIA's ``type`` name ("efficientnet-b0", ..., in any case)."""
-    key = model_type.strip().lower() if isinstance(model_type, str) else None
-    if key in QUANTIZED_TYPES:
-        raise InvalidArgumentError(
-            f"type={model_type!r} is a quantization-aware-training checkpoint that needs NVIDIA's "
-            f"pytorch_quantization to run; it is not served. Valid types: {', '.join(TYPES)}")
-    if key not in TYPES:
-        raise InvalidArgumentError(f"type={model_type!r} is not an EfficientNet type; valid: {', '.join(TYPES)}")
-    return f"nvidia_efficientnet_{TYPES[key]}"

@@ -23,7 +23,7 @@ import pyarrow as pa
 import torch
 from tqdm import tqdm
 
-from ..entrypoints import entrypoint
+from ..hub import create
 from ..repository import REPO_ROOT
 from .decoding import CpuDecoder, GpuJpegDecoder, JpegBytes
 from .predictor import Predictor
@@ -39,13 +39,13 @@ SHIPPED_EXCLUDES = [".git", "tests", "notebooks", "benchmarks", "**/__pycache__"
 
 @dataclass(frozen=True)
 class ModelRecipe:
-    """How every actor builds the same model: a hubconf entrypoint and its keyword arguments."""
+    """How every actor builds the same model: an entrypoint and its keyword arguments (:func:`..hub.create`'s)."""
 
     entrypoint: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self) -> torch.nn.Module:
-        return entrypoint(self.entrypoint)(**self.kwargs)
+        return create(self.entrypoint, **self.kwargs)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..batch.decode_kinds import DECODE_KINDS, GPU_BATCH_SIZE
 from .arguments import CommandError, add_model_arguments, positive_int
-from .entrypoints import load_model, model_kwargs
 from .extras import require
+from .model_options import load_model, model_kwargs
 
 EXIT_SOME_FAILED = 3
 """Some inputs could not be classified: their rows hold the cause."""

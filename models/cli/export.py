@@ -6,8 +6,8 @@ import argparse
 
 from ..deploy.formats import FORMATS
 from .arguments import CommandError, add_model_arguments, positive_int
-from .entrypoints import load_model
 from .extras import require
+from .model_options import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--format exported-program cannot go into a Triton repository; use onnx or torchscript")
     if args.format == "onnx":
         require("--format onnx", "onnx", *(["onnxscript"] if args.dynamo else []))
-    from ..deploy.export import export_model
+    from ..deploy.exporters import export_model
     from ..deploy.triton_repository import write_triton_repository
 
     model = load_model(args, optimize=False)

@@ -71,10 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The training package is imported here: the other commands start without it.
-    from ..train.finetune import finetune
-    from .entrypoints import model_entrypoint
+    from ..train.trainer import finetune
+    from .model_options import check_entrypoint
 
-    model_entrypoint(args.entrypoint)  # an unknown name: the one-line error listing the valid ones
+    check_entrypoint(args.entrypoint)  # an unknown name: the one-line error listing the valid ones
     settings = FinetuneSettings(
         entrypoint=args.entrypoint, model_type=args.model_type, weights=args.weights,
         pretrained=False if args.no_pretrained else None, device=args.device, data=args.data, output=args.output,

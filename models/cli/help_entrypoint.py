@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from ..entrypoints import entrypoint_names, hubconf
+from ..hub import entrypoint_names, entrypoints
 from .arguments import CommandError
 
 
@@ -20,6 +20,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.entrypoint not in entrypoint_names():
         raise CommandError(f"{args.entrypoint!r} is not an entrypoint; valid: {', '.join(entrypoint_names())}")
-    function = getattr(hubconf(), args.entrypoint)
+    function = entrypoints()[args.entrypoint]
     print(f"{args.entrypoint}{inspect.signature(function)}\n\n{inspect.getdoc(function)}")
     return 0

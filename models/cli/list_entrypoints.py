@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..entrypoints import entrypoint_names
+from ..hub import entrypoint_names
 from ..registry import ALIASES, DISPATCHERS
 from ..weights.manifest import load_manifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("list", help="list the entrypoints and their weights ids",
-                                   description="List hubconf's entrypoints with the manifest's weights "
+                                   description="List the entrypoints with the manifest's weights "
                                                "(default first); works offline.")
     parser.set_defaults(run=run)
 

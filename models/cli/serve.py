@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .arguments import CommandError, add_model_arguments, positive_int
-from .entrypoints import load_model
 from .extras import require
+from .model_options import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@
 
     python3 -m models smoke --no-pretrained                  # offline: build every model, one forward pass
 
-Every model entrypoint of the repository's hubconf is loaded with its default weights, once per
+Every model entrypoint that torch.hub lists for the repository is loaded with its default weights, once per
 variant (every GPUNet type), and once more for each other weights id of the manifest in use
 (``CONVNETS_HUB_MANIFEST``, else the repository's); ``CONVNETS_HUB_MIRROR`` and
 ``CONVNETS_HUB_OFFLINE`` apply as to any load. With ``--no-pretrained`` each entrypoint and variant
@@ -21,13 +21,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..entrypoints import foreign_hubconf, model_entrypoint_names
+from ..hub import PROCESSING_UTILS, entrypoint_names
 from ..repository import REPO_ROOT
 from ..weights.manifest import load_manifest, manifest_path
 from .arguments import CommandError
 
 if TYPE_CHECKING:
-    from ..smoke import Case, Outcome
+    from ..hub_check import Case, Outcome
 
 _GITHUB_REPO = re.compile(r"^[\w.-]+/[\w.-]+(:[\w./-]+)?$")
 COLUMNS = ("entrypoint", "weights id", "verified", "sha256", "load s", "top-1", "p", "result")
@@ -60,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..smoke import check_prediction, plan, run_case, sample_photo
+    from ..hub_check import check_prediction, plan, run_case, sample_photo
 
     repo, source = _hub_source(args.repo)
     photo = sample_photo()
     utils = torch.hub.load(repo, "nvidia_convnets_processing_utils", source=source, trust_repo=True, verbose=False)
     repo_root = Path(sys.modules[type(utils).__module__].__file__).resolve().parents[1]
     manifest = load_manifest(manifest_path(repo_root))
-    cases = _select(plan(_chosen_entrypoints(repo_root, args.entrypoint), manifest,
+    cases = _select(plan(_chosen_entrypoints(repo, source, args.entrypoint), manifest,
                          pretrained=not args.no_pretrained), args.model_type)
     outcomes = []
     for case in tqdm(cases, desc="smoke", unit="model", file=sys.stderr):
@@ -114,11 +114,15 @@ def _hub_source(repo: str | None) -> tuple[str, str]:
     return repo, "github"
 
 
-def _chosen_entrypoints(repo_root: Path, chosen: list[str] | None) -> list[str]:
-    names = model_entrypoint_names(foreign_hubconf(repo_root))
+def _chosen_entrypoints(repo: str, source: str, chosen: list[str] | None) -> list[str]:
+    """The chosen model entrypoints (default: all) of this checkout, or of the GitHub repository as torch.hub lists them."""
+    import torch
+
+    listed = entrypoint_names() if source == "local" else torch.hub.list(repo, trust_repo=True, verbose=False)
+    names = [name for name in listed if name != PROCESSING_UTILS]
     unknown = [name for name in chosen or [] if name not in names]
     if unknown:
-        raise CommandError(f"--entrypoint {', '.join(unknown)}: not a model entrypoint of {repo_root}; "
+        raise CommandError(f"--entrypoint {', '.join(unknown)}: not a model entrypoint of {repo}; "
                            f"valid: {', '.join(names)}")
     return [name for name in names if not chosen or name in chosen]
 

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from .arguments import add_model_arguments, non_negative_int, positive_int
-from .entrypoints import load_model
+from .model_options import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

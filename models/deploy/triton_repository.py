@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from .export import export_model
+from .exporters import export_model
 from .names import INPUT_NAME, OUTPUT_NAME, class_labels, deployed_name
 
 DEFAULT_MAX_BATCH_SIZE = 64

@@ -25,7 +25,8 @@ from timm.models._efficientnet_blocks import (
     InvertedResidual,
 )
 from timm.models.efficientnet import EfficientNet
-from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from timm.models.resnet import BasicBlock, Bottleneck
+from timm.models.resnet import ResNet as TimmResNet
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.googlenet import BasicConv2d as GoogLeNetBasicConv2d
@@ -34,17 +35,17 @@ from torchvision.models.resnet import BasicBlock as TorchvisionBasicBlock
 from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
 from torchvision.models.resnet import ResNet as TorchvisionResNet
 
-from ..archs.classic import ResNet as ClassicResNet
+from ..archs.classic import TorchvisionResNet as HubTorchvisionResNet
 from ..archs.gpunet.blocks import ConvBnAct
 
 _RESNET_BLOCK = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
 FOLDABLE_PAIRS: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
-    ResNet: (("conv1", "bn1"),),
+    TimmResNet: (("conv1", "bn1"),),
     BasicBlock: _RESNET_BLOCK[:2],
     Bottleneck: _RESNET_BLOCK,
     TorchvisionResNet: (("conv1", "bn1"),),
-    ClassicResNet: (("conv1", "bn1"),),  # torchvision's ResNet with timm's API, its forward unchanged
+    HubTorchvisionResNet: (("conv1", "bn1"),),  # torchvision's ResNet with timm's API, its forward unchanged
     TorchvisionBasicBlock: _RESNET_BLOCK[:2],
     TorchvisionBottleneck: _RESNET_BLOCK,
     GoogLeNetBasicConv2d: (("conv", "bn"),),

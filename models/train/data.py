@@ -32,7 +32,7 @@ from tqdm import tqdm
 from ...processing import ConvNetsProcessingUtils
 from ...processing.decode import load_rgb
 from ...processing.fetch import FetchSettings
-from ...processing.utils import DEFAULT_MAX_PIXELS
+from ...processing.nvidia_api import DEFAULT_MAX_PIXELS
 from ..errors import DatasetError
 from .settings import DEFAULT_VAL_FRACTION
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from urllib3.exceptions import NameResolutionError, ReadTimeoutError
 
 from ..errors import WeightsVerificationError
-from .checkpoint import not_a_checkpoint
+from .loading import not_a_checkpoint
 from .manifest import WeightsEntry
 from .records import remember
 from .verify import verify_file

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import WeightsError, WeightsVerificationError
-from .checkpoint import extract_state_dict, read_checkpoint
+from .loading import extract_state_dict, read_checkpoint
 from .manifest import WeightsEntry
 from .records import read_record, record_path, remember
 

@@ -90,13 +90,13 @@ MUTANTS = (
            "        if entry.sha256 is None:  # an error or login page", "        if False:  # an error or login page",
            (D + "test_an_html_page_served_for_an_unpinned_file_is_refused_and_not_recorded",)),
     # Reading checkpoints.
-    Mutant("checkpoints are unpickled with weights_only=False", "models/weights/checkpoint.py",
+    Mutant("checkpoints are unpickled with weights_only=False", "models/weights/loading.py",
            'map_location="cpu", weights_only=True', 'map_location="cpu", weights_only=False',
            (C + "test_a_pickle_that_would_run_code_is_refused_and_the_code_does_not_run",)),
-    Mutant("zip members with '..' in their path are read", "models/weights/checkpoint.py",
+    Mutant("zip members with '..' in their path are read", "models/weights/loading.py",
            '".." in parts or ', "",
            (C + "test_unsafe_member_names_are_refused",)),
-    Mutant("a training checkpoint's raw weights are preferred to its EMA weights", "models/weights/checkpoint.py",
+    Mutant("a training checkpoint's raw weights are preferred to its EMA weights", "models/weights/loading.py",
            'STATE_DICT_KEYS = ("state_dict_ema", "state_dict",', 'STATE_DICT_KEYS = ("state_dict", "state_dict_ema",',
            (C + "test_timm_training_checkpoint_with_namespace_args_loads_and_prefers_ema",)),
     # Folding.
@@ -128,7 +128,7 @@ MUTANTS = (
             D + "test_server_errors_are_retried")),
     # Not one of the review's 22: the loading bug it found (load_into reshaped any same-size tensor).
     Mutant("a same-size tensor of another shape (a transposed weight) is reshaped into the model",
-           "models/weights/checkpoint.py",
+           "models/weights/loading.py",
            "not _same_but_trailing_ones(given[k].shape, expected[k].shape)", "given[k].numel() != expected[k].numel()",
            (C + "test_a_same_size_tensor_of_another_shape_is_refused_not_reshaped",)),
 )

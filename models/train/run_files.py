@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from ..weights.checkpoint import read_checkpoint
 from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
+from ..weights.loading import read_checkpoint
 
 LAST = "last.pth"
 BEST = "best.pth"

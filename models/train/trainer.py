@@ -28,21 +28,13 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from ...processing.transforms import PREPROCESS_KEYS
-from ..entrypoints import entrypoint, model_type_keyword
 from ..errors import DatasetError, InvalidArgumentError
 from ..factory import FreshClassifierWarning
+from ..hub import create
 from ..runtime.precision import parse_device
-from ..weights.checkpoint import read_checkpoint
 from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
+from ..weights.loading import read_checkpoint
 from . import distributed
-from .checkpoint import (
-    BEST,
-    LAST,
-    read_run,
-    restore_rng_state,
-    rng_state,
-    save_checkpoint,
-)
 from .data import (
     AugmentedImages,
     EpochSampler,
@@ -63,6 +55,14 @@ from .loop import (
     evaluate,
     run_steps,
     set_train_mode,
+)
+from .run_files import (
+    BEST,
+    LAST,
+    read_run,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
 )
 from .settings import AMP, OPTIMIZERS, RUN_DEFINING, FinetuneSettings
 
@@ -272,22 +272,17 @@ class _Run:
     def _model(self, resumed: dict[str, Any] | None) -> nn.Module:
         """The entrypoint's model with a fresh head for the classes (or the resumed run's model)."""
         settings = self.settings
-        function = entrypoint(settings.entrypoint)
-        kwargs: dict[str, Any] = {"device": self.device}
-        if settings.model_type is not None:
-            keyword = model_type_keyword(function)
-            if keyword is None:
-                raise InvalidArgumentError(f"--model-type {settings.model_type!r}: {settings.entrypoint} has no variants")
-            kwargs[keyword] = settings.model_type
+        kwargs: dict[str, Any] = {"device": self.device, "model_type": settings.model_type}
         torch.manual_seed(settings.seed)  # the same fresh head in every process and every run
         if resumed is not None:
-            model = function(weights=str(self.output / LAST), **kwargs)
+            model = create(settings.entrypoint, weights=str(self.output / LAST), **kwargs)
         else:
             if settings.pretrained is not None:
                 kwargs["pretrained"] = settings.pretrained
             with warnings.catch_warnings():  # expected here: said in one line below
                 warnings.simplefilter("ignore", FreshClassifierWarning)
-                model = function(weights=settings.weights, num_classes=len(self.data.classes), **kwargs)
+                model = create(settings.entrypoint, weights=settings.weights, num_classes=len(self.data.classes),
+                               **kwargs)
             cfg = model.pretrained_cfg
             start = f"weights {cfg['id'] or cfg['checkpoint']}" if cfg["checkpoint"] else "random weights"
             self.say(f"{settings.entrypoint} ({start}) with a new {len(self.data.classes)}-class head "
