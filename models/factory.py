@@ -23,6 +23,7 @@ from .runtime.precision import (
     parse_model_math,
     warn_if_emulated,
 )
+from .settings import OFFLINE_ENV, is_offline
 from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
 from .weights.loading import (
     extract_state_dict,
@@ -31,7 +32,7 @@ from .weights.loading import (
     rename_keys,
 )
 from .weights.manifest import Manifest, WeightsEntry, load_manifest
-from .weights.sources import download_url, is_offline, resolve_weights_file
+from .weights.sources import download_url, resolve_weights_file
 
 
 class FreshClassifierWarning(UserWarning):
@@ -157,7 +158,7 @@ def _select_weights(entrypoint: str, spec: ModelSpec, model_type: str | None, pr
         return entry, resolve_weights_file(entry, progress)
     if text.startswith(("http://", "https://")):
         if is_offline():
-            raise WeightsUnavailableError(f"weights={text!r} is a URL and CONVNETS_HUB_OFFLINE=1 forbids "
+            raise WeightsUnavailableError(f"weights={text!r} is a URL and {OFFLINE_ENV}=1 forbids "
                                           "downloading it; pass a local path instead")
         return None, download_url(text, progress)
     if Path(text).expanduser().is_file():

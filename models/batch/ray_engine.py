@@ -25,12 +25,12 @@ from tqdm import tqdm
 
 from ..hub import create
 from ..repository import REPO_ROOT
+from ..settings import forwarded_environment
 from .decoding import CpuDecoder, GpuJpegDecoder, JpegBytes
 from .predictor import Predictor
 from .schema import SCHEMA, to_table
 from .store import ResultStore
 
-FORWARDED_ENVIRONMENT = ("CONVNETS_HUB_MANIFEST", "CONVNETS_HUB_MIRROR", "CONVNETS_HUB_OFFLINE", "TORCH_HOME")
 DECODING_WORKER_BYTES = 768 * 1024 * 1024  # a worker with torch imported, and its decoding buffers
 WORKER_SETUP_HOOK = "hubconf._package"
 """Run first in every worker: mounts the private package under which this process's functions live."""
@@ -94,7 +94,6 @@ def _connect(ray: Any, settings: RaySettings) -> bool:
     """Join the cluster, or start a local Ray; True when this call started it (and must stop it)."""
     if ray.is_initialized():
         return False
-    environment = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
     if settings.address is None:
         # The local workers inherit this process's environment: they find hubconf.py here.
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
@@ -104,7 +103,7 @@ def _connect(ray: Any, settings: RaySettings) -> bool:
     else:
         ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING,
                  runtime_env={"working_dir": str(REPO_ROOT), "excludes": SHIPPED_EXCLUDES,
-                              "env_vars": environment, "worker_process_setup_hook": WORKER_SETUP_HOOK})
+                              "env_vars": forwarded_environment(), "worker_process_setup_hook": WORKER_SETUP_HOOK})
     return True
 
 

@@ -10,7 +10,6 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 from urllib3.exceptions import NameResolutionError, ReadTimeoutError
 
 from ..errors import WeightsVerificationError
+from ..settings import DownloadSettings
 from .loading import not_a_checkpoint
 from .manifest import WeightsEntry
 from .records import remember
@@ -26,28 +26,6 @@ from .verify import verify_file
 
 _CHUNK = 1 << 20
 _CONNECTION_PREFIX = re.compile(r"^\w+\(host='[^']*', port=\d+\): ")
-
-
-@dataclass(frozen=True)
-class DownloadSettings:
-    """Network settings; each can be set through the environment variable named beside it."""
-
-    connect_timeout: float = 10.0  # CONVNETS_HUB_CONNECT_TIMEOUT
-    read_timeout: float = 60.0  # CONVNETS_HUB_READ_TIMEOUT
-    retries: int = 3  # CONVNETS_HUB_RETRIES: further tries of one URL on connection errors and 5xx
-    backoff: float = 1.0  # CONVNETS_HUB_BACKOFF: seconds before the first retry, doubled each time
-    lock_timeout: float = 3600.0  # CONVNETS_HUB_LOCK_TIMEOUT: wait for another process's download
-
-    @classmethod
-    def from_env(cls) -> DownloadSettings:
-        names = {"connect_timeout": float, "read_timeout": float, "retries": int, "backoff": float,
-                 "lock_timeout": float}
-        values = {}
-        for name, kind in names.items():
-            raw = os.environ.get(f"CONVNETS_HUB_{name.upper()}")
-            if raw:
-                values[name] = kind(raw)
-        return cls(**values)
 
 
 class DownloadFailed(Exception):

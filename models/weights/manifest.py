@@ -10,7 +10,6 @@ tensors have is the model's business (``ModelSpec.key_map``), not the manifest's
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,8 +17,8 @@ from typing import Any
 
 from ..errors import InvalidArgumentError, UnknownWeightsError
 from ..repository import MANIFEST_FILE, REPO_ROOT
+from ..settings import MANIFEST_ENV, manifest_override
 
-MANIFEST_ENV = "CONVNETS_HUB_MANIFEST"
 SCHEMA_VERSION = 1
 """The manifest format this code reads; a manifest of a newer one is refused with a clear error."""
 
@@ -102,8 +101,7 @@ def _describe(entrypoint: str, model_type: str | None) -> str:
 
 def manifest_path(repo_root: Path = REPO_ROOT) -> Path:
     """The manifest in use: ``$CONVNETS_HUB_MANIFEST`` if set, else the one of the checkout ``repo_root``."""
-    override = os.environ.get(MANIFEST_ENV)
-    return Path(override).expanduser().resolve() if override else repo_root / MANIFEST_FILE
+    return manifest_override() or repo_root / MANIFEST_FILE
 
 
 def load_manifest(path: Path | None = None) -> Manifest:

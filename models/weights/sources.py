@@ -10,7 +10,6 @@ A checkpoint from a user-given URL is cached under a folder named by the URL's h
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -19,23 +18,18 @@ import torch
 from filelock import FileLock, Timeout
 
 from ..errors import WeightsError, WeightsUnavailableError, WeightsVerificationError
-from .http import DownloadFailed, DownloadSettings, download
+from ..settings import MIRROR_ENV, OFFLINE_ENV, DownloadSettings, is_offline, mirror
+from .http import DownloadFailed, download
 from .manifest import WeightsEntry
 from .records import checkpoint_dir
 from .verify import verify_file
 
-OFFLINE_ENV = "CONVNETS_HUB_OFFLINE"
-MIRROR_ENV = "CONVNETS_HUB_MIRROR"
 URL_CACHE_FOLDER = "by-url"
-
-
-def is_offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
     """The verified local file of ``entry``: from the cache, the mirror or the upstream URLs."""
-    return _resolve(entry, progress, os.environ.get(MIRROR_ENV, "").strip())
+    return _resolve(entry, progress, mirror())
 
 
 def _resolve(entry: WeightsEntry, progress: bool, mirror: str) -> Path:

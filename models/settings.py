@@ -1,0 +1,86 @@
+"""Every setting that the environment gives the library, read here and nowhere else.
+
+=============================  ==========================================================
+``CONVNETS_HUB_MANIFEST``      the weights manifest in use (default: the checkout's)
+``CONVNETS_HUB_MIRROR``        a directory or http(s) URL holding weights files by name
+``CONVNETS_HUB_OFFLINE``       ``1`` (or true/yes/on): never download, use the cache or mirror
+``CONVNETS_HUB_CONNECT_TIMEOUT``  seconds to connect to a weights URL (10)
+``CONVNETS_HUB_READ_TIMEOUT``  seconds without a byte from a weights URL (60)
+``CONVNETS_HUB_RETRIES``       further tries of one URL on connection errors and 5xx (3)
+``CONVNETS_HUB_BACKOFF``       seconds before the first retry, doubled each time (1)
+``CONVNETS_HUB_LOCK_TIMEOUT``  seconds to wait for another process's download (3600)
+=============================  ==========================================================
+
+Workers of a Ray cluster receive every one of them that is set (:func:`forwarded_environment`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .errors import InvalidArgumentError
+
+PREFIX = "CONVNETS_HUB_"
+MANIFEST_ENV = f"{PREFIX}MANIFEST"
+MIRROR_ENV = f"{PREFIX}MIRROR"
+OFFLINE_ENV = f"{PREFIX}OFFLINE"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def manifest_override() -> Path | None:
+    """The manifest that ``CONVNETS_HUB_MANIFEST`` names, if set."""
+    value = os.environ.get(MANIFEST_ENV)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def mirror() -> str:
+    """``CONVNETS_HUB_MIRROR``: a directory or http(s) URL ("" when unset)."""
+    return os.environ.get(MIRROR_ENV, "").strip()
+
+
+def is_offline() -> bool:
+    """``CONVNETS_HUB_OFFLINE`` is set to a true value: nothing may be downloaded."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in _TRUE
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """How weights are downloaded; each field is set by ``CONVNETS_HUB_<FIELD NAME IN CAPITALS>``."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 3
+    backoff: float = 1.0
+    lock_timeout: float = 3600.0
+
+    @classmethod
+    def from_env(cls) -> DownloadSettings:
+        """The settings with the environment's values; a value that is not a number is an
+        InvalidArgumentError naming the variable."""
+        values = {}
+        for field in fields(cls):
+            name = f"{PREFIX}{field.name.upper()}"
+            raw = os.environ.get(name, "").strip()
+            if not raw:
+                continue
+            kind = int if field.type == "int" else float
+            try:
+                values[field.name] = kind(raw)
+            except ValueError:
+                raise InvalidArgumentError(f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+            if values[field.name] < 0:
+                raise InvalidArgumentError(f"{name}={raw!r} must not be negative")
+        return cls(**values)
+
+
+ENVIRONMENT = (MANIFEST_ENV, MIRROR_ENV, OFFLINE_ENV,
+               *(f"{PREFIX}{field.name.upper()}" for field in fields(DownloadSettings)))
+"""Every variable of the library's settings."""
+
+
+def forwarded_environment() -> dict[str, str]:
+    """The variables that a worker on another machine needs to behave as this process: every setting
+    above that is set, and ``TORCH_HOME`` (where the weights cache lives)."""
+    return {name: os.environ[name] for name in (*ENVIRONMENT, "TORCH_HOME") if name in os.environ}
