@@ -55,8 +55,8 @@ def entrypoint_doc(entrypoint: str) -> str:
     else:
         spec = SPECS[ALIASES.get(entrypoint, entrypoint)]
         names, summary, extra_args = (ALIASES.get(entrypoint, entrypoint),), spec.summary.strip(), spec.extra_args
-        if spec.variants_table is not None:
-            summary += "\n\n" + spec.variants_table()
+        if entrypoint in _VARIANT_TABLES:
+            summary += "\n\n" + _VARIANT_TABLES[entrypoint]()
     entries = [entry for entry in load_manifest().entries if entry.entrypoint in names]
     weights = "\n".join(describe_entry(entry) for entry in entries) or _describe_untrained(names[0])
     return (f"{summary}\n\nPretrained weights (weights_manifest.json):\n{weights}\n"
@@ -103,6 +103,9 @@ def gpunet_types_table(manifest: Manifest | None = None) -> str:
         rows.append(f"    {gpunet.name:<11} {gpunet.resolution:>4} px   {params}  {top1}  {latency_text}")
     return "Types (NVIDIA's published figures, weights_manifest.json):\n" + "\n".join(rows)
 
+
+_VARIANT_TABLES = {"nvidia_gpunet": gpunet_types_table}
+"""The table of variants that opens the docstring of an entrypoint serving several."""
 
 README_TABLE_BEGIN = ("<!-- entrypoints: generated from weights_manifest.json by "
                       "`python3 -m models readme --write`; edit the manifest, not this table -->")

@@ -1,5 +1,6 @@
-"""Exceptions raised by convnets-hub, each defined once, here (the processing utilities have theirs
-in ``processing/errors.py``).
+"""Exceptions raised by convnets-hub, each defined once: here, but for the bad-input base class
+:class:`InvalidArgumentError`, defined with the processing utilities' errors in ``processing/errors.py``
+(which imports nothing of ``models``) and re-exported here, so that one hierarchy covers the hub.
 
 Bad user input raises a subclass of ``ValueError``; weights that cannot be fetched, verified or
 safely loaded raise a subclass of ``RuntimeError`` (weights that no source could give are also an
@@ -8,9 +9,11 @@ Catch them by these built-ins, or by class: this module is ``convnets_hub.models
 process that has loaded the hub (torch.hub.load, ``python3 -m models``, ``import models`` in a clone).
 """
 
+from ..processing.errors import InvalidArgumentError
 
-class InvalidArgumentError(ValueError):
-    """An argument given by the user is not valid (its message names the argument and why)."""
+__all__ = ["CheckpointMismatchError", "DatasetError", "InferenceOnlyError", "InvalidArgumentError", "NotACheckpointError",
+           "OutputInUseError", "UnknownEntrypointError", "UnknownWeightsError", "UnsafeCheckpointError", "WeightsError",
+           "WeightsUnavailableError", "WeightsVerificationError"]
 
 
 class OutputInUseError(InvalidArgumentError):

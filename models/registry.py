@@ -6,11 +6,14 @@ derived from :data:`SPECS` (and the weights manifest); nothing else names a mode
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..processing.imagenet import IMAGENET_MEAN, IMAGENET_STD
@@ -27,21 +30,27 @@ IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation":
 
 
 class Lazy:
-    """``module:function`` of this package (with leading positional arguments), imported at the first call.
+    """A function of this package, named by its module and name, imported at the first call (with leading
+    positional ``args`` bound).
 
     The registry names the builders this way, so that importing hubconf (``torch.hub.list``,
-    ``torch.hub.help``) does not import timm or torchvision's model zoo; ``inspect.signature``
-    sees the function's own signature, less the bound arguments.
+    ``torch.hub.help``) does not import timm or torchvision's model zoo. Each reference is checked when it
+    is declared: the module's file must define the function (read with :mod:`ast`, nothing imported), so
+    a rename fails at hubconf's import, not at a model's first build. ``inspect.signature`` sees the
+    function's own signature, less the bound arguments; ``tests/test_layout.py`` counts each reference as
+    an import of its module.
     """
 
-    def __init__(self, reference: str, *args: Any) -> None:
-        self.reference = reference
+    def __init__(self, module: str, name: str, *args: Any) -> None:
+        if name not in _top_level_names(module):
+            raise ImportError(f"registry: {__package__}.{module} defines no {name!r}")
+        self.module = module
+        self.name = name
         self.args = args
 
     @cached_property
     def function(self) -> Callable[..., Any]:
-        module, name = self.reference.split(":")
-        resolved = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+        resolved = getattr(importlib.import_module(f"{__package__}.{self.module}"), self.name)
         return partial(resolved, *self.args) if self.args else resolved
 
     @property
@@ -52,13 +61,24 @@ class Lazy:
         return self.function(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"Lazy({', '.join(map(repr, (self.reference, *self.args)))})"
+        return f"Lazy({', '.join(map(repr, (self.module, self.name, *self.args)))})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Lazy) and (self.reference, self.args) == (other.reference, other.args)
+        return isinstance(other, Lazy) and (self.module, self.name, self.args) == (other.module, other.name, other.args)
 
     def __hash__(self) -> int:
-        return hash((self.reference, self.args))
+        return hash((self.module, self.name, self.args))
+
+
+@functools.cache
+def _top_level_names(module: str) -> frozenset[str]:
+    """The functions and classes that the file of ``module`` (of this package) defines at its top level."""
+    path = Path(__file__).parent.joinpath(*module.split(".")).with_suffix(".py")
+    if not path.is_file():
+        raise ImportError(f"registry: {__package__}.{module} does not exist ({path})")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return frozenset(node.name for node in tree.body
+                     if isinstance(node, (ast.FunctionDef, ast.ClassDef)))
 
 
 @dataclass(frozen=True)
@@ -75,9 +95,10 @@ class ModelSpec:
     of the model type); ``no_weights_hint`` marks an architecture without published weights
     (``pretrained`` then defaults to False) and completes the error of ``pretrained=True``.
     ``pretrained_build_kwargs`` are build options that the checkpoints need (used, and fixed, only
-    when weights are loaded) and ``after_load(model, options)`` adapts the model once they are
-    loaded, given the user's build options. ``extra_args`` documents the entrypoint's own keywords
-    and ``variants_table`` returns the table of its variants, both for its docstring.
+    when weights are loaded) and ``to_served_model(model, options)`` turns the model so built into the
+    one served, given the user's build options (GoogLeNet drops its auxiliary heads: their weights in
+    the checkpoints are then not loaded). ``extra_args`` documents the entrypoint's own keywords
+    for its docstring.
     ``classifier`` is the qualified name of the classifier (timm's ``default_cfg["classifier"]``; a
     function of the model type where it depends on it): with pretrained weights of another number of
     classes, it is re-initialised, and so are ``aux_classifiers``, other classifiers the checkpoints hold.
@@ -93,9 +114,8 @@ class ModelSpec:
     default_cfg: dict[str, Any] | Callable[[str], dict[str, Any]] = field(default_factory=lambda: IMAGENET_CFG)
     no_weights_hint: str = ""
     pretrained_build_kwargs: dict[str, Any] = field(default_factory=dict)
-    after_load: Callable[[nn.Module, dict[str, Any]], None] | None = None
+    to_served_model: Callable[[nn.Module, dict[str, Any]], None] | None = None
     extra_args: str = ""
-    variants_table: Callable[[], str] | None = None
     aux_classifiers: tuple[str, ...] = ()
 
     @property
@@ -160,55 +180,55 @@ def _nvidia_efficientnet(variant: str, scaling: EfficientNetVariant) -> ModelSpe
             else "its hidden width a quarter of the block's input width"),
         width=scaling.width, depth=scaling.depth, dropout=scaling.dropout, drop_path=drop_path,
         resolution=resolution, resize=resolution + 32)
-    return ModelSpec(Lazy("archs.efficientnet:build_nvidia_efficientnet", variant), summary, classifier="classifier",
-                     key_map=Lazy("archs.efficientnet:nvidia_efficientnet_key"),
+    return ModelSpec(Lazy("archs.efficientnet", "build_nvidia_efficientnet", variant), summary, classifier="classifier",
+                     key_map=Lazy("archs.efficientnet", "nvidia_efficientnet_key"),
                      default_cfg={**IMAGENET_CFG, "input_size": (3, resolution, resolution),
                                   "crop_pct": resolution / (resolution + 32), "interpolation": "bicubic"})
 
 
 SPECS: dict[str, ModelSpec] = {
-    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet:build_resnet", "resnext101_32x4d"), _NVIDIA_RESNEXT, classifier="fc",
+    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnext101_32x4d"), _NVIDIA_RESNEXT, classifier="fc",
                                 aliases=("nvidia_resnext101_32x4d",)),
-    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet:build_resnet", "resnet50"), _NVIDIA_RESNET50, classifier="fc"),
-    "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("archs.resnet:build_resnet", "se_resnext101_32x4d"),
+    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnet50"), _NVIDIA_RESNET50, classifier="fc"),
+    "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("archs.resnet", "build_resnet", "se_resnext101_32x4d"),
                                             _NVIDIA_SE_RESNEXT, classifier="fc",
-                                            key_map=Lazy("archs.resnet:nvidia_se_key")),
+                                            key_map=Lazy("archs.resnet", "nvidia_se_key")),
     **{f"nvidia_efficientnet_{variant}": _nvidia_efficientnet(variant, scaling)
        for variant, scaling in EFFICIENTNET_VARIANTS.items()},
-    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet:build_resnet", arch), summary.format(arch=title), classifier="fc")
+    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet", "build_resnet", arch), summary.format(arch=title), classifier="fc")
        for kind, summary in _SUMMARIES.items() for arch, title in _FACEBOOK_ARCHITECTURES.items()},
-    "alexnet": ModelSpec(Lazy("archs.classic:build_alexnet"), """
+    "alexnet": ModelSpec(Lazy("archs.classic", "build_alexnet"), """
 AlexNet (Krizhevsky, Sutskever and Hinton, 2012), torchvision's model and ImageNet weights.
 
 Five convolutions with ReLU, max pooling and dropout, then three fully connected layers;
 torchvision's single-tower variant ("one weird trick", arXiv:1404.5997).""", classifier="classifier.6"),
-    "vgg16": ModelSpec(Lazy("archs.classic:build_vgg16"), """
+    "vgg16": ModelSpec(Lazy("archs.classic", "build_vgg16"), """
 VGG-16 (Simonyan and Zisserman, 2014, arXiv:1409.1556), torchvision's model and ImageNet weights.
 
 Thirteen 3x3 convolutions in five stages, each closed by max pooling, then three fully
 connected layers (138 M parameters).""", classifier="classifier.6"),
-    "vgg16_bn": ModelSpec(Lazy("archs.classic:build_vgg16_bn"), """
+    "vgg16_bn": ModelSpec(Lazy("archs.classic", "build_vgg16_bn"), """
 VGG-16 with batch normalization after every convolution, torchvision's model and ImageNet weights.""",
                            classifier="classifier.6"),
     # As torchvision.models.googlenet(weights=...): built with the auxiliary heads that the
     # checkpoint holds and the input transform it was trained with, then the heads are dropped.
-    "googlenet": ModelSpec(Lazy("archs.classic:build_googlenet"), """
+    "googlenet": ModelSpec(Lazy("archs.classic", "build_googlenet"), """
 GoogLeNet / Inception v1 (Szegedy et al., 2014, arXiv:1409.4842), torchvision's model and weights.
 
 Nine Inception modules (parallel 1x1, 3x3, 5x5 and pooling branches). Pretrained, it is exactly
 torchvision's googlenet(weights=IMAGENET1K_V1): transform_input=True (it takes ImageNet-normalised
 input and re-normalises it as the original Caffe training did) and no auxiliary heads.""",
                            classifier="fc", aux_classifiers=("aux1.fc2", "aux2.fc2"),
-                           after_load=Lazy("archs.classic:drop_googlenet_aux"),
+                           to_served_model=Lazy("archs.classic", "drop_googlenet_aux"),
                            pretrained_build_kwargs={"aux_logits": True, "transform_input": True,
                                                     "init_weights": False}),
-    "resnet50": ModelSpec(Lazy("archs.classic:build_resnet50"), """
+    "resnet50": ModelSpec(Lazy("archs.classic", "build_resnet50"), """
 ResNet-50 (He et al., 2015, arXiv:1512.03385), torchvision's model and ImageNet weights.
 
 Bottleneck residual blocks (1x1, 3x3, 1x1) in four stages of 3, 4, 6 and 3 blocks; the stride
 is on the 3x3 convolution (v1.5). Two recipes: torchvision's original weights (default) and its
 2021 recipe (weights="resnet50.tv2_in1k", 80.9 % top-1, resize 232).""", classifier="fc"),
-    "lenet5": ModelSpec(Lazy("archs.classic:build_lenet5"), """
+    "lenet5": ModelSpec(Lazy("archs.classic", "build_lenet5"), """
 LeNet-5 (LeCun et al., 1998) for 1x32x32 grey images: three 5x5 convolutions with tanh and
 average pooling, then two fully connected layers (61,706 parameters for 10 classes).
 
@@ -218,16 +238,16 @@ notebooks/lenet5_digits.ipynb (scikit-learn's digits, under a minute on a CPU) t
                         default_cfg={"input_size": (1, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
                                      "mean": (0.5,), "std": (0.5,)}),
     # Several variants, chosen by model_type= (NVIDIA's keyword and default).
-    "nvidia_gpunet": ModelSpec(Lazy("archs.gpunet.model:build_gpunet"), """
+    "nvidia_gpunet": ModelSpec(Lazy("archs.gpunet.model", "build_gpunet"), """
 GPUNet from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoints.
 
 GPUNets were found by neural architecture search for low GPU inference latency (Wang et al.,
 2022, arXiv:2205.00841); the P types are pruned, the D types distilled. Each type has its own
 input resolution (``pretrained_cfg["input_size"]``), crop_pct 1.0 and bicubic resizing: pass
 ``model=`` to ``prepare_input_from_uri`` to feed it its native input.""",
-                               classifier=Lazy("archs.gpunet.model:gpunet_classifier"),
-                               canonical_type=canonical_gpunet_type, default_type="GPUNet-0", default_cfg=Lazy("archs.gpunet.model:gpunet_cfg"),
-                               variants_table=Lazy("docs:gpunet_types_table"), extra_args="""
+                               classifier=Lazy("archs.gpunet.model", "gpunet_classifier"),
+                               canonical_type=canonical_gpunet_type, default_type="GPUNet-0", default_cfg=Lazy("archs.gpunet.model", "gpunet_cfg"),
+                               extra_args="""
     model_type (str): one of the types above, in any case, or NVIDIA's latency key ("0.65ms", ...).
 """),
 }

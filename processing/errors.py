@@ -1,7 +1,15 @@
-"""Errors of the processing utilities: each is a ValueError naming the input and the cause."""
+"""Bad user input, for the whole hub: ``InvalidArgumentError`` and the processing utilities' errors.
+
+Each is a ValueError naming the input and the cause. ``models.errors`` re-exports
+:class:`InvalidArgumentError`, the one base class of bad input that the library raises.
+"""
 
 
-class ImageInputError(ValueError):
+class InvalidArgumentError(ValueError):
+    """An argument given by the user is not valid (its message names the argument and why)."""
+
+
+class ImageInputError(InvalidArgumentError):
     """An image input (URL, path, bytes, file object or index in a batch) cannot be used."""
 
 
@@ -17,6 +25,6 @@ class ImageTooLargeError(ImageInputError):
     """The image's canvas exceeds the pixel limit (a decompression bomb guard)."""
 
 
-class ProcessingArgumentError(ValueError):
+class ProcessingArgumentError(InvalidArgumentError):
     """Another argument is unusable: ``model=``/``config=`` without a preprocessing configuration, a
     ``cuda=`` device that is not there, predictions or labels of the wrong shape."""

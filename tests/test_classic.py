@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from conftest import REPO, Reply, remove_big_files, seeded_input, seeded_state_dict
+from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
-from convnets_hub.models.factory import FreshClassifierWarning
 from sklearn.datasets import load_digits
 
 TOLERANCE = 1e-6

@@ -439,7 +439,7 @@ def test_auto_decoding_is_hybrid_on_a_gpu_and_the_exact_cpu_path_on_a_cpu():
     hybrid = make_decoder("auto", PREPROCESS, "cuda", gpu_batch_size=256)  # builds without touching CUDA
     assert isinstance(hybrid, HybridDecoder) and hybrid.gpu.batch_size == 256 and hybrid.gpu.device.type == "cuda"
     assert type(make_decoder("auto", PREPROCESS, "cpu")) is CpuDecoder
-    with pytest.raises(InvalidArgumentError, match="--decode 'nvjpeg'.*auto, cpu, gpu, hybrid"):
+    with pytest.raises(InvalidArgumentError, match="decode='nvjpeg'.*auto, cpu, gpu, hybrid"):
         choose_decoding("nvjpeg", "cpu")
 
 

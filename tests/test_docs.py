@@ -80,14 +80,14 @@ def test_readme_command_checks_and_writes_the_table(tmp_path):
 @pytest.mark.parametrize("entry", load_manifest(REPO / "weights_manifest.json").entries, ids=lambda e: e.id)
 def test_num_params_is_the_models_own(entry):
     """The manifest's parameter count (shown in README and help) is that of the model it loads into."""
-    from convnets_hub.models.factory import _pretrained_kwargs
+    from convnets_hub.models.builder import pretrained_kwargs
 
     spec = SPECS[entry.entrypoint]
     options = {"model_type": entry.model_type} if entry.model_type else {}
     with torch.device("meta"):
-        model = spec.build(**_pretrained_kwargs(entry.entrypoint, spec, entry, options))
-    if spec.after_load is not None:
-        spec.after_load(model, {"num_classes": entry.num_classes})
+        model = spec.build(**pretrained_kwargs(entry.entrypoint, spec, entry, options))
+    if spec.to_served_model is not None:
+        spec.to_served_model(model, {"num_classes": entry.num_classes})
     assert entry.num_params == sum(p.numel() for p in model.parameters())
 
 

@@ -12,8 +12,8 @@ import warnings
 import pytest
 import torch
 from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
+from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
-from convnets_hub.models.factory import FreshClassifierWarning
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
 from convnets_hub.models.weights.manifest import load_manifest
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 from convnets_hub.models.archs.classic import build_googlenet, drop_googlenet_aux
+from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.server import HubModelHandler
 from convnets_hub.models.errors import InvalidArgumentError
-from convnets_hub.models.factory import FreshClassifierWarning
 from convnets_hub.models.train.run_files import save_checkpoint
 from convnets_hub.models.weights.finetuned import FinetunedCheckpoint
 

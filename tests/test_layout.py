@@ -75,9 +75,9 @@ def test_every_way_in_loads_each_module_once(tmp_path):
             os.path.join("models", "deploy", "export.py")} <= loaded
 
 
-LAYERS = {"processing": 0, "models": 1, "models.errors": 1, "models.repository": 1, "models.files": 1,
+LAYERS = {"processing": 0, "models": 1, "models.errors": 1, "models.repository": 1, "models.files": 1, "models.settings": 1,
           "models.archs": 2, "models.weights": 2, "models.runtime": 3,
-          "models.registry": 4, "models.docs": 4, "models.hub": 4, "models.factory": 4,
+          "models.registry": 4, "models.docs": 4, "models.hub": 4, "models.builder": 4, "models.factory": 4,
           "models.hub_check": 5, "models.batch": 6, "models.deploy": 6, "models.train": 6,
           "models.cli": 7, "models.__main__": 7}
 """The layers of the library, bottom up: a module imports its own package and the layers below it."""
@@ -89,8 +89,10 @@ def _layer(module: str) -> tuple[int, str]:
     return LAYERS[prefix], prefix
 
 
-def _relative_imports(path):
-    """(importing module, imported module) for every relative import of a file of the library."""
+def _imports(path):
+    """(importing module, imported module) for every import of a file of the library: relative imports,
+    absolute imports of our own packages (under any of their names: ``models``, ``processing``,
+    ``convnets_hub.models``...), and the registry's lazy references (``Lazy("archs.resnet", ...)``)."""
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
     package = parts[:-1]
@@ -99,18 +101,62 @@ def _relative_imports(path):
             base = ".".join(package[: len(package) - (node.level - 1)] + ([node.module] if node.module else []))
             yield from ((module, f"{base}.{alias.name}") for alias in node.names) if node.module is None \
                 else [(module, base)]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module]
+            for name in names:
+                own = name.removeprefix("convnets_hub.")
+                if own.split(".")[0] in ("models", "processing", "hubconf"):
+                    yield module, own
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Lazy" and node.args \
+                and isinstance(node.args[0], ast.Constant):
+            yield module, f"models.{node.args[0].value}"
+
+
+def _library_files():
+    return sorted([*(REPO / "models").rglob("*.py"), *(REPO / "processing").rglob("*.py")])
 
 
 def test_imports_point_down_the_layers():
     """processing imports nothing of models; archs and weights nothing above them; nothing outside the
-    command line imports it."""
+    command line imports it; nothing imports hubconf. Absolute imports and the registry's lazy references
+    count as imports."""
     upward = []
-    for path in sorted([*(REPO / "models").rglob("*.py"), *(REPO / "processing").rglob("*.py")]):
-        for module, target in _relative_imports(path):
+    for path in _library_files():
+        for module, target in _imports(path):
+            if target.split(".")[0] == "hubconf":
+                upward.append(f"{module} -> {target}")
+                continue
             (layer, package), (target_layer, target_package) = _layer(module), _layer(target)
             if target_layer > layer and package != target_package:
                 upward.append(f"{module} -> {target}")
     assert upward == []
+
+
+def test_the_layer_check_sees_every_kind_of_import(tmp_path):
+    """The import reader finds relative, absolute and lazy references (else the check above could not fail)."""
+    library = tmp_path / "models"
+    library.mkdir()
+    (library / "probe.py").write_text('from .cli import main\nimport convnets_hub.models.train\nfrom hubconf import x\n'
+                                      'import processing.decode\nspec = Lazy("archs.resnet", "build_resnet")\n')
+    global REPO
+    saved, REPO = REPO, tmp_path
+    try:
+        found = {target for _, target in _imports(library / "probe.py")}
+    finally:
+        REPO = saved
+    assert found == {"models.cli", "models.train", "hubconf", "processing.decode", "models.archs.resnet"}
+
+
+def test_every_module_has_a_layer():
+    """A new package or top-level module of the library must be given its place in LAYERS."""
+    homeless = []
+    for path in _library_files():
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        prefix = next((".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in LAYERS), None)
+        if prefix is None or (prefix == "models" and module != "models"):
+            homeless.append(module)
+    assert homeless == []
 
 
 def test_every_error_is_caught_by_its_built_in():

@@ -21,8 +21,8 @@ import torchvision
 from conftest import HUBCONF, REFERENCE, seeded_input, seeded_state_dict
 from convnets_hub.models import factory
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
+from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError
-from convnets_hub.models.factory import FreshClassifierWarning
 
 PINS = json.loads(gzip.decompress((REFERENCE / "entrypoint_pins.json.gz").read_bytes()))
 ARCHITECTURES = {

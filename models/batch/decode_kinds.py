@@ -17,7 +17,7 @@ def choose_decoding(kind: str, device: str | torch.device) -> str:
     """'cpu', 'gpu' or 'hybrid' for ``--decode kind`` on ``device``: 'auto' is 'hybrid' on a CUDA
     device, else 'cpu'; the others are themselves."""
     if kind not in DECODE_KINDS:
-        raise InvalidArgumentError(f"--decode {kind!r}: choose one of {', '.join(DECODE_KINDS)}")
+        raise InvalidArgumentError(f"decode={kind!r}: choose one of {', '.join(DECODE_KINDS)}")
     if kind == "auto":
         return "hybrid" if str(device).split(":")[0] == "cuda" else "cpu"
     return kind

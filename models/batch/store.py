@@ -53,18 +53,17 @@ class ResultStore:
         self.output = Path(output)
         self.format = FORMATS.get(self.output.suffix.lower())
         if self.format is None:
-            raise InvalidArgumentError(f"--output {str(output)!r}: the name must end in "
+            raise InvalidArgumentError(f"output={str(output)!r}: the name must end in "
                                        f"{', '.join(FORMATS)} (the format)")
         if not self.output.parent.is_dir():
-            raise InvalidArgumentError(f"--output {str(output)!r}: no such directory {str(self.output.parent)!r}")
+            raise InvalidArgumentError(f"output={str(output)!r}: no such directory {str(self.output.parent)!r}")
         self.parts = self.output.parent / f".{self.output.name}.parts"
         self._lock = FileLock(self.output.parent / f".{self.output.name}.lock", timeout=0)
         try:
             self._lock.acquire()
         except Timeout:
-            raise OutputInUseError(f"--output {str(output)!r} is being written by another run (it holds "
-                                   f"{self._lock.lock_file!r}): wait for that run to end, or choose another "
-                                   "--output") from None
+            raise OutputInUseError(f"output={str(output)!r} is being written by another run (it holds "
+                                   f"{self._lock.lock_file!r}): wait for that run to end, or choose another output") from None
         try:
             self._start(str(output), resume, overwrite, retry_errors)
         except BaseException:
@@ -77,8 +76,8 @@ class ResultStore:
     def _start(self, output: str, resume: bool, overwrite: bool, retry_errors: bool) -> None:
         if (self.output.exists() or self._part_files()) and not resume:
             if not overwrite:
-                raise InvalidArgumentError(f"--output {output!r} exists (or an interrupted run's parts): "
-                                           "pass --resume to go on with it or --overwrite to start over")
+                raise InvalidArgumentError(f"output={output!r} exists (or an interrupted run's parts): "
+                                           "pass resume=True to go on with it or overwrite=True to start over")
             shutil.rmtree(self.parts, ignore_errors=True)
         self.keep_output = resume
         self.done: set[str] = set()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import WeightsError
-from .arguments import CommandError, OneLineErrorParser
+from .arguments import CommandError, OneLineErrorParser, in_flag_terms
 
 COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "smoke", "export", "serve",
                    "classify", "finetune", "validate", "readme")
@@ -43,11 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except CommandError as error:
-        return _fail(args.command, error, error.exit_code)
+        return _fail(args, error, error.exit_code)
     except ValueError as error:  # the library's InvalidArgumentError and its kin: bad input
-        return _fail(args.command, error, 2)
+        return _fail(args, error, 2)
     except WeightsError as error:
-        return _fail(args.command, error, 1)
+        return _fail(args, error, 1)
     except BrokenPipeError:  # the reader went away (python3 -m models list | head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _fail(command: str, error: Exception, exit_code: int) -> int:
-    print(f"python3 -m models {command}: error: {error}", file=sys.stderr)
+def _fail(args: argparse.Namespace, error: Exception, exit_code: int) -> int:
+    """One line on stderr, the library's parameters named as the command's flags."""
+    print(f"python3 -m models {args.command}: error: {in_flag_terms(str(error), args.command_parser)}", file=sys.stderr)
     return exit_code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import NoReturn
 
@@ -21,6 +22,21 @@ class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def in_flag_terms(message: str, parser: argparse.ArgumentParser) -> str:
+    """The library's ``message``, which names its parameters (``batch_size=0``, ``resume=True``), in the
+    command's terms: each parameter that is an option of ``parser`` named as its flag (``--batch-size 0``,
+    ``--resume``)."""
+    for action in parser._actions:
+        flag = next((option for option in action.option_strings if option.startswith("--")), None)
+        if flag is None or action.dest == "help":
+            continue
+        parameter = rf"(?<![\w-]){re.escape(action.dest)}="
+        if action.const is True:  # a switch: "resume=True" is the flag itself
+            message = re.sub(parameter + r"True\b", flag, message)
+        message = re.sub(parameter, flag + " ", message)
+    return message
 
 
 def positive_int(text: str) -> int:

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from ...processing.devices import parse_device as processing_device
-from ...processing.errors import ProcessingArgumentError
 from ..errors import InvalidArgumentError
 
 MODEL_MATH = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
@@ -58,7 +57,4 @@ def parse_device(value: Any) -> torch.device:
     """The ``torch.device`` of a model's ``device`` argument (None: the CPU); CUDA only where a GPU is present."""
     if isinstance(value, bool):
         raise InvalidArgumentError(f"device={value!r} is not a device; give a string such as 'cpu' or 'cuda:0'")
-    try:
-        return processing_device(value, "device")
-    except ProcessingArgumentError as error:
-        raise InvalidArgumentError(str(error)) from None
+    return processing_device(value, "device")

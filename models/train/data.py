@@ -54,10 +54,10 @@ class ImageFolderData:
 def class_folders(folder: Path) -> list[str]:
     """The class names of an ImageFolder: its sub-folders, sorted, without hidden ones (``.ipynb_checkpoints``)."""
     if not folder.is_dir():
-        raise DatasetError(f"--data {folder}: no such directory")
+        raise DatasetError(f"data={str(folder)!r}: no such directory")
     classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
     if not classes:
-        raise DatasetError(f"--data {folder}: no class folders (expected {folder}/<class>/<images>, or "
+        raise DatasetError(f"data={str(folder)!r}: no class folders (expected {folder}/<class>/<images>, or "
                            f"{folder}/train/<class>/... and {folder}/val/<class>/...)")
     return classes
 
@@ -73,7 +73,7 @@ def folder_samples(folder: Path, class_to_index: Mapping[str, int],
     if require_every_class:
         empty += [name for name in class_to_index if name not in present]
     if empty:
-        raise DatasetError(f"--data {folder}: {len(empty)} class folders without images: {listing(sorted(empty))} "
+        raise DatasetError(f"data={str(folder)!r}: {len(empty)} class folders without images: {listing(sorted(empty))} "
                            f"(images are files ending in {', '.join(IMG_EXTENSIONS)})")
     return samples
 
@@ -85,19 +85,19 @@ def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed:
     train_dir = root / "train" if (root / "train").is_dir() else root
     val_dir = root / "val" if train_dir != root and (root / "val").is_dir() else None
     if val_dir is not None and val_fraction is not None:
-        raise DatasetError(f"--val-fraction {val_fraction}: {root} has its own val/ folder; drop the option")
+        raise DatasetError(f"val_fraction={val_fraction}: {root} has its own val/ folder; drop the option")
     classes = class_folders(train_dir)
     class_to_index = {name: index for index, name in enumerate(classes)}
     train = folder_samples(train_dir, class_to_index)
     if val_dir is not None:
         unknown = sorted(set(class_folders(val_dir)) - set(classes))
         if unknown:
-            raise DatasetError(f"--data {val_dir}: {len(unknown)} classes that {train_dir} lacks: {listing(unknown)}")
+            raise DatasetError(f"data={str(val_dir)!r}: {len(unknown)} classes that {train_dir} lacks: {listing(unknown)}")
         val = folder_samples(val_dir, class_to_index, require_every_class=False)
     else:
         train, val = _split(train, DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction, seed)
     if not val:
-        raise DatasetError(f"--data {root}: no validation images (a val/ folder, or a --val-fraction that "
+        raise DatasetError(f"data={str(root)!r}: no validation images (a val/ folder, or a val_fraction that "
                            "leaves some images of a class with two or more)")
     return ImageFolderData(tuple(classes), train, val)
 

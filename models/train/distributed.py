@@ -44,7 +44,7 @@ def start(device: torch.device) -> tuple[Processes, torch.device]:
     processes = Processes(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
         if device.index is not None:
-            raise InvalidArgumentError(f"--device {device}: under torchrun give --device cuda; each process "
+            raise InvalidArgumentError(f"device={str(device)!r}: under torchrun give device='cuda'; each process "
                                        "takes the GPU of its LOCAL_RANK")
         device = torch.device("cuda", processes.local_rank)
         torch.cuda.set_device(device)

@@ -41,7 +41,7 @@ def read_run(path: Path) -> tuple[FinetunedCheckpoint, dict[str, Any]]:
     contents = read_checkpoint(path)
     model = recognise_finetuned(contents, str(path))
     if model is None or not isinstance(contents.get("training"), dict):
-        raise InvalidArgumentError(f"--resume: {path} is not the last.pth of a python3 -m models finetune run")
+        raise InvalidArgumentError(f"resume=True: {path} is not the last.pth of a python3 -m models finetune run")
     return model, contents["training"]
 
 

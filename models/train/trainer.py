@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from ...processing.transforms import PREPROCESS_KEYS
+from ..builder import FreshClassifierWarning
 from ..errors import DatasetError, InvalidArgumentError
-from ..factory import FreshClassifierWarning
 from ..hub import create
 from ..runtime.precision import parse_device
 from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
@@ -97,19 +97,20 @@ def finetune(settings: FinetuneSettings) -> FinetuneResult:
 def _check(settings: FinetuneSettings) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(settings, name) < 1:
-            raise InvalidArgumentError(f"--{name.replace('_', '-')} {getattr(settings, name)}: must be at least 1")
+            raise InvalidArgumentError(f"{name}={getattr(settings, name)}: must be at least 1")
     if settings.workers < 0:
-        raise InvalidArgumentError(f"--workers {settings.workers}: must be at least 0")
+        raise InvalidArgumentError(f"workers={settings.workers}: must be at least 0")
     if settings.optimizer not in OPTIMIZERS:
-        raise InvalidArgumentError(f"--optimizer {settings.optimizer!r}: valid: {', '.join(OPTIMIZERS)}")
+        raise InvalidArgumentError(f"optimizer={settings.optimizer!r}: valid: {', '.join(OPTIMIZERS)}")
     if settings.amp not in AMP:
-        raise InvalidArgumentError(f"--amp {settings.amp!r}: valid: {', '.join(AMP)}")
+        raise InvalidArgumentError(f"amp={settings.amp!r}: valid: {', '.join(AMP)}")
     if settings.val_fraction is not None and not 0 < settings.val_fraction < 1:
-        raise InvalidArgumentError(f"--val-fraction {settings.val_fraction}: must be between 0 and 1")
+        raise InvalidArgumentError(f"val_fraction={settings.val_fraction}: must be between 0 and 1")
     if not 0 <= settings.label_smoothing < 1:
-        raise InvalidArgumentError(f"--label-smoothing {settings.label_smoothing}: must be in [0, 1)")
+        raise InvalidArgumentError(f"label_smoothing={settings.label_smoothing}: must be in [0, 1)")
     if settings.warmup_epochs is not None and not 0 <= settings.warmup_epochs <= settings.epochs:
-        raise InvalidArgumentError(f"--warmup-epochs {settings.warmup_epochs}: must be in [0, --epochs]")
+        raise InvalidArgumentError(f"warmup_epochs={settings.warmup_epochs}: must be in [0, "
+                                   f"epochs={settings.epochs}]")
 
 
 def optimisation(model: nn.Module, settings: FinetuneSettings, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, Any]:
@@ -151,9 +152,9 @@ class _Run:
         self.amp_dtype = amp_dtype(settings.amp, device)
         self.channels_last = device.type == "cuda" if settings.channels_last is None else settings.channels_last
         if settings.sync_bn and device.type != "cuda":
-            raise InvalidArgumentError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only)")
+            raise InvalidArgumentError("sync_bn=True needs CUDA devices (torch's SyncBatchNorm runs on GPUs only)")
         if settings.batch_size % processes.world_size:
-            raise InvalidArgumentError(f"--batch-size {settings.batch_size} (the global batch) does not divide "
+            raise InvalidArgumentError(f"batch_size={settings.batch_size} (the global batch) does not divide "
                                        f"evenly between {processes.world_size} processes")
         self.local_batch = settings.batch_size // processes.world_size
         resumed = self._resumed_training()
@@ -166,7 +167,7 @@ class _Run:
                                     seed=settings.seed)
         self.steps_per_epoch = self.sampler.num_samples // self.local_batch
         if self.steps_per_epoch == 0:
-            raise DatasetError(f"--batch-size {settings.batch_size} is more than the {len(self.data.train)} "
+            raise DatasetError(f"batch_size={settings.batch_size} is more than the {len(self.data.train)} "
                                f"training images of {settings.data}")
         self.val_loader = self._loader(Subset(PreprocessedImages(self.data.val, cfg),
                                               range(processes.rank, len(self.data.val), processes.world_size)))
@@ -228,18 +229,18 @@ class _Run:
         last = self.output / LAST
         if not self.settings.resume:
             if last.exists():
-                raise InvalidArgumentError(f"--output {self.output} already holds a run ({LAST}); --resume goes on "
-                                           "with it, or choose another --output")
+                raise InvalidArgumentError(f"output={str(self.output)!r} already holds a run ({LAST}): "
+                                           "resume=True goes on with it, or choose another output")
             return None
         if not last.is_file():
-            raise InvalidArgumentError(f"--resume: {last} does not exist")
+            raise InvalidArgumentError(f"resume=True: {last} does not exist")
         _, training = read_run(last)
         saved = training["settings"]
         differing = [name for name in RUN_DEFINING if saved.get(name) != getattr(self.settings, name)]
         if differing:
-            raise InvalidArgumentError(f"--resume: the run in {self.output} was started with other "
-                                       + ", ".join(f"--{name.replace('_', '-')} ({saved.get(name)!r}, not "
-                                                   f"{getattr(self.settings, name)!r})" for name in differing))
+            raise InvalidArgumentError(f"resume=True: the run in {self.output} was started with "
+                                       + ", ".join(f"{name}={saved.get(name)!r} (now {getattr(self.settings, name)!r})"
+                                                   for name in differing))
         if training["world_size"] != self.processes.world_size:
             self.say(f"note: the run was saved by {training['world_size']} processes and goes on with "
                      f"{self.processes.world_size}: the same batches, other dropout draws")
@@ -254,7 +255,7 @@ class _Run:
                                  progress=settings.progress and self.processes.is_main)
         problems = sorted(problem for share in distributed.all_gather(self.processes, mine) for problem in share)
         if problems and not settings.skip_unreadable:
-            raise DatasetError(f"--data {settings.data}: {describe_unreadable(problems)}; fix or delete them, "
+            raise DatasetError(f"data={str(settings.data)!r}: {describe_unreadable(problems)}; fix or delete them, "
                                "or pass --skip-unreadable")
         if problems:
             self.say(f"skipping {describe_unreadable(problems)}")
@@ -263,10 +264,10 @@ class _Run:
                                    [s for s in data.val if s[0] not in bad])
             lacking = sorted(set(data.classes) - {data.classes[label] for _, label in data.train})
             if lacking:
-                raise DatasetError(f"--data {settings.data}: classes without readable training images: "
+                raise DatasetError(f"data={str(settings.data)!r}: classes without readable training images: "
                                    f"{listing(lacking)}")
         if resumed is not None and list(data.classes) != resumed["class_names"]:
-            raise DatasetError(f"--resume: {settings.data} has other classes than the run in {self.output}")
+            raise DatasetError(f"resume=True: {settings.data} has other classes than the run in {self.output}")
         return data
 
     def _model(self, resumed: dict[str, Any] | None) -> nn.Module:

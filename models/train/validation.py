@@ -44,7 +44,7 @@ def model_class_indices(folder: Path, classes: Sequence[str], cfg: Mapping[str, 
     index = {name: position for position, name in enumerate(vocabulary)}
     unknown = [name for name in classes if name not in index]
     if unknown:
-        raise DatasetError(f"--data {folder}: {len(unknown)} folders are not {kind}: {listing(unknown)}")
+        raise DatasetError(f"data={str(folder)!r}: {len(unknown)} folders are not {kind}: {listing(unknown)}")
     return {name: index[name] for name in classes}
 
 
@@ -60,7 +60,7 @@ def validate_folder(model: nn.Module, data: str | os.PathLike, *, batch_size: in
     samples = folder_samples(folder, model_class_indices(folder, classes, cfg))
     problems = unreadable_images([path for path, _ in samples], workers=max(1, workers), progress=progress)
     if problems:
-        raise DatasetError(f"--data {folder}: {describe_unreadable(problems)}; fix or delete them")
+        raise DatasetError(f"data={str(folder)!r}: {describe_unreadable(problems)}; fix or delete them")
     loader = DataLoader(PreprocessedImages(samples, cfg), batch_size=batch_size, num_workers=workers)
     return evaluate(model, loader, torch.device(device), None, Processes(), total=len(loader), progress=progress,
                     description=f"validating {len(samples)} images")

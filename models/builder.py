@@ -1,0 +1,216 @@
+"""Build and load: an entrypoint's architecture, its weights, its head and its ``pretrained_cfg``.
+
+:func:`build_model` is the first of :func:`.factory.create_model`'s two steps (timm's
+``build_model_with_cfg``); the second, in :mod:`.runtime.placement`, puts the model on its device
+and precision.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from timm.models import adapt_input_conv
+from torch import nn
+
+from ..processing.transforms import PREPROCESS_KEYS
+from .archs.timm_api import OutIndices, checked_num_classes, features_only_model
+from .errors import InvalidArgumentError, WeightsUnavailableError
+from .registry import ALIASES, SPECS, ModelSpec
+from .settings import OFFLINE_ENV, is_offline
+from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
+from .weights.loading import extract_state_dict, load_into, read_checkpoint, rename_keys
+from .weights.manifest import Manifest, WeightsEntry, load_manifest
+from .weights.sources import download_url, resolve_weights_file
+
+RUNTIME_OPTIONS = ("pretrained", "progress", "weights", "model_math", "device", "optimize", "features_only",
+                   "out_indices")
+"""The keywords that every entrypoint takes besides its architecture's own."""
+
+
+class FreshClassifierWarning(UserWarning):
+    """Pretrained weights were loaded without their classifier, which is freshly initialised."""
+
+
+def build_model(entrypoint: str, *, pretrained: bool, progress: bool, weights: str | os.PathLike | None,
+                dtype: torch.dtype, features_only: bool, out_indices: OutIndices,
+                **kwargs: Any) -> nn.Module:
+    """``entrypoint``'s model in ``dtype`` on the CPU, with its weights (None: the manifest's default when
+    ``pretrained``), its head for ``num_classes`` and its ``pretrained_cfg``; timm's feature extractor of it
+    with ``features_only``. ``kwargs`` are the architecture's own options (``model_type`` included)."""
+    name = ALIASES.get(entrypoint, entrypoint)
+    spec = SPECS[name]
+    _check_keywords(entrypoint, spec, kwargs)
+    if out_indices is not None and not features_only:
+        raise InvalidArgumentError(f"out_indices={out_indices!r} selects feature maps: it needs features_only=True")
+    if "num_classes" in kwargs:
+        checked_num_classes(kwargs["num_classes"])
+    if features_only:
+        kwargs["num_classes"] = 0  # no head: its weights are neither built nor loaded
+    model_type = None
+    if spec.canonical_type is not None:
+        kwargs["model_type"] = model_type = spec.canonical_type(kwargs["model_type"])
+    manifest = load_manifest()
+    entry, checkpoint = _select_weights(name, spec, model_type, pretrained, weights, progress, manifest)
+    state, finetuned = (None, None) if checkpoint is None else _read_weights(checkpoint, entry, spec)
+    if finetuned is not None:
+        kwargs = _finetuned_kwargs(entrypoint, name, model_type, finetuned, checkpoint, kwargs)
+    pretrained_build = state is not None and (finetuned is None or finetuned.pretrained_build)
+    model = spec.build(**(pretrained_kwargs(entrypoint, spec, entry, kwargs) if pretrained_build else kwargs))
+    if pretrained_build and spec.to_served_model is not None:
+        spec.to_served_model(model, kwargs)
+    # Loaded in the model's precision, so that a float64 checkpoint keeps it.
+    model.to(dtype)
+    classifier = spec.classifier_name(model_type)
+    if state is not None:
+        _load_checkpoint(model, spec, classifier, state, checkpoint, kwargs.get("in_chans"))
+    num_classes = getattr(model.get_submodule(classifier), "out_features", 0)
+    described = entry or manifest.default(name, model_type)
+    preprocessing = (finetuned.preprocessing if finetuned else
+                     described.preprocessing if described else spec.preprocessing(model_type))
+    # A user's own file is preprocessed as the published weights are, but their metrics are not
+    # its own; an untrained model keeps them as the figures of its architecture's default weights.
+    metrics = None if checkpoint is not None and entry is None else (described.metrics if described else None)
+    model.pretrained_cfg = {
+        **{key: tuple(value) if isinstance(value, list) else value
+           for key, value in preprocessing.items() if key in PREPROCESS_KEYS},
+        "num_classes": num_classes,
+        "classifier": classifier,
+        "id": entry.id if entry else None,
+        "metrics": metrics,
+        "entrypoint": entrypoint,
+        "model_type": model_type,
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+    }
+    if finetuned is not None and finetuned.num_classes == num_classes:
+        model.pretrained_cfg["label_names"] = finetuned.class_names  # the user's classes, by index
+    if features_only:
+        cfg = {key: value for key, value in model.pretrained_cfg.items()
+               if key not in ("num_classes", "classifier", "label_names")}
+        model = features_only_model(model, out_indices)
+        model.pretrained_cfg = cfg
+    return model
+
+
+def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) -> None:
+    accepted = inspect.signature(spec.build).parameters
+    for key in kwargs:
+        if key not in accepted:
+            raise TypeError(f"{entrypoint}() got an unexpected keyword argument {key!r}; "
+                            f"it accepts {', '.join(RUNTIME_OPTIONS)}, {', '.join(accepted)}")
+
+
+def pretrained_kwargs(entrypoint: str, spec: ModelSpec, entry: WeightsEntry | None,
+                      kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The build options with those the checkpoints need (the user may not set these otherwise) and,
+    for a manifest entry, its classifier size unless the user asks for another."""
+    for key, value in spec.pretrained_build_kwargs.items():
+        if key in kwargs and kwargs[key] != value:
+            raise InvalidArgumentError(f"{entrypoint}({key}={kwargs[key]!r}) cannot load pretrained weights, "
+                                       f"which need {key}={value!r}; use pretrained=False")
+    head = {"num_classes": entry.num_classes} if entry is not None else {}
+    return {**head, **kwargs, **spec.pretrained_build_kwargs}
+
+
+def _select_weights(entrypoint: str, spec: ModelSpec, model_type: str | None, pretrained: bool,
+                    weights: str | os.PathLike | None, progress: bool,
+                    manifest: Manifest) -> tuple[WeightsEntry | None, Path | None]:
+    """The manifest entry (if any) and the local file of the weights to load (None: no weights)."""
+    if weights is None:
+        if not pretrained:
+            return None, None
+        entry = manifest.default(entrypoint, model_type)
+        if entry is None:
+            raise InvalidArgumentError(f"{entrypoint} has no published weights in {manifest.path}; "
+                                       "use pretrained=False or weights=<checkpoint path or URL>"
+                                       + (f", or {spec.no_weights_hint}" if spec.no_weights_hint else ""))
+        return entry, resolve_weights_file(entry, progress)
+    if not pretrained and manifest.default(entrypoint, model_type) is not None:
+        raise InvalidArgumentError(f"weights={weights!r} was given with pretrained=False; drop one of them")
+    text = os.fspath(weights)
+    if text in manifest:
+        entry = manifest.get(text, entrypoint, model_type)
+        return entry, resolve_weights_file(entry, progress)
+    if text.startswith(("http://", "https://")):
+        if is_offline():
+            raise WeightsUnavailableError(f"weights={text!r} is a URL and {OFFLINE_ENV}=1 forbids "
+                                          "downloading it; pass a local path instead")
+        return None, download_url(text, progress)
+    if Path(text).expanduser().is_file():
+        return None, Path(text).expanduser()
+    return manifest.get(text, entrypoint, model_type), None
+
+
+def _finetuned_kwargs(entrypoint: str, name: str, model_type: str | None, finetuned: FinetunedCheckpoint,
+                      path: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The build options of a fine-tuned checkpoint's model: its number of classes, unless the user
+    asks for another head; the entrypoint and model type must be those it was fine-tuned from."""
+    if ALIASES.get(finetuned.entrypoint, finetuned.entrypoint) != name or finetuned.model_type != model_type:
+        def call(function: str, variant: str | None) -> str:
+            return f"{function}(model_type={variant!r})" if variant else f"{function}()"
+
+        raise InvalidArgumentError(f"weights={str(path)!r} was fine-tuned from {call(finetuned.entrypoint, finetuned.model_type)}"
+                                   f"; load it with that, not with {call(entrypoint, model_type)}")
+    return {"num_classes": finetuned.num_classes, **kwargs}
+
+
+def _read_weights(path: Path, entry: WeightsEntry | None,
+                  spec: ModelSpec) -> tuple[dict[str, torch.Tensor], FinetunedCheckpoint | None]:
+    """The weights of ``path`` under the model's key names, and its metadata if it is a fine-tuned
+    checkpoint (``python3 -m models finetune``'s, whose keys are already the model's)."""
+    contents = read_checkpoint(path, entry.archive_member if entry else None)
+    finetuned = None if entry is not None else recognise_finetuned(contents, str(path))
+    if finetuned is not None:
+        return finetuned.state_dict, finetuned
+    state = extract_state_dict(contents, str(path))
+    return (rename_keys(state, spec.key_map) if spec.key_map is not None else state), None
+
+
+def _load_checkpoint(model: nn.Module, spec: ModelSpec, classifier: str, state: dict[str, torch.Tensor],
+                     path: Path, in_chans: int | None) -> None:
+    """Load ``state`` (read from ``path``) into ``model``: every weight, but the classifier where its number of
+    classes differs (it stays freshly initialised, and a FreshClassifierWarning names it unless the model has
+    none) and the modules that the served model dropped (``spec.to_served_model``); with ``in_chans``, the
+    input convolutions adapted to it as timm's ``adapt_input_conv`` does."""
+    expected = model.state_dict()
+    state = {key: value for key, value in state.items() if not _in_dropped_module(model, key)}
+    if in_chans is not None:
+        state = {key: _adapted_input_conv(value, expected.get(key), in_chans) for key, value in state.items()}
+    weight = f"{classifier}.weight"
+    given = state[weight].shape[0] if weight in state else None
+    classes = expected[weight].shape[0] if weight in expected else 0
+    skip: tuple[str, ...] = ()
+    if given is not None and given != classes:
+        skip = tuple(f"{name}." for name in (classifier, *spec.aux_classifiers))
+        if classes:
+            warnings.warn(f"{path.name} has a {given}-class classifier and the model {classes} classes: every "
+                          f"weight is loaded but the classifier '{classifier}', which is freshly initialised",
+                          FreshClassifierWarning, stacklevel=5)
+    load_into(model, state, str(path), skip)
+
+
+def _in_dropped_module(model: nn.Module, key: str) -> bool:
+    """Whether checkpoint ``key`` belongs to a module that the model holds as None (dropped after building,
+    as GoogLeNet's auxiliary heads are)."""
+    module: Any = model
+    for part in key.split(".")[:-1]:
+        if not isinstance(module, nn.Module) or part not in module._modules:
+            return False
+        module = module._modules[part]
+        if module is None:
+            return True
+    return False
+
+
+def _adapted_input_conv(weight: torch.Tensor, expected: torch.Tensor | None, in_chans: int) -> torch.Tensor:
+    """A checkpoint's input convolution ``weight`` (its shape the model's but for the input channels) for
+    ``in_chans`` channels: timm's ``adapt_input_conv`` (summed for one, repeated and scaled for more);
+    any other tensor unchanged."""
+    if (expected is None or weight.dim() != 4 or expected.shape[1] != in_chans or weight.shape[1] == in_chans
+            or weight.shape[:1] + weight.shape[2:] != expected.shape[:1] + expected.shape[2:]):
+        return weight
+    return adapt_input_conv(in_chans, weight, base_chans=weight.shape[1])
