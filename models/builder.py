@@ -20,7 +20,7 @@ from torch import nn
 from ..processing.transforms import PREPROCESS_KEYS
 from .archs.timm_api import OutIndices, checked_num_classes, features_only_model
 from .errors import InvalidArgumentError, WeightsUnavailableError
-from .registry import ALIASES, SPECS, ModelSpec
+from .registry import ALIASES, SPECS, ModelSpec, default_preprocessing
 from .settings import OFFLINE_ENV, is_offline
 from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
 from .weights.loading import extract_state_dict, load_into, read_checkpoint, rename_keys
@@ -71,7 +71,7 @@ def build_model(entrypoint: str, *, pretrained: bool, progress: bool, weights: s
     num_classes = getattr(model.get_submodule(classifier), "out_features", 0)
     described = entry or manifest.default(name, model_type)
     preprocessing = (finetuned.preprocessing if finetuned else
-                     described.preprocessing if described else spec.preprocessing(model_type))
+                     described.preprocessing if described else default_preprocessing(name, model_type))
     # A user's own file is preprocessed as the published weights are, but their metrics are not
     # its own; an untrained model keeps them as the figures of its architecture's default weights.
     metrics = None if checkpoint is not None and entry is None else (described.metrics if described else None)

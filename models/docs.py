@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .archs.gpunet.types import GPUNET_TYPES
-from .registry import ALIASES, DISPATCHERS, SPECS
+from .registry import ALIASES, DISPATCHERS, SPECS, default_preprocessing
 from .repository import GITHUB_REPO
 from .weights.manifest import Manifest, WeightsEntry, load_manifest
 
@@ -66,10 +66,9 @@ def entrypoint_doc(entrypoint: str) -> str:
 
 def _describe_untrained(name: str) -> str:
     """The weights line of an entrypoint without weights in the manifest in use (repo's or env's)."""
-    spec = SPECS[name]
-    if callable(spec.default_cfg):
+    if SPECS[name].canonical_type is not None:
         return "    (no published weights in the manifest in use); input size and resizing follow model_type"
-    cfg = spec.default_cfg
+    cfg = default_preprocessing(name, None)
     size = "x".join(str(v) for v in cfg.get("input_size", ()))
     return (f"    (no published weights in the manifest in use); input {size}, crop_pct {cfg.get('crop_pct')}, "
             f"{cfg.get('interpolation')}, mean {cfg.get('mean')}, std {cfg.get('std')}")
@@ -131,7 +130,7 @@ def entrypoints_table(manifest: Manifest | None = None) -> str:
     for name, spec in SPECS.items():
         if name not in published:
             hint = f"; {spec.no_weights_hint}" if spec.no_weights_hint else ""
-            cfg = spec.preprocessing(None) if not callable(spec.default_cfg) else {}
+            cfg = default_preprocessing(name, None) if spec.canonical_type is None else {}
             rows.append(f"| `{name}` | none: pretrained=False{hint} | {_input(cfg) if cfg else '–'} | – | – | – |")
     return "\n".join(rows)
 

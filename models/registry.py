@@ -16,17 +16,16 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..processing.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from .archs.efficientnet_types import VARIANTS as EFFICIENTNET_VARIANTS
 from .archs.efficientnet_types import EfficientNetVariant
 from .archs.gpunet.types import canonical_gpunet_type
 from .errors import InvalidArgumentError
+from .repository import MANIFEST_FILE, REPO_ROOT
+from .weights.manifest import load_manifest
 
 if TYPE_CHECKING:
     from torch import nn
 
-IMAGENET_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
-                "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 
 
 class Lazy:
@@ -91,8 +90,8 @@ class ModelSpec:
     ``key_map`` renames upstream checkpoint keys to the model's keys; ``canonical_type`` normalises
     the ``model_type`` keyword of entrypoints that serve several variants (their manifest entries
     are looked up per variant), ``default_type`` is that keyword's default; ``default_cfg`` is the
-    preprocessing used when the manifest in use has no entry for the model (a dict, or a function
-    of the model type); ``no_weights_hint`` marks an architecture without published weights
+    preprocessing of an architecture that the repository's manifest has no weights for (elsewhere
+    the manifest is the one source of preprocessing: :func:`default_preprocessing`); ``no_weights_hint`` marks an architecture without published weights
     (``pretrained`` then defaults to False) and completes the error of ``pretrained=True``.
     ``pretrained_build_kwargs`` are build options that the checkpoints need (used, and fixed, only
     when weights are loaded) and ``to_served_model(model, options)`` turns the model so built into the
@@ -111,7 +110,7 @@ class ModelSpec:
     key_map: Callable[[str], str] | None = None
     canonical_type: Callable[[str], str] | None = None
     default_type: str | None = None
-    default_cfg: dict[str, Any] | Callable[[str], dict[str, Any]] = field(default_factory=lambda: IMAGENET_CFG)
+    default_cfg: dict[str, Any] | None = None
     no_weights_hint: str = ""
     pretrained_build_kwargs: dict[str, Any] = field(default_factory=dict)
     to_served_model: Callable[[nn.Module, dict[str, Any]], None] | None = None
@@ -131,8 +130,6 @@ class ModelSpec:
         """``pretrained``'s default: False only for an architecture without published weights."""
         return not self.no_weights_hint
 
-    def preprocessing(self, model_type: str | None) -> dict[str, Any]:
-        return self.default_cfg(model_type) if callable(self.default_cfg) else self.default_cfg
 
 
 _NVIDIA_RESNEXT = """ResNeXt101-32x4d from NVIDIA Deep Learning Examples, with NVIDIA's NGC checkpoint.
@@ -181,9 +178,7 @@ def _nvidia_efficientnet(variant: str, scaling: EfficientNetVariant) -> ModelSpe
         width=scaling.width, depth=scaling.depth, dropout=scaling.dropout, drop_path=drop_path,
         resolution=resolution, resize=resolution + 32)
     return ModelSpec(Lazy("archs.efficientnet", "build_nvidia_efficientnet", variant), summary, classifier="classifier",
-                     key_map=Lazy("archs.efficientnet", "nvidia_efficientnet_key"),
-                     default_cfg={**IMAGENET_CFG, "input_size": (3, resolution, resolution),
-                                  "crop_pct": resolution / (resolution + 32), "interpolation": "bicubic"})
+                     key_map=Lazy("archs.efficientnet", "nvidia_efficientnet_key"))
 
 
 SPECS: dict[str, ModelSpec] = {
@@ -246,11 +241,22 @@ GPUNets were found by neural architecture search for low GPU inference latency (
 input resolution (``pretrained_cfg["input_size"]``), crop_pct 1.0 and bicubic resizing: pass
 ``model=`` to ``prepare_input_from_uri`` to feed it its native input.""",
                                classifier=Lazy("archs.gpunet.model", "gpunet_classifier"),
-                               canonical_type=canonical_gpunet_type, default_type="GPUNet-0", default_cfg=Lazy("archs.gpunet.model", "gpunet_cfg"),
+                               canonical_type=canonical_gpunet_type, default_type="GPUNet-0",
                                extra_args="""
     model_type (str): one of the types above, in any case, or NVIDIA's latency key ("0.65ms", ...).
 """),
 }
+
+def default_preprocessing(name: str, model_type: str | None) -> dict[str, Any]:
+    """The preprocessing of model ``name`` (a spec) when no weights describe it: that of its default weights
+    in the repository's own manifest, else its spec's ``default_cfg``."""
+    entry = load_manifest(REPO_ROOT / MANIFEST_FILE).default(name, model_type)
+    if entry is not None:
+        return entry.preprocessing
+    if SPECS[name].default_cfg is None:
+        raise LookupError(f"{name} has neither weights in {MANIFEST_FILE} nor a default_cfg")
+    return SPECS[name].default_cfg
+
 
 ALIASES = {alias: name for name, spec in SPECS.items() for alias in spec.aliases}
 """Further entrypoint names of a spec's model: alias -> the spec's name."""

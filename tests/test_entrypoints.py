@@ -43,7 +43,7 @@ def test_signature_and_docstring(hubconf, name):
     assert [(p.name, p.default) for p in list(parameters.values())[:3]] == [
         ("pretrained", published), ("progress", True), ("weights", None)]
     doc = inspect.getdoc(entrypoint)
-    channels = 3 if published else spec.preprocessing(None)["input_size"][0]
+    channels = 3 if published else spec.default_cfg["input_size"][0]
     assert f"input {channels}x" in doc
     assert ("top-1" in doc and "license" in doc) if published else "no published weights" in doc
 
@@ -67,7 +67,7 @@ def test_every_entrypoint_builds_untrained_without_network(repo_dir, hub_home, n
     cfg = model.pretrained_cfg
     spec = SPECS[ALIASES.get(name, name)]
     default = load_manifest().default(ALIASES.get(name, name), cfg["model_type"])
-    expected = default.preprocessing if default else spec.preprocessing(cfg["model_type"])
+    expected = default.preprocessing if default else spec.default_cfg
     num_classes = inspect.signature(spec.build).parameters["num_classes"].default
     assert cfg["input_size"] == tuple(expected["input_size"])
     assert (cfg["interpolation"], cfg["crop_pct"]) == (expected["interpolation"], expected["crop_pct"])

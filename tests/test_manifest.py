@@ -136,3 +136,17 @@ def test_readme_says_which_entries_are_pinned_hash_prefixed_or_first_use_only():
         item = item[:item.index("\n- ") if "\n- " in item else item.index("\n\n")]
         assert set(re.findall(r"`(\w+)`", item)) == expected, lead
     assert ("sha256 pinned in the manifest: none yet" in readme) == (not any(e.sha256 for e in entries))
+
+
+def test_an_untrained_model_takes_its_preprocessing_from_the_repositorys_manifest(hubconf, monkeypatch, tmp_path):
+    """The manifest is the one source of preprocessing: with CONVNETS_HUB_MANIFEST naming a manifest without
+    EfficientNet-B4, the untrained model still has the repository manifest's crop_pct (0.9223), not a second
+    figure computed elsewhere (380 / 412 = 0.92233 before)."""
+    raw = json.loads((REPO / "weights_manifest.json").read_text())
+    b4 = next(entry for entry in raw["entries"] if entry["entrypoint"] == "nvidia_efficientnet_b4" and entry.get("default"))
+    other = tmp_path / "manifest.json"
+    other.write_text(json.dumps({**raw, "entries": [e for e in raw["entries"] if e["entrypoint"] != "nvidia_efficientnet_b4"]}))
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(other))
+    cfg = hubconf.nvidia_efficientnet_b4(pretrained=False).pretrained_cfg
+    assert cfg["crop_pct"] == b4["preprocessing"]["crop_pct"] == 0.9223
+    assert cfg["input_size"] == tuple(b4["preprocessing"]["input_size"])

@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ....processing.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ...errors import InvalidArgumentError
 from ..timm_api import Step, TimmApi, checked_num_classes
 from .blocks import (
@@ -96,13 +95,6 @@ def gpunet_classifier(model_type: str) -> str:
         else:
             name, tail = _plain_layer(index, index, config[index], num_classes=1)
     return f"network.{name}.net.{len(tail.net) - 1}"
-
-
-def gpunet_cfg(model_type: str) -> dict[str, object]:
-    """The preprocessing NVIDIA evaluated ``model_type`` with: its own resolution, no crop margin, bicubic."""
-    size = GPUNET_TYPES[model_type].resolution
-    return {"input_size": (3, size, size), "crop_pct": 1.0, "interpolation": "bicubic",
-            "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 
 
 def _plain_layer(index: int, count: int, layer: LayerConfig, num_classes: int) -> tuple[str, nn.Module]:
