@@ -247,18 +247,19 @@ class GpuJpegDecoder:
         return choose_jpeg_backend(self.device, self.jpeg_backend_name)
 
     def _decode_jpegs(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        backend = self.jpeg_backend  # outside the try: a failed choice is no bad JPEG, it ends the run
         try:
-            return self._decode_on_stream(data)
+            return self._decode_on_stream(backend, data)
         except (RuntimeError, ValueError):  # one bad file fails the batch: decode one by one to find it
-            return [self._decode_one(item) for item in data]
+            return [self._decode_one(backend, item) for item in data]
 
-    def _decode_one(self, data: torch.Tensor) -> torch.Tensor | None:
+    def _decode_one(self, backend: JpegBackend, data: torch.Tensor) -> torch.Tensor | None:
         try:
-            return self._decode_on_stream([data])[0]
+            return self._decode_on_stream(backend, [data])[0]
         except (RuntimeError, ValueError):
             return None
 
-    def _decode_on_stream(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    def _decode_on_stream(self, backend: JpegBackend, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
         """The JPEG library's images, decoded on this decoder's stream into memory no stream still uses.
 
         nvJPEG's hardware engine (A100, H100: its batched decode) does not wait for the work queued
@@ -274,7 +275,6 @@ class GpuJpegDecoder:
         The images handed to the model are the other half (:meth:`finish`): they are recorded on the
         model's stream, so the allocator reuses their memory only once the model's queued reads of it
         have run (it checks that on the host). This holds for every backend, whatever its version."""
-        backend = self.jpeg_backend
         if self._stream is not None:
             self._stream.synchronize()
         return backend.decode(data)
