@@ -25,7 +25,8 @@ bounds in brackets): mean absolute difference 0.22 of 255 levels (<= 0.3), 99th 
 levels (<= 4), largest 33 (at edges); photos small enough to be decoded at full scale by both
 paths differ by at most one level. A seeded resnet50 (BatchNorm statistics of these photos) keeps
 96 % of its top-5 classes (>= 95 %) and its top-1 class on 14 of 16 photos (>= 80 %). nvJPEG's
-difference is not measured yet (no GPU was lent to this work; the same test measures it on one).
+difference is not measured yet (no GPU was lent to this work): the same test, CUDA-marked, holds it
+to the same bounds on a GPU (``benchmarks/gpu/run.sh`` runs it).
 ``--decode cpu`` gives the hub's exact pixels.
 """
 
