@@ -90,18 +90,21 @@ def test_the_environment_variable_or_the_argument_picks_the_jpeg_library(fake_ba
     monkeypatch.setenv(JPEG_DECODER_ENV, "nvimgcodec")
     assert choose_jpeg_backend("cuda").name == "nvimgcodec" and log == ["load nvimgcodec", "decode 1"]
     assert choose_jpeg_backend("cuda", "torchcodec").name == "torchcodec", "the argument goes before the variable"
-    with pytest.raises(JpegBackendError, match=f"{JPEG_DECODER_ENV}='torchvision' cannot decode on cpu: "
+    with pytest.raises(JpegBackendError, match="the JPEG library 'torchvision' cannot decode on cpu: "
                                                "torchvision: its probe decode failed"):
         choose_jpeg_backend("cpu", "torchvision")  # named: no fallback, the reason instead
     monkeypatch.setenv(JPEG_DECODER_ENV, "pillow")
-    with pytest.raises(JpegBackendError, match="'pillow': choose one of torchcodec, nvimgcodec, torchvision"):
+    with pytest.raises(JpegBackendError, match=f"{JPEG_DECODER_ENV}='pillow': choose one of torchcodec, "
+                                               "nvimgcodec, torchvision"):
         make_decoder("gpu", PREPROCESS, "cpu")  # before any work, a ValueError
+    with pytest.raises(JpegBackendError, match="jpeg_backend='pil': choose one of"):
+        GpuJpegDecoder(PREPROCESS, "cpu", jpeg_backend="pil")
     assert issubclass(JpegBackendError, ValueError)
 
 
 def test_nvimgcodec_is_passed_over_on_a_cpu_with_the_reason(monkeypatch):
     monkeypatch.delenv(JPEG_DECODER_ENV, raising=False)
-    with pytest.raises(JpegBackendError, match="'nvimgcodec' cannot decode on cpu: .*CUDA devices only"):
+    with pytest.raises(JpegBackendError, match="'nvimgcodec' cannot decode on cpu: .*CUDA devices only, not cpu"):
         choose_jpeg_backend("cpu", "nvimgcodec")
 
 

@@ -43,7 +43,8 @@ class JpegBackendUnavailable(Exception):
 
 
 class JpegBackendError(InvalidArgumentError):
-    """``CONVNETS_HUB_JPEG_DECODER`` names no backend, or one that cannot decode on this device."""
+    """``CONVNETS_HUB_JPEG_DECODER`` (or ``jpeg_backend=``) names no backend, or one that cannot decode
+    on this device."""
 
 
 class JpegBackend(Protocol):
@@ -128,9 +129,11 @@ BACKENDS: dict[str, Callable[[torch.device], JpegBackend]] = {
 def requested_backend(name: str | None = None) -> str | None:
     """The backend asked for: ``name``, else ``CONVNETS_HUB_JPEG_DECODER``, else ``None`` (choose);
     checked without loading anything."""
-    name = name or os.environ.get(JPEG_DECODER_ENV) or None
+    source = "jpeg_backend"
+    if not name:
+        name, source = os.environ.get(JPEG_DECODER_ENV) or None, JPEG_DECODER_ENV
     if name is not None and name not in BACKENDS:
-        raise JpegBackendError(f"{JPEG_DECODER_ENV}={name!r}: choose one of {', '.join(BACKENDS)}")
+        raise JpegBackendError(f"{source}={name!r}: choose one of {', '.join(BACKENDS)}")
     return name
 
 
@@ -146,7 +149,7 @@ def choose_jpeg_backend(device: str | torch.device, name: str | None = None) -> 
         except JpegBackendUnavailable as reason:
             reasons.append(f"{candidate}: {reason}")
     if name:
-        raise JpegBackendError(f"{JPEG_DECODER_ENV}={name!r} cannot decode on {device}: {reasons[0]}")
+        raise JpegBackendError(f"the JPEG library {name!r} cannot decode on {device}: {reasons[0]}")
     raise RuntimeError(f"no JPEG decoder works on {device}: {'; '.join(reasons)}")
 
 
