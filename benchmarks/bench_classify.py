@@ -59,13 +59,13 @@ from convnets_hub.models.batch.decoding import (
 )
 from convnets_hub.models.batch.jpeg_backends import (
     BACKENDS,
-    JpegBackendError,
     choose_jpeg_backend,
 )
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
 from convnets_hub.models.batch.store import ResultStore
 from convnets_hub.models.entrypoints import hubconf
+from convnets_hub.models.errors import InvalidArgumentError
 
 SIZES = (1280, 1536, 1792, 2048)
 
@@ -206,7 +206,7 @@ def measure(args: argparse.Namespace, predictor: Predictor, sources: list[str], 
     for name in args.jpeg_backends:
         try:
             choose_jpeg_backend(device, name)
-        except JpegBackendError as error:
+        except InvalidArgumentError as error:
             rows.notes[f"decode alone, gpu {name}"] = str(error)
             print(f"decode alone, gpu {name}: not measured: {error}", file=sys.stderr, flush=True)
             continue

@@ -43,13 +43,14 @@ done
   echo "cores: $(nproc)"
   timeout 45 python3 -c "
 import models
-from convnets_hub.models.batch.jpeg_backends import BACKENDS, JpegBackendError, choose_jpeg_backend
+from convnets_hub.models.batch.jpeg_backends import BACKENDS, choose_jpeg_backend
+from convnets_hub.models.errors import InvalidArgumentError
 print('default JPEG library on cuda:', choose_jpeg_backend('cuda').name)
 for name in BACKENDS:
     try:
         choose_jpeg_backend('cuda', name)
         print(name, 'decodes on cuda')
-    except JpegBackendError as error:
+    except InvalidArgumentError as error:
         print(error)"; } >> "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 

@@ -39,12 +39,8 @@ PREFERENCE = ("torchcodec", "nvimgcodec", "torchvision")  # provisional: see the
 
 
 class JpegBackendUnavailable(Exception):
-    """This backend cannot decode on this device here (not installed, wrong device, failed probe)."""
-
-
-class JpegBackendError(InvalidArgumentError):
-    """``CONVNETS_HUB_JPEG_DECODER`` (or ``jpeg_backend=``) names no backend, or one that cannot decode
-    on this device."""
+    """This backend cannot decode on this device here (not installed, wrong device, failed probe): the
+    chooser tries the next one, or, for a backend asked for by name, raises ``InvalidArgumentError``."""
 
 
 class JpegBackend(Protocol):
@@ -133,7 +129,7 @@ def requested_backend(name: str | None = None) -> str | None:
     if not name:
         name, source = os.environ.get(JPEG_DECODER_ENV) or None, JPEG_DECODER_ENV
     if name is not None and name not in BACKENDS:
-        raise JpegBackendError(f"{source}={name!r}: choose one of {', '.join(BACKENDS)}")
+        raise InvalidArgumentError(f"{source}={name!r}: choose one of {', '.join(BACKENDS)}")
     return name
 
 
@@ -149,7 +145,7 @@ def choose_jpeg_backend(device: str | torch.device, name: str | None = None) -> 
         except JpegBackendUnavailable as reason:
             reasons.append(f"{candidate}: {reason}")
     if name:
-        raise JpegBackendError(f"the JPEG library {name!r} cannot decode on {device}: {reasons[0]}")
+        raise InvalidArgumentError(f"the JPEG library {name!r} cannot decode on {device}: {reasons[0]}")
     raise RuntimeError(f"no JPEG decoder works on {device}: {'; '.join(reasons)}")
 
 
