@@ -16,7 +16,7 @@ from convnets_hub.models.batch.jpeg_backends import (
 )
 from convnets_hub.models.errors import InvalidArgumentError
 from PIL import Image
-from test_classify import PREPROCESS, agreement_photos
+from test_classify import AGREEMENT_BOUNDS, LEVELS, PREPROCESS, agreement_photos
 
 
 def torchcodec_missing() -> str | None:
@@ -190,3 +190,23 @@ def test_decoding_the_same_batch_while_a_model_runs_gives_identical_images_200_t
     corrupted = [iteration for iteration, count in enumerate(mismatches.tolist()) if count]
     print(f"{backend}: {len(corrupted)}/{iterations} iterations differ")
     assert corrupted == [], f"{len(corrupted)} of {iterations} iterations differ from the first decode"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("backend", PREFERENCE)
+def test_every_jpeg_library_on_the_gpu_stays_within_the_documented_bound_of_cpu_decoding(tmp_path, backend):
+    """nvJPEG (through each library) against the same code on the CPU (libjpeg-turbo), over the sample
+    photos: the bound that decoding.py's docstring states for the GPU path against the hub's pixels."""
+    paths = agreement_photos(tmp_path)
+    on_cpu = GpuJpegDecoder(PREPROCESS, "cpu")
+    expected = torch.stack(on_cpu.decode([on_cpu.read(path) for path in paths]))
+    try:
+        gpu = GpuJpegDecoder(PREPROCESS, "cuda", jpeg_backend=backend)
+        decoded = torch.stack(gpu.finish(gpu.decode([gpu.read(path) for path in paths]))).cpu()
+    except InvalidArgumentError as error:
+        pytest.skip(str(error))
+    difference = ((decoded - expected) * LEVELS).abs()
+    mean, p99 = difference.mean().item(), torch.quantile(difference.flatten(), 0.99).item()
+    print(f"{backend}: GPU against CPU decoding: mean {mean:.3f} levels, p99 {p99:.2f}, "
+          f"max {difference.max().item():.0f}")
+    assert mean <= AGREEMENT_BOUNDS["cuda"]["mean"] and p99 <= AGREEMENT_BOUNDS["cuda"]["p99"]
