@@ -8,7 +8,10 @@ about ``--seconds`` (a row stops at the first batch past it) after one warm-up b
 
 * decode alone, cpu, W workers: ``CpuDecoder`` (the hub's ``prepare_input_from_uri``) in W threads
   (``--cpu-workers``, default 1, 2, 4, ... up to the cores);
-* decode alone, gpu, batch B: ``GpuJpegDecoder`` on ``--device`` (``--gpu-batch-sizes``);
+* decode alone, gpu, batch B: ``GpuJpegDecoder`` on ``--device`` (``--gpu-batch-sizes``), with the JPEG
+  library that ``models/batch/jpeg_backends.py`` chooses; ``decode alone, gpu NAME, batch B``: with each
+  library of ``--jpeg-backends`` (torchcodec, nvimgcodec, torchvision; one that cannot decode there is
+  reported, not measured): the figures that decide the libraries' order;
 * decode alone, hybrid: both from one queue (``--workers`` CPU threads, GPU batch ``--batch-size``);
 * model alone: the model on one decoded batch, called as many times (compiled and warmed up before);
 * local engine, decode D: ``classify_local`` end to end, Parquet file written (``--engine-decodes``);
@@ -54,9 +57,14 @@ from convnets_hub.models.batch.decoding import (
     HybridDecoder,
     make_decoder,
 )
+from convnets_hub.models.batch.jpeg_backends import (
+    BACKENDS,
+    choose_jpeg_backend,
+)
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
 from convnets_hub.models.batch.store import ResultStore
+from convnets_hub.models.errors import InvalidArgumentError
 from convnets_hub.models.hub import create
 
 SIZES = (1280, 1536, 1792, 2048)
@@ -153,6 +161,7 @@ class Rows:
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[int, float]] = {}
+        self.notes: dict[str, str] = {}  # what was not measured, and why
 
     def add(self, name: str, measured: tuple[int, float]) -> float:
         images, seconds = measured
@@ -193,6 +202,18 @@ def measure(args: argparse.Namespace, predictor: Predictor, sources: list[str], 
         rows.add(f"decode alone, gpu, batch {batch}",
                  decode_alone(GpuJpegDecoder(preprocess, device, batch), sources, args.workers, batch,
                               args.seconds, device))
+    rows.notes["default JPEG library"] = choose_jpeg_backend(device).name
+    for name in args.jpeg_backends:
+        try:
+            choose_jpeg_backend(device, name)
+        except InvalidArgumentError as error:
+            rows.notes[f"decode alone, gpu {name}"] = str(error)
+            print(f"decode alone, gpu {name}: not measured: {error}", file=sys.stderr, flush=True)
+            continue
+        for batch in args.gpu_batch_sizes:
+            rows.add(f"decode alone, gpu {name}, batch {batch}",
+                     decode_alone(GpuJpegDecoder(preprocess, device, batch, jpeg_backend=name), sources,
+                                  args.workers, batch, args.seconds, device))
     hybrid = HybridDecoder(CpuDecoder(preprocess), GpuJpegDecoder(preprocess, device, args.batch_size))
     rows.add(f"decode alone, hybrid ({args.workers} cpu workers + gpu batch {args.batch_size})",
              decode_alone(hybrid, sources, args.workers, args.batch_size, args.seconds, device))
@@ -257,6 +278,8 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--workers", type=int, default=cores, help="CPU decoding threads of hybrid and the engines")
     result.add_argument("--cpu-workers", type=int, nargs="+", default=default_cpu_workers(cores))
     result.add_argument("--gpu-batch-sizes", type=int, nargs="+", default=[16, 64, 128, 256])
+    result.add_argument("--jpeg-backends", nargs="*", default=[], choices=tuple(BACKENDS),
+                        help="also GPU decoding with each of these JPEG libraries")
     result.add_argument("--engine-decodes", nargs="+", default=["cpu", "hybrid"],
                         choices=("cpu", "gpu", "hybrid"))
     result.add_argument("--seconds", type=float, default=3.0, help="about this long per row")
@@ -283,8 +306,10 @@ def main() -> None:
           f"{args.model_math}, batch {args.batch_size}, device {args.device}, {os.cpu_count()} cores; "
           f"first model call {first_call:.1f} s (decode and compilation)")
     print(rows.markdown())
+    for name, note in rows.notes.items():
+        print(f"{name}: {note}")
     if args.json:
-        args.json.write_text(json.dumps({"paths": len(sources), "first_call_s": first_call,
+        args.json.write_text(json.dumps({"paths": len(sources), "first_call_s": first_call, "notes": rows.notes,
                                          "rows": {name: {"images": images, "seconds": seconds}
                                                   for name, (images, seconds) in rows.rows.items()}}, indent=2))
 

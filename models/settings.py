@@ -9,6 +9,7 @@
 ``CONVNETS_HUB_RETRIES``       further tries of one URL on connection errors and 5xx (3)
 ``CONVNETS_HUB_BACKOFF``       seconds before the first retry, doubled each time (1)
 ``CONVNETS_HUB_LOCK_TIMEOUT``  seconds to wait for another process's download (3600)
+``CONVNETS_HUB_JPEG_DECODER``  the JPEG library of GPU decoding: torchcodec, nvimgcodec or torchvision
 =============================  ==========================================================
 
 Workers of a Ray cluster receive every one of them that is set (:func:`forwarded_environment`).
@@ -26,6 +27,7 @@ PREFIX = "CONVNETS_HUB_"
 MANIFEST_ENV = f"{PREFIX}MANIFEST"
 MIRROR_ENV = f"{PREFIX}MIRROR"
 OFFLINE_ENV = f"{PREFIX}OFFLINE"
+JPEG_DECODER_ENV = f"{PREFIX}JPEG_DECODER"
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -43,6 +45,11 @@ def mirror() -> str:
 def is_offline() -> bool:
     """``CONVNETS_HUB_OFFLINE`` is set to a true value: nothing may be downloaded."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in _TRUE
+
+
+def jpeg_decoder() -> str | None:
+    """``CONVNETS_HUB_JPEG_DECODER``: the JPEG library asked for GPU decoding (None: chosen by availability)."""
+    return os.environ.get(JPEG_DECODER_ENV, "").strip() or None
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class DownloadSettings:
         return cls(**values)
 
 
-ENVIRONMENT = (MANIFEST_ENV, MIRROR_ENV, OFFLINE_ENV,
+ENVIRONMENT = (MANIFEST_ENV, MIRROR_ENV, OFFLINE_ENV, JPEG_DECODER_ENV,
                *(f"{PREFIX}{field.name.upper()}" for field in fields(DownloadSettings)))
 """Every variable of the library's settings."""
 

@@ -398,11 +398,11 @@ def agreement_photos(directory: Path) -> list[str]:
     return paths
 
 
-# The bounds that decoding.py's docstring and the README state (measured with decode_jpeg on the CPU: mean
-# 0.22 levels, p99 3, top-5 0.9625, top-1 0.875). nvJPEG is not measured yet: its bounds are the
-# preprocessing tests' mean tolerance (0.02 of the range) and loose top-k ones; the test prints the figures.
-AGREEMENT_BOUNDS = {"cpu": {"mean": 0.3, "p99": 4.0, "top5": 0.95, "top1": 0.8},
-                    "cuda": {"mean": 5.1, "p99": 255.0, "top5": 0.8, "top1": 0.5}}
+# The bound that decoding.py's docstring and the README state (measured with decode_jpeg on the CPU: mean
+# 0.22 levels, p99 3, top-5 0.9625, top-1 0.875). nvJPEG (the GPU) is held to the same documented bound;
+# it has not run on a GPU yet: benchmarks/gpu/run.sh runs this test there, and it prints the figures.
+AGREEMENT_BOUNDS = {"cpu": {"mean": 0.3, "p99": 4.0, "top5": 0.95, "top1": 0.8}}
+AGREEMENT_BOUNDS["cuda"] = AGREEMENT_BOUNDS["cpu"]
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])

@@ -75,4 +75,4 @@ def test_workers_of_a_ray_cluster_receive_every_setting(monkeypatch, tmp_path):
     assert ray_engine._connect(ray, ray_engine.RaySettings(address="ray://127.0.0.1:1")) is True
     forwarded = ray.calls[0]["runtime_env"]["env_vars"]
     assert forwarded == {**values, "TORCH_HOME": str(tmp_path)}
-    assert len(ENVIRONMENT) == 8
+    assert len(ENVIRONMENT) == 9

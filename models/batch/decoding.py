@@ -4,26 +4,29 @@ Three decoders, chosen by ``--decode`` (:func:`choose_decoding`, :func:`make_dec
 
 * ``cpu``: :class:`CpuDecoder`, ``prepare_input_from_uri`` in worker threads, one image each:
   exactly the hub's pixels;
-* ``gpu``: :class:`GpuJpegDecoder`, local RGB/greyscale JPEGs decoded in batches
-  (``torchvision.io.decode_jpeg``: nvJPEG on a GPU, libjpeg-turbo on a CPU) from one thread,
-  resized in uint8 a group of same-size images at a time, center-cropped and normalized last,
-  as one batch, on a CUDA stream of its own that overlaps the model; a few reader threads read
-  the bytes (into pinned memory on a GPU) a batch ahead. Other inputs (URLs, PNGs, CMYK JPEGs,
-  greyscale models, other interpolations) and JPEGs nvJPEG rejects go the CPU way;
+* ``gpu``: :class:`GpuJpegDecoder`, local RGB/greyscale JPEGs decoded in batches by the JPEG
+  library that :mod:`.jpeg_backends` chooses (TorchCodec's ``decode_jpeg`` by default: nvJPEG on a
+  GPU, libjpeg-turbo on a CPU) from one thread, resized in uint8 a group of same-size images at a
+  time, center-cropped and normalized last, as one batch, on a CUDA stream of its own that overlaps
+  the model; a few reader threads read the bytes (into pinned memory on a GPU) a batch ahead. Other
+  inputs (URLs, PNGs, CMYK JPEGs, greyscale models, other interpolations) and JPEGs the library
+  rejects go the CPU way;
 * ``hybrid`` (``auto`` on a GPU): both at once, taking images from one queue
   (:mod:`.decode_queue`), so that the CPU's and the GPU's decoding rates add up.
 
 The GPU path's pixels differ from ``prepare_input_from_uri``'s: another JPEG decoder (no
 reduced-scale DCT decoding of large photos, which the CPU path uses; on a GPU, nvJPEG's own IDCT
 and chroma upsampling) and torch's resize kernels. Measured with ``decode_jpeg`` on the CPU
-(libjpeg-turbo; torch's uint8 resize is PIL's algorithm) over 16 JPEGs, scikit-image's and
-matplotlib's sample photos at their own size (300-1411 px) and upscaled to 1536 px
+(libjpeg-turbo, TorchCodec's and torchvision's alike; torch's uint8 resize is PIL's algorithm)
+over 16 JPEGs, scikit-image's and matplotlib's sample photos at their own size (300-1411 px) and
+upscaled to 1536 px
 (``tests/test_classify.py::test_gpu_decoding_stays_close_to_the_hub_pixels``, which holds the
 bounds in brackets): mean absolute difference 0.22 of 255 levels (<= 0.3), 99th percentile 3
 levels (<= 4), largest 33 (at edges); photos small enough to be decoded at full scale by both
 paths differ by at most one level. A seeded resnet50 (BatchNorm statistics of these photos) keeps
 96 % of its top-5 classes (>= 95 %) and its top-1 class on 14 of 16 photos (>= 80 %). nvJPEG's
-difference is not measured yet (no GPU was lent to this work; the same test measures it on one).
+difference is not measured yet (no GPU was lent to this work): the same test, CUDA-marked, holds it
+to the same bounds on a GPU (``benchmarks/gpu/run.sh`` runs it).
 ``--decode cpu`` gives the hub's exact pixels.
 """
 
@@ -40,7 +43,6 @@ from typing import Any, Protocol
 
 import torch
 from PIL import ExifTags, Image
-from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
@@ -49,6 +51,7 @@ from ...processing.fetch import is_url
 from ...processing.transforms import PreprocessConfig
 from .decode_kinds import GPU_BATCH_SIZE, choose_decoding
 from .decode_queue import DecodeQueue, Worker
+from .jpeg_backends import JpegBackend, choose_jpeg_backend, requested_backend
 
 Decoded = torch.Tensor | str  # a (C, H, W) float32 image, or why there is none
 
@@ -131,15 +134,17 @@ class GpuJpegDecoder:
     """JPEGs decoded ``batch_size`` at a time on ``device`` and preprocessed there (resize, center
     crop, normalization as the hub's ``PreprocessConfig`` says); everything else through
     ``CpuDecoder``. ``read`` runs in any thread, ``decode`` in one thread (nvJPEG serializes its
-    callers: one thread with large batches is its fastest use). Nothing touches CUDA before the
-    first ``decode``."""
+    callers: one thread with large batches is its fastest use). ``jpeg_backend`` names the JPEG
+    library (:mod:`.jpeg_backends`; default: ``CONVNETS_HUB_JPEG_DECODER``, else the first that
+    works). Nothing loads it nor touches CUDA before the first ``decode``."""
 
     def __init__(self, preprocess: Mapping[str, Any], device: str | torch.device,
-                 batch_size: int = GPU_BATCH_SIZE) -> None:
+                 batch_size: int = GPU_BATCH_SIZE, jpeg_backend: str | None = None) -> None:
         self.cpu = CpuDecoder(preprocess)
         self.config = PreprocessConfig.from_mapping(preprocess)
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.jpeg_backend_name = requested_backend(jpeg_backend)  # a bad name fails here, before any work
         self.enabled = self.config.input_size[0] == 3 and self.config.interpolation in _GPU_INTERPOLATIONS
         self._stream: torch.cuda.Stream | None = None
 
@@ -168,13 +173,15 @@ class GpuJpegDecoder:
 
     def decode(self, jpegs: Sequence[JpegBytes]) -> list[Decoded]:
         """Preprocessed images of ``jpegs`` (views of one batch on ``device``), in order; a JPEG
-        that ``decode_jpeg`` rejects goes the CPU way (its pixels, or the CPU decoder's error)."""
+        that the JPEG library rejects goes the CPU way (its pixels, or the CPU decoder's error)."""
         if not jpegs:
             return []
         with self._on_stream():
             images = self._decode_jpegs([item.data for item in jpegs])
             good = [index for index, image in enumerate(images) if image is not None]
-            oriented = [_ORIENT.get(jpegs[index].orientation, _as_stored)(images[index]) for index in good]
+            upright = self.jpeg_backend.applies_exif_orientation
+            oriented = [images[index] if upright else _ORIENT.get(jpegs[index].orientation, _as_stored)(images[index])
+                        for index in good]
             batch = self._normalize(self._resize_and_crop(oriented)) if good else None
         by_index = dict(zip(good, batch.unbind(0), strict=True)) if batch is not None else {}
         return [by_index[index] if index in by_index else self.cpu.load(item.source)
@@ -235,17 +242,43 @@ class GpuJpegDecoder:
             self._stream = torch.cuda.Stream(self.device)
         return torch.cuda.stream(self._stream)
 
-    def _decode_jpegs(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
-        try:
-            return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
-        except (RuntimeError, ValueError):  # one bad file fails the batch: decode one by one to find it
-            return [self._decode_one(item) for item in data]
+    @functools.cached_property
+    def jpeg_backend(self) -> JpegBackend:
+        """The JPEG library of this decoder, chosen (and probed) at the first ``decode``."""
+        return choose_jpeg_backend(self.device, self.jpeg_backend_name)
 
-    def _decode_one(self, data: torch.Tensor) -> torch.Tensor | None:
+    def _decode_jpegs(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        backend = self.jpeg_backend  # outside the try: a failed choice is no bad JPEG, it ends the run
         try:
-            return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+            return self._decode_on_stream(backend, data)
+        except (RuntimeError, ValueError):  # one bad file fails the batch: decode one by one to find it
+            return [self._decode_one(backend, item) for item in data]
+
+    def _decode_one(self, backend: JpegBackend, data: torch.Tensor) -> torch.Tensor | None:
+        try:
+            return self._decode_on_stream(backend, [data])[0]
         except (RuntimeError, ValueError):
             return None
+
+    def _decode_on_stream(self, backend: JpegBackend, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        """The JPEG library's images, decoded on this decoder's stream into memory no stream still uses.
+
+        nvJPEG's hardware engine (A100, H100: its batched decode) does not wait for the work queued
+        on the stream it is given before it writes its outputs, and those outputs come from torch's
+        caching allocator, which hands a block freed on a stream straight back to the next allocation
+        on that stream, while kernels queued there may still read it: the decode overwrites them (134
+        of 200 iterations corrupted on an H100: pytorch/vision#9606, not merged; TorchCodec merged a
+        host synchronization inside its decoder, meta-pytorch/torchcodec#1634). A device-side
+        wait (``wait_stream``, ``cudaStreamWaitEvent``) does not stop the early write, only a host wait
+        does, so: everything is decoded on a stream of our own, which carries only this decoder's
+        resizing, and that stream is host-synchronized before each decode call (cheap: the JPEG
+        libraries host-synchronize when they return anyway, and the model runs on another stream).
+        The images handed to the model are the other half (:meth:`finish`): they are recorded on the
+        model's stream, so the allocator reuses their memory only once the model's queued reads of it
+        have run (it checks that on the host). This holds for every backend, whatever its version."""
+        if self._stream is not None:
+            self._stream.synchronize()
+        return backend.decode(data)
 
     def _resize_and_crop(self, images: list[torch.Tensor]) -> torch.Tensor:
         """The uint8 (N, 3, H, W) center crops of the resized images, resizing same-size images together."""
@@ -297,12 +330,14 @@ class HybridDecoder:
 
 
 def make_decoder(kind: str, preprocess: Mapping[str, Any], device: str | torch.device, *,
-                 gpu_batch_size: int = GPU_BATCH_SIZE) -> CpuDecoder | GpuJpegDecoder | HybridDecoder:
+                 gpu_batch_size: int = GPU_BATCH_SIZE,
+                 jpeg_backend: str | None = None) -> CpuDecoder | GpuJpegDecoder | HybridDecoder:
     """The decoder of ``--decode kind`` (see :func:`choose_decoding`); GPU decoding runs on ``device``
-    (on a CPU device, ``decode_jpeg``'s CPU decoder runs the same code), ``gpu_batch_size`` JPEGs a call."""
+    (on a CPU device, the JPEG library's CPU decoder runs the same code), ``gpu_batch_size`` JPEGs a
+    call, with the JPEG library ``jpeg_backend`` (default: :mod:`.jpeg_backends` chooses)."""
     chosen = choose_decoding(kind, device)
     cpu = CpuDecoder(preprocess)
     if chosen == "cpu":
         return cpu
-    gpu = GpuJpegDecoder(preprocess, device, batch_size=gpu_batch_size)
+    gpu = GpuJpegDecoder(preprocess, device, batch_size=gpu_batch_size, jpeg_backend=jpeg_backend)
     return gpu if chosen == "gpu" else HybridDecoder(cpu, gpu)
