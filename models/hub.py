@@ -100,8 +100,8 @@ def entrypoints() -> dict[str, Callable[..., Any]]:
     made: dict[str, Callable[..., Any]] = {}
     for target, spec in SPECS.items():
         for name in (target, *spec.aliases):
-            made[name] = (_variants_entrypoint(target, spec.default_type) if spec.variant_keyword
-                          else _model_entrypoint(target, spec.pretrained_default))
+            made[name] = (_variants_entrypoint(name, spec.default_type) if spec.variant_keyword
+                          else _model_entrypoint(name, spec.pretrained_default))
     for name, dispatcher in DISPATCHERS.items():
         made[name] = _dispatcher_entrypoint(name, dispatcher.default_type)
     for name, function in made.items():
