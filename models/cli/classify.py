@@ -104,7 +104,8 @@ def _run(args: argparse.Namespace, store: Any) -> int:
         print(f"reading {listing} as a list of inputs (one path or URL a line): {count(number, 'input')}",
               file=sys.stderr)
     if inputs.skipped:
-        print(f"skipping {count(len(inputs.skipped), 'file')} that are not images (by their extension): "
+        what = "is not an image" if len(inputs.skipped) == 1 else "are not images"
+        print(f"skipping {count(len(inputs.skipped), 'file')} that {what} (by their extension): "
               f"{first_few(inputs.skipped)}", file=sys.stderr)
     todo = [source for source in inputs.sources if source not in store.done]
     if len(todo) < len(inputs.sources):
