@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from .arguments import add_model_arguments, non_negative_int, positive_int
 from .entrypoints import load_model
+
+DEFAULT_WORKERS = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, metavar="DIR", help="the image folder, one sub-folder per class")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default 64)")
-    parser.add_argument("--workers", type=non_negative_int, default=4,
-                        help="decoding processes (default 4; 0: in the main process)")
+    parser.add_argument("--workers", type=non_negative_int, default=min(DEFAULT_WORKERS, os.cpu_count() or 1),
+                        help=f"decoding processes (default {DEFAULT_WORKERS}, at most the machine's cores; 0: in the "
+                             "main process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 

@@ -87,6 +87,9 @@ def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed:
     if val_dir is not None and val_fraction is not None:
         raise DatasetError(f"--val-fraction {val_fraction}: {root} has its own val/ folder; drop the option")
     classes = class_folders(train_dir)
+    if len(classes) < 2:
+        raise DatasetError(f"--data {train_dir}: one class folder ({classes[0]}): a classifier needs at least 2 "
+                           f"classes to tell apart (expected {train_dir}/<class>/<images>, one folder per class)")
     class_to_index = {name: index for index, name in enumerate(classes)}
     train = folder_samples(train_dir, class_to_index)
     if val_dir is not None:

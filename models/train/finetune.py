@@ -164,10 +164,11 @@ class _Run:
         self.train_images = AugmentedImages(self.data.train, cfg, augment=settings.augment)
         self.sampler = EpochSampler(self.train_images, num_replicas=processes.world_size, rank=processes.rank,
                                     seed=settings.seed)
+        if self.sampler.num_samples < self.local_batch:  # one smaller batch per epoch rather than none
+            self.local_batch = self.sampler.num_samples
+            self.say(f"--batch-size {settings.batch_size} is more than the {len(self.data.train)} training images of "
+                     f"{settings.data}: training with batches of {self.local_batch * processes.world_size}")
         self.steps_per_epoch = self.sampler.num_samples // self.local_batch
-        if self.steps_per_epoch == 0:
-            raise DatasetError(f"--batch-size {settings.batch_size} is more than the {len(self.data.train)} "
-                               f"training images of {settings.data}")
         self.val_loader = self._loader(Subset(PreprocessedImages(self.data.val, cfg),
                                               range(processes.rank, len(self.data.val), processes.world_size)))
         self.optimizer, self.scheduler = optimisation(self.model, settings, self.steps_per_epoch)
