@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+# isort: off
+from ..processing import torchvision_pair  # noqa: F401 -- first: a mismatched torchvision is one clear line
+# isort: on
 from timm.models import adapt_input_conv
 from torch import nn
 

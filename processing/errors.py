@@ -1,4 +1,4 @@
-"""Errors of the processing utilities: each is a ValueError naming the input and the cause."""
+"""Errors of the processing utilities: a ValueError naming the input and the cause, or a broken torch install."""
 
 
 class ImageInputError(ValueError):
@@ -20,3 +20,8 @@ class ImageTooLargeError(ImageInputError):
 class ProcessingArgumentError(ValueError):
     """Another argument is unusable: ``model=``/``config=`` without a preprocessing configuration, a
     ``cuda=`` device that is not there, predictions or labels of the wrong shape."""
+
+
+class MismatchedTorchvisionError(ImportError):
+    """torchvision does not load with the installed torch: two builds that do not belong together
+    (a CPU torch and a CUDA torchvision, or other versions); the message gives the reinstall command."""

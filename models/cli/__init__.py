@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ...processing.errors import MismatchedTorchvisionError
 from ..errors import WeightsError
 from ..release import version_line
 from .arguments import CommandError, OneLineErrorParser
@@ -60,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args.command, error, error.exit_code)
     except ValueError as error:  # the library's InvalidArgumentError and its kin: bad input
         return _fail(args.command, error, 2)
+    except MismatchedTorchvisionError as error:  # the installation, not the arguments
+        return _fail(args.command, error, 1)
     except WeightsError as error:
         return _fail(args.command, error, 1)
     except BrokenPipeError:  # the reader went away (python3 -m models list | head)

@@ -26,6 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
+
+# isort: off
+from ...processing import torchvision_pair  # noqa: F401 -- first: a mismatched torchvision is one clear line
+# isort: on
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 from tqdm import tqdm
 
