@@ -54,6 +54,7 @@ from .data import (
     listing,
     unreadable_images,
 )
+from .file_digests import file_digests
 from .loop import (
     EpochTotals,
     LocalEpoch,
@@ -268,6 +269,8 @@ class _Run:
                                    f"{listing(lacking)}")
         if resumed is not None and list(data.classes) != resumed["class_names"]:
             raise DatasetError(f"--resume: {settings.data} has other classes than the run in {self.output}")
+        self.train_digests = tuple(file_digests([path for path, _ in data.train], workers=max(1, settings.workers))) \
+            if self.processes.is_main else ()  # rank 0 alone writes the checkpoints
         return data
 
     def _model(self, resumed: dict[str, Any] | None) -> nn.Module:
@@ -339,6 +342,7 @@ class _Run:
         checkpoint = FinetunedCheckpoint(
             entrypoint=cfg["entrypoint"], model_type=cfg["model_type"], class_names=self.data.classes,
             preprocessing={key: cfg[key] for key in PREPROCESS_KEYS}, pretrained_build=self.pretrained_build,
+            training_digests=self.train_digests,
             state_dict={key: value.detach().to("cpu", copy=True).contiguous()
                         for key, value in self.model.state_dict().items()})
         self.output.mkdir(parents=True, exist_ok=True)

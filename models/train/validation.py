@@ -8,6 +8,7 @@ as ``classify`` gives them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from .data import (
     unreadable_images,
 )
 from .distributed import Processes
+from .file_digests import file_digests, training_digests
 from .loop import Metrics, evaluate
 
 
@@ -52,7 +54,8 @@ def validate_folder(model: nn.Module, data: str | os.PathLike, *, batch_size: in
                     device: str | torch.device = "cpu", progress: bool = True) -> Metrics:
     """``model``'s mean cross-entropy, top-1 and top-5 (in %) on the images under ``data/<class>/``.
 
-    Every image is checked first: files that do not decode are listed in a DatasetError.
+    Every image is checked first: files that do not decode are listed in a DatasetError. For a
+    fine-tuned checkpoint, ``trained_on`` counts the images it was trained on (by content).
     """
     folder = Path(data).expanduser()
     cfg = model.pretrained_cfg
@@ -62,8 +65,17 @@ def validate_folder(model: nn.Module, data: str | os.PathLike, *, batch_size: in
     if problems:
         raise DatasetError(f"--data {folder}: {describe_unreadable(problems)}; fix or delete them")
     loader = DataLoader(PreprocessedImages(samples, cfg), batch_size=batch_size, num_workers=workers)
-    return evaluate(model, loader, torch.device(device), None, Processes(), total=len(loader), progress=progress,
-                    description=f"validating {len(samples)} images")
+    metrics = evaluate(model, loader, torch.device(device), None, Processes(), total=len(loader), progress=progress,
+                       description=f"validating {len(samples)} images")
+    return dataclasses.replace(metrics, trained_on=_trained_on(cfg, [path for path, _ in samples], workers))
+
+
+def _trained_on(cfg: dict, paths: list[str], workers: int) -> int:
+    """How many of ``paths`` are among the training images that the model's fine-tuned checkpoint records."""
+    if not cfg.get("checkpoint") or cfg.get("id"):  # published weights record no training files
+        return 0
+    recorded = training_digests(cfg["checkpoint"])
+    return sum(digest in recorded for digest in file_digests(paths, workers)) if recorded else 0
 
 
 
