@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ...processing.fetch import is_url
 from ..errors import InvalidArgumentError
+from ..wording import count
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
@@ -82,7 +83,8 @@ def _directory_images(text: str, path: Path, skipped: list[str]) -> list[str]:
     images = [str(file) for file in files if file.suffix.lower() in IMAGE_EXTENSIONS]
     others = [str(file) for file in files if file.suffix.lower() not in IMAGE_EXTENSIONS]
     if not images:
-        holds = f"its {len(others)} files ({first_few(others)}) are no images" if others else "it is empty"
+        holds = (f"its {count(len(others), 'file')} ({first_few(others)}) {'is' if len(others) == 1 else 'are'} no "
+                 "images") if others else "it is empty"
         raise InvalidArgumentError(f"INPUT {text!r}: no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}) in "
                                    f"the directory: {holds}")
     skipped += others

@@ -17,6 +17,7 @@ from ...processing.errors import MismatchedTorchvisionError
 from ..errors import WeightsError
 from ..release import version_line
 from .arguments import CommandError, OneLineErrorParser
+from .console_output import OPTIMIZE_NOTICE, command_output
 from .early_checks import check_arguments, unknown_command, unknown_options
 
 COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "smoke", "export", "serve",
@@ -56,7 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         check_arguments(args)  # names, devices and paths: before the command imports torch
-        return args.run(args)
+        if getattr(args, "optimize", False):
+            print(OPTIMIZE_NOTICE, file=sys.stderr)
+        with command_output(f"python3 -m models {args.command}"):
+            return args.run(args)
     except CommandError as error:
         return _fail(args.command, error, error.exit_code)
     except ValueError as error:  # the library's InvalidArgumentError and its kin: bad input

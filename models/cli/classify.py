@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..batch.decode_kinds import DECODE_KINDS, GPU_BATCH_SIZE
+from ..wording import count
 from .arguments import CommandError, add_model_arguments, positive_int
 from .entrypoints import load_model, model_kwargs
 from .extras import require
-from .wording import count
 
 EXIT_SOME_FAILED = 3
 """Some inputs could not be classified: their rows hold the cause."""

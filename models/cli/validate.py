@@ -7,9 +7,9 @@ import json
 import os
 import sys
 
+from ..wording import count
 from .arguments import add_model_arguments, non_negative_int, positive_int
 from .entrypoints import load_model
-from .wording import count
 
 DEFAULT_WORKERS = 4
 

@@ -38,6 +38,7 @@ from ...processing.decode import load_rgb
 from ...processing.fetch import FetchSettings
 from ...processing.utils import DEFAULT_MAX_PIXELS
 from ..errors import DatasetError
+from ..wording import count
 from .settings import DEFAULT_VAL_FRACTION
 
 Sample = tuple[str, int]
@@ -77,7 +78,7 @@ def folder_samples(folder: Path, class_to_index: Mapping[str, int],
     if require_every_class:
         empty += [name for name in class_to_index if name not in present]
     if empty:
-        raise DatasetError(f"--data {folder}: {len(empty)} class folders without images: {listing(sorted(empty))} "
+        raise DatasetError(f"--data {folder}: {count(len(empty), 'class folder')} without images: {listing(sorted(empty))} "
                            f"(images are files ending in {', '.join(IMG_EXTENSIONS)})")
     return samples
 
@@ -99,7 +100,7 @@ def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed:
     if val_dir is not None:
         unknown = sorted(set(class_folders(val_dir)) - set(classes))
         if unknown:
-            raise DatasetError(f"--data {val_dir}: {len(unknown)} classes that {train_dir} lacks: {listing(unknown)}")
+            raise DatasetError(f"--data {val_dir}: {count(len(unknown), 'class', 'classes')} that {train_dir} lacks: {listing(unknown)}")
         val = folder_samples(val_dir, class_to_index, require_every_class=False)
     else:
         train, val = _split(train, DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction, seed)
@@ -141,7 +142,7 @@ def unreadable_images(paths: Sequence[str], *, workers: int, progress: bool) -> 
 
 def describe_unreadable(problems: Sequence[tuple[str, str]]) -> str:
     """``N unreadable images: path (why), ...`` in one line."""
-    return f"{len(problems)} unreadable images: " + listing([reason if reason.startswith(path) else f"{path} ({reason})"
+    return f"{count(len(problems), 'unreadable image')}: " + listing([reason if reason.startswith(path) else f"{path} ({reason})"
                                                              for path, reason in problems])
 
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from ...processing.labels import imagenet_synsets
 from ..errors import DatasetError
+from ..wording import count
 from .data import (
     PreprocessedImages,
     class_folders,
@@ -37,7 +38,7 @@ def model_class_indices(folder: Path, classes: Sequence[str], cfg: Mapping[str, 
     """The model's class index of each folder name: by the model's own class names (``label_names``
     of a fine-tuned checkpoint), else by ImageNet's synset ids for a 1000-class head."""
     if cfg.get("label_names"):
-        vocabulary, kind = list(cfg["label_names"]), "the model's classes"
+        vocabulary, kind = list(cfg["label_names"]), "the model's class names"
     elif cfg["num_classes"] == 1000:
         vocabulary, kind = list(imagenet_synsets()), "ImageNet synset ids (n01440764, ...)"
     else:
@@ -46,7 +47,8 @@ def model_class_indices(folder: Path, classes: Sequence[str], cfg: Mapping[str, 
     index = {name: position for position, name in enumerate(vocabulary)}
     unknown = [name for name in classes if name not in index]
     if unknown:
-        raise DatasetError(f"--data {folder}: {len(unknown)} folders are not {kind}: {listing(unknown)}")
+        raise DatasetError(f"--data {folder}: {count(len(unknown), 'folder')} {'is not one of' if len(unknown) == 1 else 'are not'} {kind}: "
+                           f"{listing(unknown)}")
     return {name: index[name] for name in classes}
 
 
