@@ -157,7 +157,7 @@ class ResultStore:
 
 def _locks_the_file_at_its_path(lock: FileLock) -> bool:
     """Whether the file that ``lock`` holds is still the one at its path (not one a finished run removed)."""
-    descriptor = getattr(lock._context, "lock_file_fd", None)
+    descriptor = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
     if descriptor is None:  # a filelock that does not say: trust it
         return True
     try:
