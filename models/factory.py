@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..processing import torchvision_pair  # noqa: F401 -- first: a mismatched torchvision is one clear line
 from .archs.timm_api import OutIndices
 from .builder import build_model
 from .errors import InvalidArgumentError

@@ -71,8 +71,9 @@ def nvidia_convnets_processing_utils(**kwargs: Any) -> ConvNetsProcessingUtils:
             crop_pct, interpolation, mean and std (GPUNet-0: 320 px, bicubic, no crop margin).
         prepare_inputs(uris, cuda=False, model=None, config=None, workers=None, skip_errors=False)
             -> N x 3 x H x W, decoded in parallel threads.
-        pick_n_best(predictions, n=5, labels=None, verbose=True) -> [[(label, "xx.x%"), ...], ...]
-            NVIDIA's output format; the ImageNet-1k labels are bundled, never downloaded.
+        pick_n_best(predictions, n=5, labels=None, verbose=True, model=None) -> [[(label, "xx.x%"), ...], ...]
+            NVIDIA's output format; the class names are labels=, else model='s own (a fine-tuned
+            checkpoint's), else ImageNet-1k's, bundled, never downloaded.
         show(images_or_uris, results) -> matplotlib Figure of thumbnails with their top-k bars.
 
     Keyword arguments: connect_timeout (10 s), read_timeout (30 s), total_timeout (120 s) for

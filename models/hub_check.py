@@ -65,6 +65,8 @@ class Outcome:
     load_seconds: float | None = None
     top5: list[tuple[str, float]] = field(default_factory=list)
     problem: str | None = None
+    weights_unavailable: bool = False
+    """The load failed because no source could give the weights (offline, say)."""
 
 
 
@@ -103,6 +105,8 @@ def run_case(case: Case, repo: str, source: str, manifest: Manifest, utils: Any,
             model = torch.hub.load(repo, case.entrypoint, source=source, trust_repo=True, verbose=False, **kwargs)
     except Exception as error:  # noqa: BLE001 -- every failure to load is reported, whatever its type
         outcome.problem = f"could not load: {type(error).__name__}: {error}"
+        # By name: loaded from GitHub (--repo), the repository's classes are not ours.
+        outcome.weights_unavailable = type(error).__name__ == "WeightsUnavailableError"
         return outcome
     outcome.load_seconds = time.perf_counter() - start
     cfg = getattr(model, "pretrained_cfg", {})

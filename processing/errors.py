@@ -1,7 +1,8 @@
-"""Bad user input, for the whole hub: ``InvalidArgumentError`` and the processing utilities' errors.
+"""Bad user input, for the whole hub: ``InvalidArgumentError`` and the processing utilities' errors
+(each a ValueError naming the input and the cause), and a broken torch installation.
 
-Each is a ValueError naming the input and the cause. ``models.errors`` re-exports
-:class:`InvalidArgumentError`, the one base class of bad input that the library raises.
+``models.errors`` re-exports :class:`InvalidArgumentError`, the one base class of bad input that the
+library raises.
 """
 
 
@@ -28,3 +29,8 @@ class ImageTooLargeError(ImageInputError):
 class ProcessingArgumentError(InvalidArgumentError):
     """Another argument is unusable: ``model=``/``config=`` without a preprocessing configuration, a
     ``cuda=`` device that is not there, predictions or labels of the wrong shape."""
+
+
+class MismatchedTorchvisionError(ImportError):
+    """torchvision does not load with the installed torch: two builds that do not belong together
+    (a CPU torch and a CUDA torchvision, or other versions); the message gives the reinstall command."""

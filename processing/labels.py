@@ -11,6 +11,9 @@ from typing import Any
 @lru_cache(maxsize=1)
 def imagenet_labels() -> tuple[str, ...]:
     """The class names in index order (timm, which bundles them, is imported at the first call)."""
+    from .torchvision_pair import require_torchvision
+
+    require_torchvision()  # before timm: a mismatched torchvision is one clear line
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo()
@@ -21,6 +24,9 @@ def imagenet_labels() -> tuple[str, ...]:
 def imagenet_synsets() -> tuple[str, ...]:
     """The WordNet synset ids (``n01440764``, ...) in the order of :func:`imagenet_labels`: the folder
     names of ImageNet's training and (sorted) validation sets."""
+    from .torchvision_pair import require_torchvision
+
+    require_torchvision()  # before timm: a mismatched torchvision is one clear line
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo()

@@ -99,9 +99,13 @@ class ConvNetsProcessingUtils:
 
     @staticmethod
     def pick_n_best(predictions: torch.Tensor, n: int = 5, labels: Sequence[str] | None = None,
-                    verbose: bool = True) -> list[Prediction]:
-        """The ``n`` best ``(label, "xx.x%")`` of each sample, printed as ``sample i: [...]`` (NVIDIA's format)."""
-        return pick_n_best(predictions, n=n, labels=labels, verbose=verbose)
+                    verbose: bool = True, model: Any = None) -> list[Prediction]:
+        """The ``n`` best ``(label, "xx.x%")`` of each sample, printed as ``sample i: [...]`` (NVIDIA's format).
+
+        The class names: ``labels``, else ``model``'s own (its ``pretrained_cfg``: a fine-tuned
+        checkpoint's classes), else ImageNet-1k's for 1000 classes.
+        """
+        return pick_n_best(predictions, n=n, labels=labels, verbose=verbose, model=model)
 
     @staticmethod
     def get_imgnet_classes() -> np.ndarray:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
 from .errors import ProcessingArgumentError
-from .labels import default_class_names
+from .labels import class_names, default_class_names
 
 Prediction = list[tuple[str, str]]
 
@@ -21,12 +22,14 @@ class NotProbabilitiesWarning(UserWarning):
 
 
 def pick_n_best(predictions: torch.Tensor, n: int = 5, labels: Sequence[str] | None = None,
-                verbose: bool = True) -> list[Prediction]:
+                verbose: bool = True, model: Any = None) -> list[Prediction]:
     """Top-``n`` of each row of ``predictions`` (N x classes, or one 1-D sample), printed as NVIDIA's.
 
     Values are shown as given, as percentages: apply softmax first (logits, or any score outside
     [0, 1], give a :class:`NotProbabilitiesWarning`); ``n`` is clamped to the number of classes;
-    ``labels`` names the classes of a fine-tuned head (default: ImageNet-1k's 1000).
+    ``labels`` names the classes; without it, ``model=`` (anything with a ``pretrained_cfg``, as
+    ``prepare_input_from_uri`` takes it) gives its own class names (a fine-tuned checkpoint's);
+    without either, a 1000-class head has ImageNet-1k's names and any other ``class <i>``.
     """
     scores = torch.as_tensor(predictions).detach().to("cpu", torch.float32)
     if scores.dim() == 1:
@@ -34,9 +37,14 @@ def pick_n_best(predictions: torch.Tensor, n: int = 5, labels: Sequence[str] | N
     if scores.dim() != 2 or scores.shape[1] == 0:
         raise ProcessingArgumentError(f"predictions of shape {tuple(scores.shape)}: expected (N, classes) or (classes,)")
     classes = scores.shape[1]
-    names = list(labels) if labels is not None else list(default_class_names(classes))
+    if labels is not None:
+        names, source = list(labels), "labels"
+    elif model is not None:
+        names, source = list(class_names(_pretrained_cfg(model))), "model.pretrained_cfg"
+    else:
+        names, source = list(default_class_names(classes)), "labels"
     if len(names) != classes:
-        raise ProcessingArgumentError(f"labels has {len(names)} names for predictions of {classes} classes")
+        raise ProcessingArgumentError(f"{source} has {len(names)} names for predictions of {classes} classes")
     _warn_unless_probabilities(scores)
     values, indices = scores.topk(max(0, min(int(n), classes)), dim=1)
     results = []
@@ -46,6 +54,14 @@ def pick_n_best(predictions: torch.Tensor, n: int = 5, labels: Sequence[str] | N
             print(f"sample {sample}: {result}")
         results.append(result)
     return results
+
+
+def _pretrained_cfg(model: Any) -> Mapping[str, Any]:
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, Mapping) or "num_classes" not in cfg:
+        raise ProcessingArgumentError(f"model={type(model).__name__}: has no pretrained_cfg with num_classes "
+                                      "(give a model of this hub or timm, or pass labels=)")
+    return cfg
 
 
 def _warn_unless_probabilities(scores: torch.Tensor) -> None:

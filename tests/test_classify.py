@@ -143,8 +143,7 @@ def test_rows_are_saved_as_they_come_and_published_once_per_path(tmp_path):
     assert resumed.finish() == 3
     assert [r["path"] for r in read_results(output).to_pylist()] == ["a", "b", "c"]
     assert read_results(output).to_pylist()[1]["error"] == ""
-    assert [path.name for path in tmp_path.glob(".out.jsonl.*")] == [".out.jsonl.lock"], \
-        "parts and temporary files are removed; the (released) lock file stays"
+    assert list(tmp_path.glob(".out.jsonl.*")) == [], "parts, temporary files and the lock file are removed"
     with pytest.raises(InvalidArgumentError, match="--resume.*--overwrite"):
         ResultStore(output)
     ResultStore(output, overwrite=True).finish()
@@ -309,7 +308,7 @@ def test_resume_keeps_error_rows_and_retry_errors_classifies_them_again(lenet_we
     retried = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--resume",
                       "--retry-errors")
     assert retried.returncode == 0, retried.stderr
-    assert "skipping 1 inputs" in retried.stderr and "1 inputs: 1 classified, 0 errors; 2 rows" in retried.stderr
+    assert "skipping 1 input already" in retried.stderr and "1 input: 1 classified, 0 errors; 2 rows" in retried.stderr
     after = {row["path"]: row for row in read_results(output).to_pylist()}
     assert len(read_results(output)) == 2
     assert after[str(folder / "a.jpg")] == before[str(folder / "a.jpg")]
@@ -549,7 +548,7 @@ def test_nothing_classified_exits_4(lenet_weights, tmp_path):
     (tmp_path / "b.jpg").write_bytes(b"half a download")
     result = run_cli(str(tmp_path / "b.jpg"), *model_args(lenet_weights), "--output", str(tmp_path / "o.jsonl"))
     assert result.returncode == EXIT_NONE_CLASSIFIED, result.stderr
-    assert result.stderr.splitlines()[-1] == f"1 inputs: 0 classified, 1 errors; 1 rows in {tmp_path / 'o.jsonl'}"
+    assert result.stderr.splitlines()[-1] == f"1 input: 0 classified, 1 error; 1 row in {tmp_path / 'o.jsonl'}"
 
 
 def test_classify_help_documents_the_exit_codes():

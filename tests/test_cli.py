@@ -134,7 +134,8 @@ def test_a_misspelled_flag_points_to_the_commands_own_help(tmp_path):
                      "--top_k", "3")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [("python3 -m models classify: error: unrecognized arguments: "
-                                                   "--top_k 3 (see python3 -m models classify --help)")]
+                                                   "--top_k (did you mean --top-k?) (see python3 -m models "
+                                                   "classify --help)")]
     top_level = run_cli("--top_k", "3")
     assert top_level.returncode == 2 and "(see python3 -m models --help)" in top_level.stderr
 

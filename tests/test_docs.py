@@ -101,7 +101,8 @@ def test_readme_first_example_has_an_offline_twin_that_runs_offline(tmp_path):
     online = next(line for line in lines if "'nvidia_resneXt', source='local')" in line)
     offline = lines[lines.index(online) + 1]
     assert online.split(" && ", 1)[1].replace("source='local')", "source='local', pretrained=False)", 1) == offline
-    assert README.index(online) < README.index(offline) < README.index("Install and run the tests")
+    assert README.index(online) < README.index(offline) < README.index("## The main jobs, one example each")
+    assert len(README[:README.index(online)].splitlines()) < 25, "the first screen shows the first example"
     command = offline.replace("python3 ", f"{sys.executable} ", 1)  # this interpreter, whatever PATH says
     result = subprocess.run(["bash", "-c", command], check=False, cwd=REPO, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "CONVNETS_HUB_OFFLINE": "1", "TORCH_HOME": str(tmp_path)})

@@ -132,7 +132,7 @@ def test_data_problems_are_found_before_training(tmp_path):
     (tmp_path / "dogs").mkdir()
     (tmp_path / "dogs" / "notes.txt").write_text("no image")
     Image.new("RGB", (8, 8)).save(tmp_path / "cats" / "a.png")
-    with pytest.raises(DatasetError, match=r"1 class folders without images: dogs"):
+    with pytest.raises(DatasetError, match=r"1 class folder without images: dogs"):
         image_folder_data(tmp_path, None, 0)
     (tmp_path / "dogs" / "b.png").write_bytes(b"")
     with pytest.raises(DatasetError, match="no validation images"):  # one image a class: none to hold out

@@ -82,15 +82,20 @@ def test_smoke_tables_each_load_and_names_every_failed_entrypoint(mirror, server
         in failures[1]
 
 
-def test_offline_without_weights_each_failed_entrypoint_is_one_line(tmp_path):
+def test_offline_without_weights_says_so_once_and_names_each_missing_file_once(tmp_path):
     result = run_cli("smoke", "--entrypoint", "alexnet", "--entrypoint", "lenet5", "--entrypoint", "nvidia_resneXt",
-                     env={"TORCH_HOME": str(tmp_path)})
+                     "--entrypoint", "nvidia_resnext101_32x4d", env={"TORCH_HOME": str(tmp_path)})
     assert result.returncode == 1, result.stderr
-    failures = failure_lines(result.stderr)
-    assert failures[0] == "python3 -m models smoke: 2 of 3 loads failed:" and len(failures) == 3
-    for line, name in zip(failures[1:], ("nvidia_resneXt", "alexnet"), strict=True):
-        assert line.startswith(f"    {name}: could not load: WeightsUnavailableError: ")
-        assert "CONVNETS_HUB_OFFLINE=1" in line
+    manifest = load_manifest()
+    resnext, alexnet = (manifest.default(name).file_name for name in ("nvidia_resneXt", "alexnet"))
+    assert failure_lines(result.stderr) == [
+        ("python3 -m models smoke: 3 of 4 loads failed: this machine is offline (CONVNETS_HUB_OFFLINE=1) and their "
+        f"weights are not in {tmp_path / 'hub' / 'checkpoints'}; put the files there, or run python3 -m models "
+        "smoke --no-pretrained to check every model without weights. The missing files:"),
+        f"    nvidia_resneXt, nvidia_resnext101_32x4d: {resnext}",
+        f"    alexnet: {alexnet}"]
+    results = [line.split("  ")[-1] for line in result.stdout.splitlines()[1:]]
+    assert sorted(results) == ["FAILED: weights unavailable"] * 3 + ["ok"], "the table does not repeat the causes"
 
 
 def test_no_pretrained_builds_and_runs_every_entrypoint_offline(tmp_path):
@@ -117,7 +122,7 @@ def test_no_pretrained_plans_each_entrypoint_and_variant_once(hubconf):
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["--entrypoint", "nvidia_resnext"], "--entrypoint nvidia_resnext: not a model entrypoint"),
+    (["--entrypoint", "nvidia_resnext"], "--entrypoint 'nvidia_resnext' is not a model entrypoint; did you mean 'nvidia_resneXt'"),
     (["--entrypoint", "lenet5", "--model-type", "GPUNet-0"], "--model-type GPUNet-0: no such variant"),
     (["--repo", "not a repo"], "--repo 'not a repo' is not OWNER/NAME"),
 ])

@@ -59,6 +59,6 @@ def test_folders_that_are_not_the_models_classes_are_one_line_errors(seeded_weig
     shutil.copy(PHOTOS[1], tmp_path / "cats" / "chelsea.png")
     assert main(["validate", "--entrypoint", "resnet18_ssl", "--weights", str(seeded_weights), "--data",
                  str(tmp_path), "--workers", "0"]) == 2
-    assert "1 folders are not ImageNet synset ids (n01440764, ...): cats" in capsys.readouterr().err
+    assert "1 folder is not one of ImageNet synset ids (n01440764, ...): cats" in capsys.readouterr().err
     assert main(["validate", "--entrypoint", "lenet5", "--data", str(tmp_path), "--workers", "0"]) == 2
     assert "10-class head has no class names" in capsys.readouterr().err

@@ -43,6 +43,10 @@ from typing import Any, Protocol
 
 import torch
 from PIL import ExifTags, Image
+
+# isort: off
+from ...processing import torchvision_pair  # noqa: F401 -- first: a mismatched torchvision is one clear line
+# isort: on
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 

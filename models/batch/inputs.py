@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...processing.fetch import is_url
 from ..errors import InvalidArgumentError
+from ..wording import count
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
@@ -17,10 +18,20 @@ TABLE_EXTENSIONS = frozenset({".parquet", ".pq", ".csv"})
 
 @dataclass(frozen=True)
 class Inputs:
-    """The image sources that the INPUTs name, and the files of their directories that are no images."""
+    """The image sources that the INPUTs name, and the files of their directories that are no images.
+
+    ``origins`` says where each source read from a list or a table was named, for the messages about
+    it: ``notes.txt (a list of inputs), line 1 'hello'``; ``lists`` names the INPUTs read as lists.
+    """
 
     sources: list[str]
     skipped: list[str]
+    origins: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, int] = field(default_factory=dict)
+
+    def describe(self, source: str) -> str:
+        """``source`` as the user named it: its origin in a list or table, else the source itself."""
+        return self.origins.get(source, source)
 
 
 def expand_inputs(inputs: Sequence[str], input_column: str = "path") -> Inputs:
@@ -33,33 +44,36 @@ def expand_inputs(inputs: Sequence[str], input_column: str = "path") -> Inputs:
     a directory without image files, or inputs that name no image at all are an InvalidArgumentError;
     a path listed inside a file that does not exist becomes an error row later.
     """
+    found = Inputs([], [])
     sources: dict[str, None] = {}
-    skipped: list[str] = []
     for text in inputs:
-        sources.update(dict.fromkeys(_expand_one(text, input_column, skipped)))
+        sources.update(dict.fromkeys(_expand_one(text, input_column, found)))
     if not sources:
         raise InvalidArgumentError(f"INPUT {' '.join(inputs)}: names no image to classify")
-    return Inputs(list(sources), skipped)
+    found.sources[:] = sources
+    return found
 
 
-def _expand_one(text: str, input_column: str, skipped: list[str]) -> Iterable[str]:
+def _expand_one(text: str, input_column: str, found: Inputs) -> Iterable[str]:
     if is_url(text):
         return [text]
     path = Path(text).expanduser()
     if path.is_dir():
-        return _directory_images(text, path, skipped)
+        return _directory_images(text, path, found.skipped)
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in LIST_EXTENSIONS:
-            return _read_list(path)
+            listed = _read_list(text, path, found.origins)
+            found.lists[text] = len(listed)
+            return listed
         if suffix in TABLE_EXTENSIONS:
-            return _read_column(path, input_column)
+            return _read_column(text, path, input_column, found.origins)
         return [text]
     if glob.has_magic(text):
         matches = sorted(glob.glob(text, recursive=True))
         if not matches:
             raise InvalidArgumentError(f"INPUT {text!r}: the pattern matches no file")
-        return [source for match in matches for source in _expand_one(match, input_column, skipped)]
+        return [source for match in matches for source in _expand_one(match, input_column, found)]
     raise InvalidArgumentError(f"INPUT {text!r}: no such file, directory or URL")
 
 
@@ -69,7 +83,8 @@ def _directory_images(text: str, path: Path, skipped: list[str]) -> list[str]:
     images = [str(file) for file in files if file.suffix.lower() in IMAGE_EXTENSIONS]
     others = [str(file) for file in files if file.suffix.lower() not in IMAGE_EXTENSIONS]
     if not images:
-        holds = f"its {len(others)} files ({first_few(others)}) are no images" if others else "it is empty"
+        holds = (f"its {count(len(others), 'file')} ({first_few(others)}) {'is' if len(others) == 1 else 'are'} no "
+                 "images") if others else "it is empty"
         raise InvalidArgumentError(f"INPUT {text!r}: no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}) in "
                                    f"the directory: {holds}")
     skipped += others
@@ -81,12 +96,17 @@ def first_few(names: Sequence[str], count: int = 3) -> str:
     return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
 
 
-def _read_list(path: Path) -> list[str]:
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
-    return [_beside(path, line) for line in lines if line and not line.startswith("#")]
+def _read_list(text: str, path: Path, origins: dict[str, str]) -> list[str]:
+    listed = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            listed.append(_beside(path, line))
+            origins.setdefault(listed[-1], f"{text} (a list of inputs), line {number} {line!r}")
+    return listed
 
 
-def _read_column(path: Path, column: str) -> list[str]:
+def _read_column(text: str, path: Path, column: str, origins: dict[str, str]) -> list[str]:
     if path.suffix.lower() == ".csv":
         from pyarrow import csv
         table = csv.read_csv(path)
@@ -96,7 +116,12 @@ def _read_column(path: Path, column: str) -> list[str]:
     if column not in table.column_names:
         raise InvalidArgumentError(f"INPUT {str(path)!r} has no column {column!r} (--input-column); "
                                    f"its columns: {', '.join(table.column_names)}")
-    return [_beside(path, str(value)) for value in table.column(column).to_pylist() if value is not None and str(value)]
+    listed = []
+    for number, value in enumerate(table.column(column).to_pylist(), start=1):
+        if value is not None and str(value):
+            listed.append(_beside(path, str(value)))
+            origins.setdefault(listed[-1], f"{text} (column {column!r}), row {number} {str(value)!r}")
+    return listed
 
 
 def _beside(listing: Path, source: str) -> str:

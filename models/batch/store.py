@@ -6,12 +6,14 @@ format, named after the run and the batch (each written to a new temporary file,
 crash loses at most the batches in flight. ``finish`` writes OUT's previous rows and the parts, once
 per path, to a new temporary file renamed over OUT, then removes the parts. Temporary files are
 created exclusively (:class:`..files.NewFile`): a file or link already at such a name is never
-written through. The empty lock file stays beside OUT. JSON lines are read and written without
+written through. The lock file is removed when the run ends, whether it published OUT or failed
+(a run that finds the lock file gone after acquiring it locks the new one). JSON lines are read and written without
 pyarrow (a list of rows where Parquet has a table).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -59,11 +61,7 @@ class ResultStore:
             raise InvalidArgumentError(f"output={str(output)!r}: no such directory {str(self.output.parent)!r}")
         self.parts = self.output.parent / f".{self.output.name}.parts"
         self._lock = FileLock(self.output.parent / f".{self.output.name}.lock", timeout=0)
-        try:
-            self._lock.acquire()
-        except Timeout:
-            raise OutputInUseError(f"output={str(output)!r} is being written by another run (it holds "
-                                   f"{self._lock.lock_file!r}): wait for that run to end, or choose another output") from None
+        self._acquire(str(output))
         try:
             self._start(str(output), resume, overwrite, retry_errors)
         except BaseException:
@@ -73,6 +71,19 @@ class ResultStore:
         self._run = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
         self._numbers = itertools.count()
 
+    def _acquire(self, output: str) -> None:
+        for _ in range(3):  # a run that ends removes the lock file: lock the one now at the path
+            try:
+                self._lock.acquire()
+            except Timeout:
+                raise OutputInUseError(f"output={output!r} is being written by another run (it holds "
+                                       f"{self._lock.lock_file!r}): wait for that run to end, or choose another "
+                                       "output") from None
+            if _locks_the_file_at_its_path(self._lock):
+                return
+            self._lock.release()
+        raise OutputInUseError(f"output={output!r}: other runs keep starting and ending on it; try again")
+
     def _start(self, output: str, resume: bool, overwrite: bool, retry_errors: bool) -> None:
         if (self.output.exists() or self._part_files()) and not resume:
             if not overwrite:
@@ -81,10 +92,14 @@ class ResultStore:
             shutil.rmtree(self.parts, ignore_errors=True)
         self.keep_output = resume
         self.done: set[str] = set()
+        failed, classified = set(), set()
         for table in self._saved_tables():
             for path, error in zip(_column(table, "path"), _column(table, "error"), strict=True):
+                (failed if error else classified).add(path)
                 if not (retry_errors and error):
                     self.done.add(path)
+        self.error_paths = failed - classified
+        """The saved paths whose only rows are error rows (``--retry-errors`` classifies them again)."""
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Save ``rows`` now (one part file); paths already done are dropped."""
@@ -122,8 +137,12 @@ class ResultStore:
         return len(chosen)
 
     def close(self) -> None:
-        """Release OUT without publishing (the parts stay for ``--resume``); ``finish`` does it too."""
-        self._lock.release()
+        """Release OUT without publishing (the parts stay for ``--resume``) and remove the lock file;
+        ``finish`` does it too."""
+        if self._lock.is_locked:
+            with contextlib.suppress(OSError):  # removed while locked: no other run can hold it
+                Path(self._lock.lock_file).unlink()
+            self._lock.release()
 
     def _part_files(self) -> list[Path]:
         return sorted(part for part in self.parts.glob("part-*") if part.suffix in (".parquet", ".jsonl")) \
@@ -134,6 +153,17 @@ class ResultStore:
             yield _read(self.output)
         for part in self._part_files():
             yield _read(part)
+
+
+def _locks_the_file_at_its_path(lock: FileLock) -> bool:
+    """Whether the file that ``lock`` holds is still the one at its path (not one a finished run removed)."""
+    descriptor = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+    if descriptor is None:  # a filelock that does not say: trust it
+        return True
+    try:
+        return os.path.samestat(os.fstat(descriptor), os.stat(lock.lock_file))
+    except OSError:
+        return False
 
 
 def read_results(path: str | os.PathLike) -> pa.Table:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..batch.decode_kinds import DECODE_KINDS, GPU_BATCH_SIZE
+from ..wording import count
 from .arguments import CommandError, add_model_arguments, positive_int
 from .extras import require
 from .model_options import load_model, model_kwargs
@@ -17,6 +20,10 @@ EXIT_SOME_FAILED = 3
 """Some inputs could not be classified: their rows hold the cause."""
 EXIT_NONE_CLASSIFIED = 4
 """No input could be classified (every row is an error row)."""
+FAILURES_SHOWN = 10
+"""Failed inputs named on stderr, one line each; the others are counted."""
+TABLE_MAX_INPUTS = 20
+"""Runs of at most this many inputs print a top-1 table on stdout (unless the rows go there)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "line), .parquet/.csv files (column --input-column), http(s) URLs")
     parser.add_argument("--output", required=True, metavar="OUT",
                         help="the result file: .parquet (or .pq) or .jsonl (or .ndjson); while another run "
-                             "writes it, a second one stops at once with exit code 2")
+                             "writes it, a second one stops at once with exit code 2; '-': JSON lines on "
+                             "standard output, as they come")
     parser.add_argument("--input-column", default="path", help="the column of Parquet/CSV inputs (default: path)")
     parser.add_argument("--top-k", type=positive_int, default=5, help="classes kept per image (default 5)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default 64)")
@@ -72,47 +80,101 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported when the command runs: --help starts without them (and the engines without torch).
-    from ..batch.inputs import expand_inputs, first_few
+    from ..batch.stdout_rows import StdoutRows
     from ..batch.store import ResultStore
 
     _check(args)
     _require_extras(args)
-    store = ResultStore(args.output, resume=args.resume, overwrite=args.overwrite, retry_errors=args.retry_errors)
+    if args.output == "-":
+        store = StdoutRows()
+    else:
+        store = ResultStore(args.output, resume=args.resume, overwrite=args.overwrite,
+                            retry_errors=args.retry_errors)
+    try:
+        return _run(args, store)
+    finally:
+        store.close()  # the lock file goes, also when the run fails before writing a row
+
+
+def _run(args: argparse.Namespace, store: Any) -> int:
+    from ..batch.inputs import expand_inputs, first_few
+
     inputs = expand_inputs(args.inputs, args.input_column)
+    for listing, number in inputs.lists.items():
+        print(f"reading {listing} as a list of inputs (one path or URL a line): {count(number, 'input')}",
+              file=sys.stderr)
     if inputs.skipped:
-        print(f"skipping {len(inputs.skipped)} files that are not images (by their extension): "
+        what = "is not an image" if len(inputs.skipped) == 1 else "are not images"
+        print(f"skipping {count(len(inputs.skipped), 'file')} that {what} (by their extension): "
               f"{first_few(inputs.skipped)}", file=sys.stderr)
     todo = [source for source in inputs.sources if source not in store.done]
     if len(todo) < len(inputs.sources):
-        print(f"skipping {len(inputs.sources) - len(todo)} inputs already in {args.output}", file=sys.stderr)
-    tally = _Tally(store)
+        print(f"skipping {count(len(inputs.sources) - len(todo), 'input')} already in {args.output}",
+              file=sys.stderr)
+        failed_before = len(store.error_paths & set(inputs.sources)) if not args.retry_errors else 0
+        if failed_before:
+            rows = "1 of them is an error row" if failed_before == 1 else f"{failed_before} of them are error rows"
+            print(f"{rows}: add --retry-errors to classify {'it' if failed_before == 1 else 'them'} again",
+                  file=sys.stderr)
+    tally = _Tally(store, keep_rows=len(todo) <= TABLE_MAX_INPUTS and args.output != "-")
     try:
         _classify(args, todo, tally)
     except KeyboardInterrupt:
         total = store.finish()
-        print(f"python3 -m models classify: interrupted; {total} rows kept in {args.output} "
+        print(f"python3 -m models classify: interrupted; {count(total, 'row')} kept in {args.output} "
               "(--resume goes on)", file=sys.stderr)
         return 130
     total = store.finish()
-    skipped = f", {len(inputs.skipped)} files skipped (not images)" if inputs.skipped else ""
-    print(f"{len(todo)} inputs: {tally.classified} classified, {tally.failed} errors{skipped}; "
-          f"{total} rows in {args.output}", file=sys.stderr)
+    if tally.rows:
+        print(top1_table(tally.rows, inputs.describe))
+    _report_failures(tally, inputs.describe, args.output)
+    skipped = f", {count(len(inputs.skipped), 'file')} skipped (not images)" if inputs.skipped else ""
+    where = "written to standard output" if args.output == "-" else f"in {args.output}"
+    print(f"{count(len(todo), 'input')}: {tally.classified} classified, {count(tally.failed, 'error')}{skipped}; "
+          f"{count(total, 'row')} {where}", file=sys.stderr)
     if tally.failed:
         return EXIT_SOME_FAILED if tally.classified else EXIT_NONE_CLASSIFIED
     return 0
 
 
-class _Tally:
-    """The store, counting this run's rows as they are saved: predictions and error rows."""
+def top1_table(rows: list[dict[str, Any]], describe: Callable[[str], str]) -> str:
+    """One line per row: the input, its top-1 label and probability (or "-" for an error row)."""
+    lines = [("input", "top-1", "p")] + [
+        (describe(row["path"]), row["labels"][0] if row["labels"] else "-",
+         f"{row['probabilities'][0]:.3f}" if row["probabilities"] else "-") for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(2)]
+    return "\n".join(f"{line[0].ljust(widths[0])}  {line[1].ljust(widths[1])}  {line[2]}".rstrip() for line in lines)
 
-    def __init__(self, store: Any) -> None:
+
+def _report_failures(tally: _Tally, describe: Callable[[str], str], output: str) -> None:
+    """One stderr line per failed input, at most FAILURES_SHOWN, then how many more."""
+    for path, error in tally.failures:
+        cause = re.sub(rf"^(\w+Error: )?{re.escape(path)}: ", "", error)  # the input is named just before
+        print(f"failed: {describe(path)}: {' '.join(cause.split())}", file=sys.stderr)
+    if tally.failed > len(tally.failures):
+        more = tally.failed - len(tally.failures)
+        where = "standard output" if output == "-" else output
+        print(f"... and {more} more (every error row in {where} holds its cause)", file=sys.stderr)
+
+
+class _Tally:
+    """The store, counting this run's rows as they are saved: predictions and error rows; it keeps the
+    first FAILURES_SHOWN failures and, with ``keep_rows``, every row (for the top-1 table)."""
+
+    def __init__(self, store: Any, keep_rows: bool = False) -> None:
         self.store, self.classified, self.failed = store, 0, 0
+        self.keep_rows = keep_rows
+        self.rows: list[dict[str, Any]] = []
+        self.failures: list[tuple[str, str]] = []
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         self.store.write(rows)
-        failed = sum(1 for row in rows if row["error"])
-        self.failed += failed
-        self.classified += len(rows) - failed
+        failed = [row for row in rows if row["error"]]
+        self.failures += [(row["path"], row["error"]) for row in failed][:FAILURES_SHOWN - len(self.failures)]
+        self.failed += len(failed)
+        self.classified += len(rows) - len(failed)
+        if self.keep_rows:
+            self.rows += rows
 
 
 def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
@@ -142,6 +204,8 @@ def _classify(args: argparse.Namespace, sources: list[str], store: Any) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
+    if args.output == "-" and (args.resume or args.overwrite):
+        raise CommandError(f"--output - (standard output) has nothing to {'resume' if args.resume else 'overwrite'}")
     if args.retry_errors and not args.resume:
         raise CommandError("--retry-errors goes with --resume (it retries the error rows of an existing OUT)")
     if args.gpus_per_worker < 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..train.settings import AMP, DEFAULT_VAL_FRACTION, OPTIMIZERS, FinetuneSettings
 from .arguments import add_model_arguments, non_negative_int, positive_int
@@ -34,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="train on the validation preprocessing (no random crops, flips or colour jitter)")
     data.add_argument("--skip-unreadable", action="store_true",
                       help="leave out images that do not decode (default: list them and stop)")
-    data.add_argument("--workers", type=non_negative_int, default=DEFAULTS.workers,
-                      help=f"data loading processes (default {DEFAULTS.workers}; 0: in the main process)")
+    data.add_argument("--workers", type=non_negative_int, default=min(DEFAULTS.workers, os.cpu_count() or 1),
+                      help=f"data loading processes (default {DEFAULTS.workers}, at most the machine's cores; 0: in "
+                           "the main process)")
     training = parser.add_argument_group("training")
     training.add_argument("--output", required=True, metavar="OUT", help="the folder of last.pth and best.pth")
     training.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs, help=f"default {DEFAULTS.epochs}")

@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..hub import PROCESSING_UTILS, entrypoint_names
+from ..registry import ALIASES
 from ..repository import REPO_ROOT
 from ..weights.manifest import load_manifest, manifest_path
 from .arguments import CommandError
 
 if TYPE_CHECKING:
     from ..hub_check import Case, Outcome
+    from ..weights.manifest import Manifest
 
 _GITHUB_REPO = re.compile(r"^[\w.-]+/[\w.-]+(:[\w./-]+)?$")
+TABLE_CAUSE_CHARS = 80
 COLUMNS = ("entrypoint", "weights id", "verified", "sha256", "load s", "top-1", "p", "result")
 
 
@@ -78,11 +81,44 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(outcomes, markdown=args.markdown))
     failed = [outcome for outcome in outcomes if outcome.problem]
     if failed:
-        print(f"python3 -m models smoke: {len(failed)} of {len(outcomes)} loads failed:", file=sys.stderr)
-        for outcome in failed:  # one line each, whatever the error's own line breaks
-            print(f"    {outcome.case}: {' '.join(outcome.problem.split())}", file=sys.stderr)
+        print("\n".join(failure_report(failed, len(outcomes), manifest)), file=sys.stderr)
         return 1
     return 0
+
+
+def failure_report(failed: list[Outcome], total: int, manifest: Manifest) -> list[str]:
+    """The lines naming the failed loads, each cause once with the loads it failed listed together.
+
+    When every load failed for want of its weights on an offline machine, the heading says so once,
+    with what to do, and each line names the missing file instead of repeating the error."""
+    from ..weights.records import checkpoint_dir
+    from ..weights.sources import OFFLINE_ENV, is_offline
+
+    heading = f"python3 -m models smoke: {len(failed)} of {total} {'load' if total == 1 else 'loads'} failed"
+    offline = is_offline() or all("is this machine offline" in outcome.problem for outcome in failed)
+    if offline and all(outcome.weights_unavailable for outcome in failed):
+        why = f"{OFFLINE_ENV}=1" if is_offline() else "the weights' host names cannot be resolved"
+        lines = [(f"{heading}: this machine is offline ({why}) and their weights are not in {checkpoint_dir()}; "
+                 "put the files there, or run python3 -m models smoke --no-pretrained to check every model "
+                 "without weights. The missing files:")]
+
+        def cause(outcome: Outcome) -> str:
+            return _weights_file(outcome.case, manifest)
+    else:
+        lines = [f"{heading}:"]
+
+        def cause(outcome: Outcome) -> str:
+            return " ".join(outcome.problem.split())  # one line, whatever the error's own line breaks
+    grouped: dict[str, list[str]] = {}
+    for outcome in failed:
+        grouped.setdefault(cause(outcome), []).append(str(outcome.case))
+    return lines + [f"    {', '.join(cases)}: {text}" for text, cases in grouped.items()]
+
+
+def _weights_file(case: Case, manifest: Manifest) -> str:
+    entry = manifest.get(case.weights, ALIASES.get(case.entrypoint, case.entrypoint), case.model_type) \
+        if case.weights else manifest.default(ALIASES.get(case.entrypoint, case.entrypoint), case.model_type)
+    return entry.file_name if entry is not None else "(no manifest entry)"
 
 
 def format_table(outcomes: list[Outcome], markdown: bool = False) -> str:
@@ -103,7 +139,15 @@ def _row(outcome: Outcome) -> tuple[str, ...]:
     return (name, outcome.weights_id or "-", outcome.verified, outcome.sha256 or "-",
             f"{outcome.load_seconds:.1f}" if outcome.load_seconds is not None else "-",
             top1.split(",")[0], f"{probability:.3f}" if outcome.top5 else "-",
-            "ok" if outcome.problem is None else f"FAILED: {outcome.problem}"[:160])
+            "ok" if outcome.problem is None else _short_failure(outcome))
+
+
+def _short_failure(outcome: Outcome) -> str:
+    """The table's cell of a failed load; its whole cause is printed once, below the table."""
+    if outcome.weights_unavailable:
+        return "FAILED: weights unavailable"
+    text = f"FAILED: {' '.join(outcome.problem.split())}"
+    return text if len(text) <= TABLE_CAUSE_CHARS else text[:TABLE_CAUSE_CHARS - 3] + "..."
 
 
 def _hub_source(repo: str | None) -> tuple[str, str]:

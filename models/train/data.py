@@ -26,6 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
+
+# isort: off
+from ...processing import torchvision_pair  # noqa: F401 -- first: a mismatched torchvision is one clear line
+# isort: on
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 from tqdm import tqdm
 
@@ -34,6 +38,7 @@ from ...processing.decode import load_rgb
 from ...processing.fetch import FetchSettings
 from ...processing.nvidia_api import DEFAULT_MAX_PIXELS
 from ..errors import DatasetError
+from ..wording import count
 from .settings import DEFAULT_VAL_FRACTION
 
 Sample = tuple[str, int]
@@ -73,7 +78,7 @@ def folder_samples(folder: Path, class_to_index: Mapping[str, int],
     if require_every_class:
         empty += [name for name in class_to_index if name not in present]
     if empty:
-        raise DatasetError(f"data={str(folder)!r}: {len(empty)} class folders without images: {listing(sorted(empty))} "
+        raise DatasetError(f"data={str(folder)!r}: {count(len(empty), 'class folder')} without images: {listing(sorted(empty))} "
                            f"(images are files ending in {', '.join(IMG_EXTENSIONS)})")
     return samples
 
@@ -87,12 +92,15 @@ def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed:
     if val_dir is not None and val_fraction is not None:
         raise DatasetError(f"val_fraction={val_fraction}: {root} has its own val/ folder; drop the option")
     classes = class_folders(train_dir)
+    if len(classes) < 2:
+        raise DatasetError(f"--data {train_dir}: one class folder ({classes[0]}): a classifier needs at least 2 "
+                           f"classes to tell apart (expected {train_dir}/<class>/<images>, one folder per class)")
     class_to_index = {name: index for index, name in enumerate(classes)}
     train = folder_samples(train_dir, class_to_index)
     if val_dir is not None:
         unknown = sorted(set(class_folders(val_dir)) - set(classes))
         if unknown:
-            raise DatasetError(f"data={str(val_dir)!r}: {len(unknown)} classes that {train_dir} lacks: {listing(unknown)}")
+            raise DatasetError(f"data={str(val_dir)!r}: {count(len(unknown), 'class', 'classes')} that {train_dir} lacks: {listing(unknown)}")
         val = folder_samples(val_dir, class_to_index, require_every_class=False)
     else:
         train, val = _split(train, DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction, seed)
@@ -134,7 +142,7 @@ def unreadable_images(paths: Sequence[str], *, workers: int, progress: bool) -> 
 
 def describe_unreadable(problems: Sequence[tuple[str, str]]) -> str:
     """``N unreadable images: path (why), ...`` in one line."""
-    return f"{len(problems)} unreadable images: " + listing([reason if reason.startswith(path) else f"{path} ({reason})"
+    return f"{count(len(problems), 'unreadable image')}: " + listing([reason if reason.startswith(path) else f"{path} ({reason})"
                                                              for path, reason in problems])
 
 

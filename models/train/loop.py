@@ -26,12 +26,15 @@ PROGRESS_EVERY = 10  # steps between two updates of the progress bar's loss and 
 
 @dataclass(frozen=True)
 class Metrics:
-    """Validation figures: mean cross-entropy, top-1 and top-5 accuracy in percent, images counted."""
+    """Validation figures: mean cross-entropy, top-1 and top-5 accuracy in percent, images counted (and,
+    for ``validate``, how many of them the model was trained on)."""
 
     loss: float
     top1: float
     top5: float
     images: int
+    trained_on: int = 0
+    """Images of the validation data that the (fine-tuned) model was trained on, found by content."""
 
 
 @dataclass

@@ -46,6 +46,7 @@ from .data import (
     listing,
     unreadable_images,
 )
+from .file_digests import file_digests
 from .loop import (
     EpochTotals,
     LocalEpoch,
@@ -165,10 +166,11 @@ class _Run:
         self.train_images = AugmentedImages(self.data.train, cfg, augment=settings.augment)
         self.sampler = EpochSampler(self.train_images, num_replicas=processes.world_size, rank=processes.rank,
                                     seed=settings.seed)
+        if self.sampler.num_samples < self.local_batch:  # one smaller batch per epoch rather than none
+            self.local_batch = self.sampler.num_samples
+            self.say(f"--batch-size {settings.batch_size} is more than the {len(self.data.train)} training images of "
+                     f"{settings.data}: training with batches of {self.local_batch * processes.world_size}")
         self.steps_per_epoch = self.sampler.num_samples // self.local_batch
-        if self.steps_per_epoch == 0:
-            raise DatasetError(f"batch_size={settings.batch_size} is more than the {len(self.data.train)} "
-                               f"training images of {settings.data}")
         self.val_loader = self._loader(Subset(PreprocessedImages(self.data.val, cfg),
                                               range(processes.rank, len(self.data.val), processes.world_size)))
         self.optimizer, self.scheduler = optimisation(self.model, settings, self.steps_per_epoch)
@@ -268,6 +270,8 @@ class _Run:
                                    f"{listing(lacking)}")
         if resumed is not None and list(data.classes) != resumed["class_names"]:
             raise DatasetError(f"resume=True: {settings.data} has other classes than the run in {self.output}")
+        self.train_digests = tuple(file_digests([path for path, _ in data.train], workers=max(1, settings.workers))) \
+            if self.processes.is_main else ()  # rank 0 alone writes the checkpoints
         return data
 
     def _model(self, resumed: dict[str, Any] | None) -> nn.Module:
@@ -334,6 +338,7 @@ class _Run:
         checkpoint = FinetunedCheckpoint(
             entrypoint=cfg["entrypoint"], model_type=cfg["model_type"], class_names=self.data.classes,
             preprocessing={key: cfg[key] for key in PREPROCESS_KEYS}, pretrained_build=self.pretrained_build,
+            training_digests=self.train_digests,
             state_dict={key: value.detach().to("cpu", copy=True).contiguous()
                         for key, value in self.model.state_dict().items()})
         self.output.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,43 @@
+"""What an exported ONNX file says about its model (``metadata_props``): enough to classify with onnxruntime alone.
+
+Each value is JSON (``json.loads`` gives it back): ``class_names`` (the output's classes, in order),
+``input_size`` ([C, H, W]), ``mean`` and ``std`` (per channel, for pixels in [0, 1]), ``interpolation``
+("bilinear", "bicubic") and ``crop_pct`` (resize the shorter side to H / crop_pct, then centre-crop
+H x W), and the ``entrypoint``, ``model_type`` and ``weights`` it was exported from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..files import NewFile
+from .names import INPUT_NAME, OUTPUT_NAME, class_labels
+
+PREPROCESSING_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
+
+
+def onnx_metadata(model: nn.Module) -> dict[str, str]:
+    """The ``metadata_props`` of ``model``'s ONNX file: key -> JSON text."""
+    cfg = model.pretrained_cfg
+    values: dict[str, Any] = {"class_names": list(class_labels(model)), "input_name": INPUT_NAME,
+                              "output_name": OUTPUT_NAME}
+    values.update({key: list(cfg[key]) if isinstance(cfg[key], tuple) else cfg[key] for key in PREPROCESSING_KEYS})
+    values.update(entrypoint=cfg.get("entrypoint"), model_type=cfg.get("model_type"),
+                  weights=cfg.get("id") or cfg.get("checkpoint"))
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+def write_onnx_metadata(path: Path, model: nn.Module) -> None:
+    """Put :func:`onnx_metadata` into the ONNX file at ``path`` (replacing any earlier entries), atomically."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)  # tensors stored beside it stay where they are
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, onnx_metadata(model))
+    with NewFile(path) as file:
+        file.file.write(proto.SerializeToString())
+        file.publish()

@@ -1,0 +1,37 @@
+"""A torchvision whose build does not match torch (a CPU torch beside a CUDA torchvision) is one line saying
+what to reinstall, where we first import torchvision, not timm's traceback. The failure is simulated by a
+torchvision that raises what a mismatched build raises on import."""
+
+import os
+import subprocess
+import sys
+from importlib import metadata
+
+import torch
+from conftest import REPO
+
+BROKEN_TORCHVISION = "raise RuntimeError('operator torchvision::nms does not exist')\n"
+
+
+def test_a_mismatched_torchvision_is_one_line_with_the_reinstall_command(tmp_path):
+    fake = tmp_path / "site" / "torchvision"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(BROKEN_TORCHVISION)
+    (tmp_path / "data").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "CONVNETS_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "models", "validate", "--entrypoint", "lenet5", "--no-pretrained",
+                             "--data", str(tmp_path / "data")], check=False, cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=120)
+    build = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        (f"python3 -m models validate: error: torch {torch.__version__} and torchvision "
+        f"{metadata.version('torchvision')} are builds that do not match (importing torchvision failed: "
+        "RuntimeError: operator torchvision::nms does not exist); reinstall both from one index: python3 -m pip "
+        f"install --force-reinstall torch torchvision --index-url https://download.pytorch.org/whl/{build}")]
+
+    library = subprocess.run([sys.executable, "-c", "import torch; torch.hub.load('.', 'lenet5', source='local')"],
+                             check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert library.returncode == 1
+    assert library.stderr.splitlines()[-1].startswith(
+        "convnets_hub.processing.errors.MismatchedTorchvisionError: torch ")
