@@ -22,6 +22,7 @@ def test_ci_runs_the_readme_test_command_on_push_and_pull_request():
     assert ".ci/run" in commands(workflow)
     readme_command = "python3 -m pip install -q -r requirements-test.txt && python3 -m ruff check . && " \
                      "python3 -m pytest -n 2 tests"
+    assert readme_command in (REPO / "README.md").read_text()
     assert readme_command in (REPO / "CONTRIBUTING.md").read_text()
     assert readme_command in (REPO / ".ci" / "run").read_text()
 
