@@ -39,6 +39,7 @@ from convnets_hub.models.errors import InvalidArgumentError
 from convnets_hub.models.files import NewFile
 from convnets_hub.processing import ConvNetsProcessingUtils
 from PIL import Image
+from test_cli import run_cli as run_command_line
 from test_cli import run_cli_hiding
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -46,9 +47,8 @@ EXIT_SOME_FAILED, EXIT_NONE_CLASSIFIED = 3, 4  # as README's "Errors and exit co
 
 
 def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "models", "classify", *args], check=False, cwd=REPO,
-                          env=environment, capture_output=True, text=True, timeout=timeout)
+    """``python3 -m models classify ARGS`` (in this process: see :func:`test_cli.run_cli`)."""
+    return run_command_line("classify", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

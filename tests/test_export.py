@@ -9,7 +9,6 @@ as each test ends.
 """
 
 import functools
-import os
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
+from conftest import HUBCONF, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.exporters import export_model
@@ -30,6 +29,7 @@ from convnets_hub.models.hub import model_entrypoint_names, variant_keyword
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
 from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.processing.labels import imagenet_labels
+from test_cli import run_cli
 from torch import nn
 
 ONNX_TOLERANCE = 1e-4
@@ -164,10 +164,6 @@ def resnet18_weights(scratch):
     return path, HUBCONF.resnet18_ssl(weights=str(path)).eval()
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "models", *args], check=False, cwd=REPO, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 RELOAD = """
