@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +55,18 @@ Decoded = torch.Tensor | str  # a (C, H, W) float32 image, or why there is none
 
 GPU_READERS = 4  # threads that read the GPU decoder's bytes
 RESIZE_GROUP = 32  # same-size images resized in one call (a GPU resizes them in float32 memory)
+
+
+_TORCHVISION_DECODERS_DEPRECATED = r"The image decoding and encoding capabilities of TorchVision are deprecated"
+
+
+def _decode_jpeg(data: torch.Tensor | list[torch.Tensor], device: torch.device) -> Any:
+    """torchvision's ``decode_jpeg`` in RGB on ``device``, without the DeprecationWarning that
+    torchvision 0.29 gives at every call (pointing to TorchCodec): it concerns this code, not the
+    user's, so it is not passed on. Called from the one decoding thread of a run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_TORCHVISION_DECODERS_DEPRECATED, category=DeprecationWarning)
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
 
 
 @functools.cache
@@ -237,13 +250,13 @@ class GpuJpegDecoder:
 
     def _decode_jpegs(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
         try:
-            return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
+            return list(_decode_jpeg(data, self.device))
         except (RuntimeError, ValueError):  # one bad file fails the batch: decode one by one to find it
             return [self._decode_one(item) for item in data]
 
     def _decode_one(self, data: torch.Tensor) -> torch.Tensor | None:
         try:
-            return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+            return _decode_jpeg(data, self.device)
         except (RuntimeError, ValueError):
             return None
 
