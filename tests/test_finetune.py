@@ -242,3 +242,16 @@ def test_a_gpu_run_uses_autocast_channels_last_and_resumes_exactly(image_folder,
     monkeypatch.undo()
     resumed = finetune(dataclasses.replace(settings, output=str(tmp_path / "b"), resume=True))
     np.testing.assert_allclose(resumed.step_losses, reference.step_losses, rtol=1e-3)
+
+
+def test_checkpoints_replace_planted_links_and_never_write_through_them(image_folder, tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in (".last.pth.partial", ".best.pth.partial", "best.pth"):
+        (output / name).symlink_to(victim)
+    finetune(lenet_settings(image_folder, output, epochs=1))
+    assert victim.read_text() == "precious"
+    assert not (output / "last.pth").is_symlink() and not (output / "best.pth").is_symlink()
+    read_run(output / "last.pth")
