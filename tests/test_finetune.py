@@ -17,6 +17,7 @@ from convnets_hub.models.train import loop
 from convnets_hub.models.train.checkpoint import read_run
 from convnets_hub.models.train.data import image_folder_data
 from convnets_hub.models.train.finetune import amp_dtype, finetune
+from convnets_hub.models.train.output_folder import LOCK_FILE
 from convnets_hub.models.train.settings import FinetuneSettings
 from convnets_hub.models.train.validation import validate_folder
 from PIL import Image
@@ -255,3 +256,49 @@ def test_checkpoints_replace_planted_links_and_never_write_through_them(image_fo
     assert victim.read_text() == "precious"
     assert not (output / "last.pth").is_symlink() and not (output / "best.pth").is_symlink()
     read_run(output / "last.pth")
+
+
+def test_a_second_run_on_the_same_output_is_refused_in_one_line_while_the_first_goes_on(image_folder, tmp_path):
+    arguments = ["finetune", "--entrypoint", "lenet5", "--data", str(image_folder), "--output", str(tmp_path),
+                 "--epochs", "100000", "--batch-size", "8", "--workers", "0", "--no-progress"]
+    environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "models", *arguments], cwd=REPO, env=environment,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "last.pth").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / "last.pth").exists(), first.stderr.read() if first.poll() is not None else "no last.pth"
+        second = subprocess.Popen([sys.executable, "-m", "models", *arguments, "--resume"], cwd=REPO,
+                                  env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = second.communicate(timeout=240)
+        except subprocess.TimeoutExpired:  # it trains beside the first run
+            second.kill()
+            _, stderr = second.communicate()
+        assert second.returncode == 2, stderr
+        assert len(stderr.strip().splitlines()) == 1 and "being written by another finetune run" in stderr
+        assert first.poll() is None, "the first run goes on"
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert first.returncode == 130
+    read_run(tmp_path / "last.pth")
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_data_is_read(tmp_path, monkeypatch):
+    read = []
+    monkeypatch.setattr("convnets_hub.models.train.finetune.image_folder_data", lambda *args: read.append(args))
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    cases = {tmp_path / "a_file": "is a file, not a folder", tmp_path / "a_file" / "run": "a_file is not a folder",
+             tmp_path / "dangling": "is a link to .*nowhere, which does not exist"}
+    for output, message in cases.items():
+        with pytest.raises(InvalidArgumentError, match=message):
+            finetune(lenet_settings(tmp_path / "no_data", output))
+    planted = tmp_path / "planted"  # its lock file a link to someone's file: never opened through the link
+    planted.mkdir()
+    (planted / LOCK_FILE).symlink_to(tmp_path / "a_file")
+    with pytest.raises(InvalidArgumentError, match=f"cannot write there .*{LOCK_FILE}"):
+        finetune(lenet_settings(tmp_path / "no_data", planted))
+    assert read == [] and not (tmp_path / "nowhere").exists() and (tmp_path / "a_file").stat().st_size == 0
