@@ -29,7 +29,7 @@ from .weights.checkpoint import (
     read_checkpoint,
     rename_keys,
 )
-from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
+from .weights.finetuned import FinetunedCheckpoint, check_head, recognise_finetuned
 from .weights.manifest import Manifest, WeightsEntry, load_manifest
 from .weights.sources import download_url, is_offline, resolve_weights_file
 
@@ -73,6 +73,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     state, finetuned = (None, None) if checkpoint is None else _read_weights(checkpoint, entry, spec)
     if finetuned is not None:
         kwargs = _finetuned_kwargs(entrypoint, name, model_type, finetuned, checkpoint, kwargs)
+        check_head(finetuned, spec.classifier_name(model_type), str(checkpoint))
     pretrained_build = state is not None and (finetuned is None or finetuned.pretrained_build)
     model = spec.build(**(_pretrained_kwargs(entrypoint, spec, entry, kwargs) if pretrained_build else kwargs))
     # Loaded in the model's precision, so that a float64 checkpoint keeps it; with optimize=True

@@ -302,3 +302,15 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_data_is_read(tmp
     with pytest.raises(InvalidArgumentError, match=f"cannot write there .*{LOCK_FILE}"):
         finetune(lenet_settings(tmp_path / "no_data", planted))
     assert read == [] and not (tmp_path / "nowhere").exists() and (tmp_path / "a_file").stat().st_size == 0
+
+
+@pytest.mark.parametrize("bad", ["cat\nzebra", "tab\tbed", os.fsdecode(b"caf\xe9")], ids=["two-lines", "control", "latin-1"])
+def test_class_folders_that_are_not_one_line_of_utf8_are_refused_in_one_line(tmp_path, bad):
+    for name in ("blue", bad):
+        (tmp_path / name).mkdir()
+        for index in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / name / f"{index}.png")
+    with pytest.raises(DatasetError, match="cannot name a class") as refused:
+        image_folder_data(tmp_path, None, 0)
+    assert "\n" not in str(refused.value) and repr(bad) in str(refused.value)
+    str(refused.value).encode("utf-8")

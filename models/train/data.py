@@ -3,9 +3,10 @@
 A folder holds one sub-folder per class (``<class>/**/<image>``); a training folder is either
 ``DIR/train`` with ``DIR/val`` beside it, or one folder whose images are split per class by a
 validation fraction. Before anything is trained, every problem is found and reported in one line:
-no classes, classes without images, validation classes the training set lacks, files that do not
-decode. Training images get the model's preprocessing (size, interpolation, mean/std) with timm's
-standard augmentation, each sample's randomness seeded by (seed, epoch, index): the same images
+no classes, classes without images, validation classes the training set lacks, class folder names
+that are not one line of UTF-8 text, files that do not decode. Training images get the model's
+preprocessing (size, interpolation, mean/std) with timm's standard augmentation, each sample's
+randomness seeded by (seed, epoch, index): the same images
 come out whatever the number of workers or processes, and a resumed run sees what an
 uninterrupted one saw. Validation images get exactly the hub's own preprocessing
 (``prepare_input_from_uri``).
@@ -34,6 +35,7 @@ from ...processing.decode import load_rgb
 from ...processing.fetch import FetchSettings
 from ...processing.utils import DEFAULT_MAX_PIXELS
 from ..errors import DatasetError
+from ..weights.finetuned import class_name_problem
 from .settings import DEFAULT_VAL_FRACTION
 
 Sample = tuple[str, int]
@@ -59,6 +61,11 @@ def class_folders(folder: Path) -> list[str]:
     if not classes:
         raise DatasetError(f"--data {folder}: no class folders (expected {folder}/<class>/<images>, or "
                            f"{folder}/train/<class>/... and {folder}/val/<class>/...)")
+    for name in classes:
+        problem = class_name_problem(name)
+        if problem is not None:
+            raise DatasetError(f"--data {folder}: the class folder {name!r} cannot name a class: {problem}; "
+                               "rename it")
     return classes
 
 
