@@ -314,3 +314,18 @@ def test_class_folders_that_are_not_one_line_of_utf8_are_refused_in_one_line(tmp
         image_folder_data(tmp_path, None, 0)
     assert "\n" not in str(refused.value) and repr(bad) in str(refused.value)
     str(refused.value).encode("utf-8")
+
+
+def test_links_in_a_data_folder_count_each_image_once_and_in_one_split(tmp_path):
+    data = make_image_folder(tmp_path / "data", train=4, val=1, size=8)
+    (data / "train" / "blue" / "up").symlink_to("..")  # a loop: train/blue/up/blue/up/...
+    (data / "train" / "red" / "again.png").symlink_to(data / "train" / "red" / "0.png")
+    (data / "train" / "green" / "also_red.png").symlink_to(data / "train" / "red" / "1.png")
+    found = image_folder_data(data, None, 0)
+    assert (len(found.train), len(found.val)) == (12, 3)
+    split = image_folder_data(data / "train", 0.25, 0)
+    resolved = [{os.path.realpath(path) for path, _ in part} for part in (split.train, split.val)]
+    assert len(split.train) + len(split.val) == 12 and not resolved[0] & resolved[1]
+    (data / "val" / "green" / "leak.png").symlink_to(data / "train" / "green" / "1.png")
+    with pytest.raises(DatasetError, match=r"1 images are both in train/ and in val/ .*1\.png"):
+        image_folder_data(data, None, 0)
