@@ -313,3 +313,28 @@ def test_a_torch_save_file_whose_deflated_tensors_inflate_a_thousandfold_is_refu
         hubconf.lenet5(weights=str(bomb))
     honest = _deflated_torch_save(tmp_path / "honest.pth", {"weight": torch.randn(1000)})  # deflated, not a bomb
     assert torch.equal(read_checkpoint(honest)["weight"], torch.load(honest, weights_only=True)["weight"])
+
+
+class _NamespaceCalledPositionally:
+    """Pickles as ``argparse.Namespace(1, 2)``: an allow-listed global given arguments it does not take."""
+
+    def __reduce__(self):
+        return (argparse.Namespace, (1, 2))
+
+
+def test_an_allow_listed_global_called_with_unexpected_arguments_is_unsafe_not_a_type_error(tmp_path, hubconf):
+    path = tmp_path / "odd_args.pth"
+    torch.save({"args": _NamespaceCalledPositionally(), "state_dict": {"w": torch.zeros(2)}}, path)
+    with pytest.raises(UnsafeCheckpointError, match=rf"refusing to load {path}: it calls an allow-listed global "
+                                                     r"with arguments it does not take \(.*Namespace"):
+        read_checkpoint(path)
+    with pytest.raises(UnsafeCheckpointError, match="allow-listed global"):
+        hubconf.lenet5(weights=str(path))
+
+
+def test_a_state_dict_with_keys_that_are_not_names_is_a_mismatch_naming_the_file(tmp_path, hubconf):
+    path = tmp_path / "int_keys.pth"
+    torch.save({"state_dict": {0: torch.zeros(2), "fc.weight": torch.zeros(2)}}, path)
+    with pytest.raises(CheckpointMismatchError, match=rf"{path} holds a dict of tensors whose keys are not all "
+                                                       r"parameter names \(strings\): 1 keys such as 0"):
+        hubconf.lenet5(weights=str(path))

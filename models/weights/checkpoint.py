@@ -77,6 +77,10 @@ def extract_state_dict(checkpoint: object, source: str) -> StateDict:
             isinstance(value, torch.Tensor) for value in state.values()):
         raise CheckpointMismatchError(
             f"{source} holds no state dict (looked for a dict of tensors, or one under {list(STATE_DICT_KEYS)})")
+    odd = [key for key in state if not isinstance(key, str)]
+    if odd:
+        raise CheckpointMismatchError(f"{source} holds a dict of tensors whose keys are not all parameter names "
+                                      f"(strings): {len(odd)} keys such as {odd[0]!r}")
     return {_strip_wrappers(key): value for key, value in state.items()}
 
 
@@ -150,6 +154,11 @@ def _safe_load(source: Path | io.BytesIO, name: str) -> object:
             f"refusing to load {name}: it needs {what}, which is not allow-listed for "
             f"safe loading; only tensors, containers and {[g.__qualname__ for g in SAFE_GLOBALS]} "
             "are accepted") from exc
+    except (TypeError, AttributeError) as exc:  # an allow-listed global called with what it does not take
+        raise UnsafeCheckpointError(
+            f"refusing to load {name}: it calls an allow-listed global with arguments it does not take ({exc}); "
+            f"only tensors, containers and {[g.__qualname__ for g in SAFE_GLOBALS]} as torch saves them are "
+            "accepted") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, IndexError, KeyError, ValueError) as exc:
         what = "zip archive" if head.startswith(_ZIP_MAGIC) else "pickle"
         raise NotACheckpointError(f"{name} is not a readable PyTorch checkpoint: the {what} ends early or is "
