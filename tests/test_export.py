@@ -12,6 +12,7 @@ import functools
 import os
 import subprocess
 import sys
+import warnings
 import zipfile
 
 import numpy as np
@@ -349,3 +350,13 @@ def test_triton_labels_and_config_replace_planted_links(scratch):
     assert victim.read_text() == "precious"
     assert not (folder / "labels.txt").is_symlink() and not (folder / "config.pbtxt").is_symlink()
     assert len((folder / "labels.txt").read_text().splitlines()) == model.pretrained_cfg["num_classes"]
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "torchscript", "exported-program"])
+def test_an_export_passes_no_deprecation_warning_of_torch_to_the_user(scratch, export_format):
+    """torch 2.14 deprecates parts of its exporters' internals; the user can do nothing about them."""
+    model = build("lenet5")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_model(model, scratch / "model.out", export_format)
+    assert [str(w.message) for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))] == []

@@ -76,6 +76,8 @@ def export_onnx(model: nn.Module, file: IO[bytes], *, opset: int = DEFAULT_OPSET
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        # torch 2.14's exporters deprecate their own internals (setup_onnx_logging): torch's to act on, not the user's
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\.")
         if dynamo:
             batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
             program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
