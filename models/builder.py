@@ -22,7 +22,7 @@ from .archs.timm_api import OutIndices, checked_num_classes, features_only_model
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .registry import ALIASES, SPECS, ModelSpec, default_preprocessing
 from .settings import OFFLINE_ENV, is_offline
-from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
+from .weights.finetuned import FinetunedCheckpoint, check_head, recognise_finetuned
 from .weights.loading import extract_state_dict, load_into, read_checkpoint, rename_keys
 from .weights.manifest import Manifest, WeightsEntry, load_manifest
 from .weights.sources import download_url, resolve_weights_file
@@ -59,6 +59,7 @@ def build_model(entrypoint: str, *, pretrained: bool, progress: bool, weights: s
     state, finetuned = (None, None) if checkpoint is None else _read_weights(checkpoint, entry, spec)
     if finetuned is not None:
         kwargs = _finetuned_kwargs(entrypoint, name, model_type, finetuned, checkpoint, kwargs)
+        check_head(finetuned, spec.classifier_name(model_type), str(checkpoint))
     pretrained_build = state is not None and (finetuned is None or finetuned.pretrained_build)
     model = spec.build(**(pretrained_kwargs(entrypoint, spec, entry, kwargs) if pretrained_build else kwargs))
     if pretrained_build and spec.to_served_model is not None:

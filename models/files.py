@@ -1,4 +1,5 @@
-"""Files replaced whole: written to a new temporary file beside the target, then renamed over it.
+"""Files replaced whole: written to a new temporary file beside the target, flushed to disk, then
+renamed over it. Every file the hub writes goes through here.
 
 A reader sees the old content or the new, never a part, even if the writer dies. The temporary
 file is created exclusively (``O_EXCL | O_NOFOLLOW`` under a random name), so a file or symbolic
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Self
 
@@ -19,7 +21,8 @@ NAME_ATTEMPTS = 100
 
 class NewFile:
     """A context manager: a new file for ``target``, opened in ``mode``; ``publish()`` renames it over
-    ``target`` (which keeps its permissions); left unpublished, it is removed."""
+    ``target`` (a regular file keeps its permissions; a link is replaced, not followed); left
+    unpublished, it is removed."""
 
     def __init__(self, target: Path, mode: str = "wb") -> None:
         self.target = Path(target)
@@ -44,10 +47,15 @@ class NewFile:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
-        if self.target.exists():
-            os.chmod(self.path, stat.S_IMODE(self.target.stat().st_mode))
+        try:
+            existing = os.lstat(self.target)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None and stat.S_ISREG(existing.st_mode):  # not a link's target's permissions
+            os.chmod(self.path, stat.S_IMODE(existing.st_mode))
         os.replace(self.path, self.target)
         self.path = None
+        _sync_directory(self.target.parent)
 
     def __exit__(self, *exc_info: object) -> None:
         self.file.close()
@@ -55,8 +63,30 @@ class NewFile:
             self.path.unlink(missing_ok=True)
 
 
+def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Replace ``path`` by what ``write`` writes to the binary file it is handed (``torch.save``,
+    ``torch.jit.save``...), whole; on any failure, or if the process dies, ``path`` is left untouched."""
+    with NewFile(path) as new:
+        write(new.file)
+        new.publish()
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` (UTF-8) whole; on any failure ``path`` is left untouched."""
     with NewFile(path, "w") as new:
         new.file.write(text)
         new.publish()
+
+
+def _sync_directory(directory: Path) -> None:
+    """Flush a rename in ``directory`` to disk (where the system lets a directory be opened)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some file systems refuse to sync a directory
+        pass
+    finally:
+        os.close(descriptor)

@@ -9,6 +9,7 @@
 ``CONVNETS_HUB_RETRIES``       further tries of one URL on connection errors and 5xx (3)
 ``CONVNETS_HUB_BACKOFF``       seconds before the first retry, doubled each time (1)
 ``CONVNETS_HUB_LOCK_TIMEOUT``  seconds to wait for another process's download (3600)
+``CONVNETS_HUB_MAX_DOWNLOAD_BYTES``  the most bytes read for a weights file whose size nothing pins (8 GiB)
 ``CONVNETS_HUB_JPEG_DECODER``  the JPEG library of GPU decoding: torchcodec, nvimgcodec or torchvision
 =============================  ==========================================================
 
@@ -61,6 +62,7 @@ class DownloadSettings:
     retries: int = 3
     backoff: float = 1.0
     lock_timeout: float = 3600.0
+    max_download_bytes: int = 8 << 30
 
     @classmethod
     def from_env(cls) -> DownloadSettings:

@@ -289,3 +289,52 @@ def test_a_zip_member_inflating_beyond_the_size_its_header_claims_is_cut_at_that
     assert isinstance(raised, NotACheckpointError), raised
     assert f"{archive}:model.pth.tar" in str(raised)
     assert peak < 16 << 20, f"{peak} bytes allocated: the member was inflated beyond its claimed size"
+
+
+def _deflated_torch_save(path, tensors):
+    """``torch.save(tensors)`` rewritten with its members deflated (torch stores them, but reads either)."""
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    with zipfile.ZipFile(buffer) as saved, zipfile.ZipFile(path, "w") as rewritten:
+        for info in saved.infolist():
+            rewritten.writestr(info.filename, saved.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def test_a_torch_save_file_whose_deflated_tensors_inflate_a_thousandfold_is_refused(tmp_path, hubconf):
+    bomb = _deflated_torch_save(tmp_path / "bomb.pth", {"weight": torch.zeros(16 << 20)})  # 64 KB holding 64 MiB
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(UnsafeCheckpointError, match=rf"refusing {bomb}: its members inflate to \d+ bytes .*"
+                                                     rf"{MAX_INFLATION} times the file's"):
+        read_checkpoint(bomb)
+    with pytest.raises(UnsafeCheckpointError, match=r"refusing .*outer\.zip:model\.pth: its members inflate"):
+        read_checkpoint(_zip_with(tmp_path / "outer.zip", "model.pth", bomb.read_bytes()), "model.pth")
+    with pytest.raises(UnsafeCheckpointError, match="its members inflate"):
+        hubconf.lenet5(weights=str(bomb))
+    honest = _deflated_torch_save(tmp_path / "honest.pth", {"weight": torch.randn(1000)})  # deflated, not a bomb
+    assert torch.equal(read_checkpoint(honest)["weight"], torch.load(honest, weights_only=True)["weight"])
+
+
+class _NamespaceCalledPositionally:
+    """Pickles as ``argparse.Namespace(1, 2)``: an allow-listed global given arguments it does not take."""
+
+    def __reduce__(self):
+        return (argparse.Namespace, (1, 2))
+
+
+def test_an_allow_listed_global_called_with_unexpected_arguments_is_unsafe_not_a_type_error(tmp_path, hubconf):
+    path = tmp_path / "odd_args.pth"
+    torch.save({"args": _NamespaceCalledPositionally(), "state_dict": {"w": torch.zeros(2)}}, path)
+    with pytest.raises(UnsafeCheckpointError, match=rf"refusing to load {path}: it calls an allow-listed global "
+                                                     r"with arguments it does not take \(.*Namespace"):
+        read_checkpoint(path)
+    with pytest.raises(UnsafeCheckpointError, match="allow-listed global"):
+        hubconf.lenet5(weights=str(path))
+
+
+def test_a_state_dict_with_keys_that_are_not_names_is_a_mismatch_naming_the_file(tmp_path, hubconf):
+    path = tmp_path / "int_keys.pth"
+    torch.save({"state_dict": {0: torch.zeros(2), "fc.weight": torch.zeros(2)}}, path)
+    with pytest.raises(CheckpointMismatchError, match=rf"{path} holds a dict of tensors whose keys are not all "
+                                                       r"parameter names \(strings\): 1 keys such as 0"):
+        hubconf.lenet5(weights=str(path))

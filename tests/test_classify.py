@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -591,3 +592,14 @@ def test_json_lines_need_no_pyarrow(lenet_weights, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "without.jsonl").read_text().splitlines()]
     assert [row["path"] for row in rows] == [str(folder / "a.jpg"), str(folder / "b.jpg")]
     assert rows[1] == {**rows[0], "path": str(folder / "b.jpg")}
+
+
+def test_the_gpu_decoder_passes_no_torchvision_deprecation_warning_to_the_user(collection):
+    """torchvision 0.29 deprecates its decoders (for TorchCodec) with a warning at every call: it is ours to act on."""
+    gpu = GpuJpegDecoder(PREPROCESS, "cpu")
+    loaded = [gpu.read(str(GRACE_HOPPER)), gpu.read(str(collection / "nested" / "coffee.jpg"))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        decoded = gpu.decode(loaded) + gpu.decode([JpegBytes("half.jpg", loaded[0].data[:200].clone())])
+    assert [image.shape for image in decoded[:2]] == [(3, 224, 224)] * 2 and isinstance(decoded[2], str)
+    assert [str(w.message) for w in caught] == []

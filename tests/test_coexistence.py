@@ -35,7 +35,7 @@ def run(script: str, cwd) -> str:
 
 LOAD_OURS = """
     model = torch.hub.load(OURS, "resnet18_ssl", source="local", pretrained=False)
-    utils = torch.hub.load(OURS, "nvidia_convnets_processing_utils", source="local") if HAS_UTILS else None
+    utils = torch.hub.load(OURS, "nvidia_convnets_processing_utils", source="local")
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
 """
 
@@ -44,7 +44,6 @@ def _prelude(repo_dir, other_repo) -> str:
     return f"""
     import sys, torch
     OURS, OTHER = {str(repo_dir)!r}, {str(other_repo)!r}
-    HAS_UTILS = "nvidia_convnets_processing_utils" in open(OURS + "/hubconf.py").read()
     """
 
 

@@ -248,22 +248,43 @@ def test_a_first_use_record_is_replaced_when_the_manifest_pins_another_file(hub_
     assert read_record("weights-test.pth").sha256 == SHA
 
 
-def test_an_unchanged_cached_file_is_not_hashed_again(hub_home, server, monkeypatch):
+def test_an_unchanged_cached_file_that_no_sha256_pins_is_not_hashed_again(hub_home, server, monkeypatch):
     url = server.serve("/quick/weights-test.pth", Reply(body=PAYLOAD))
-    path = resolve_weights_file(entry_for(url), progress=False)
+    unpinned = entry_for(url, sha256=None)
+    with pytest.warns(UnverifiedWeightsWarning):
+        path = resolve_weights_file(unpinned, progress=False)
     hashed = []
     original = verify.sha256_of
     monkeypatch.setattr(verify, "sha256_of", lambda p: hashed.append(p) or original(p))
     for _ in range(3):
-        resolve_weights_file(entry_for(url), progress=False)
+        resolve_weights_file(unpinned, progress=False)
     assert hashed == []
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    resolve_weights_file(entry_for(url), progress=False)
+    resolve_weights_file(unpinned, progress=False)
     assert hashed == [path], "a file whose modification time changed is hashed again"
-    path.write_bytes(PAYLOAD[:-1])  # another size: hashed, refused, downloaded again
+    path.write_bytes(PAYLOAD[:-1])  # another size: refused, downloaded again
     with pytest.warns(UserWarning, match="fails verification"):
-        resolve_weights_file(entry_for(url), progress=False)
+        resolve_weights_file(unpinned, progress=False)
     assert len(hashed) == 2 and server.hits == ["/quick/weights-test.pth"] * 2
+
+
+def test_a_pinned_file_is_hashed_at_every_load_whatever_its_record_says(hub_home, server, monkeypatch):
+    """A writable cache could rewrite a file and its first-use record's size and times: the pin is what counts."""
+    url = server.serve("/forged/weights-test.pth", Reply(body=PAYLOAD))
+    path = resolve_weights_file(entry_for(url), progress=False)
+    hashed = []
+    original = verify.sha256_of
+    monkeypatch.setattr(verify, "sha256_of", lambda p: hashed.append(p) or original(p))
+    resolve_weights_file(entry_for(url), progress=False)
+    assert hashed == [path]
+    path.write_bytes(PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 1]))  # one bit changed, and the record made to vouch for it
+    record = json.loads(record_path("weights-test.pth").read_text())
+    stat = path.stat()
+    record["copies"][str(path.resolve())] = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+    record_path("weights-test.pth").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="fails verification"):
+        assert resolve_weights_file(entry_for(url), progress=False).read_bytes() == PAYLOAD
+    assert server.hits == ["/forged/weights-test.pth"] * 2
 
 
 def test_an_unresolvable_host_is_not_retried_and_points_to_offline_and_mirror(hub_home, monkeypatch):
@@ -452,3 +473,42 @@ def test_when_every_url_fails_the_error_names_each_and_why(hub_home, server):
     assert str(hub_home / "checkpoints" / "weights-test.pth") in message
     assert server.hits == ["/first/weights-test.pth", "/second/weights-test.pth"]
     assert read_record("weights-test.pth") is None and cache_listing(hub_home) == []
+
+
+BIG = 32 << 20  # bytes a misbehaving server offers; a download stops long before their end
+
+
+def test_a_download_stops_at_the_size_the_manifest_pins(hub_home, server):
+    url = server.serve("/huge/weights-test.pth", Reply(body=PAYLOAD + bytes(BIG)))
+    with pytest.raises(WeightsVerificationError, match=f"announces {SIZE + BIG} bytes .*more than the {SIZE} bytes "
+                                                       "the manifest pins; stopped there"):
+        resolve_weights_file(entry_for(url), progress=False)
+    assert server.outcomes.get(timeout=30) == ("/huge/weights-test.pth", "cut off")
+    assert cache_listing(hub_home) == []
+
+
+def test_a_download_that_nothing_sizes_stops_at_the_documented_bound(hub_home, server, monkeypatch):
+    monkeypatch.setenv("CONVNETS_HUB_MAX_DOWNLOAD_BYTES", str(1 << 20))
+    url = server.serve("/unsized/weights-test.pth", Reply(body=PAYLOAD + bytes(BIG)))
+    with pytest.raises(WeightsUnavailableError, match=r"more than CONVNETS_HUB_MAX_DOWNLOAD_BYTES \(1048576\)"):
+        resolve_weights_file(entry_for(url, sha256=None, size=None), progress=False)
+    assert server.outcomes.get(timeout=30) == ("/unsized/weights-test.pth", "cut off")
+
+
+def test_an_error_page_served_for_an_unpinned_file_is_refused_at_its_first_bytes(hub_home, server):
+    page = b"<!DOCTYPE html>\n<html><body>" + b"Please sign in. " * (BIG // 16)
+    url = server.serve("/portal/weights-test.pth", Reply(body=page))
+    with pytest.raises(WeightsUnavailableError, match="not a checkpoint: it is an HTML or XML page"):
+        resolve_weights_file(entry_for(url, sha256=None, size=None), progress=False)
+    assert server.outcomes.get(timeout=30) == ("/portal/weights-test.pth", "cut off")
+
+
+def test_a_download_lock_file_that_is_a_link_is_one_error_line_and_its_target_untouched(hub_home, server, tmp_path):
+    url = server.serve("/locked/weights-test.pth", Reply(body=PAYLOAD))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (hub_home / "checkpoints").mkdir(parents=True)
+    (hub_home / "checkpoints" / "weights-test.pth.lock").symlink_to(victim)
+    with pytest.raises(WeightsUnavailableError, match=r"cannot take the download lock .*weights-test\.pth\.lock"):
+        resolve_weights_file(entry_for(url), progress=False)
+    assert victim.read_text() == "precious"

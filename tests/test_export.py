@@ -11,12 +11,14 @@ as each test ends.
 import functools
 import subprocess
 import sys
+import warnings
+import zipfile
 
 import numpy as np
 import onnxruntime
 import pytest
 import torch
-from conftest import HUBCONF, parity_fixture, seeded_checkpoint
+from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.exporters import export_model
@@ -290,3 +292,63 @@ def test_bad_export_arguments_give_one_line_and_exit_code_2(args, message, capsy
     stderr = capsys.readouterr().err
     assert exit_code == 2 and message in stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "torchscript", "exported-program"])
+def test_an_export_replaces_a_planted_link_and_never_writes_through_it(scratch, export_format):
+    victim = scratch / "victim.txt"
+    victim.write_text("precious")
+    (scratch / "model.out").symlink_to(victim)
+    export_model(build("lenet5"), scratch / "model.out", export_format)
+    assert victim.read_text() == "precious" and not (scratch / "model.out").is_symlink()
+    assert sorted(path.name for path in scratch.iterdir()) == ["model.out", "victim.txt"]
+
+
+def test_a_re_export_killed_while_writing_keeps_the_previous_file_whole(scratch):
+    """SIGKILL while the new file is written (held at its flush to disk): the previous export stays."""
+    path = scratch / "lenet5.pt"
+    export_model(build("lenet5"), path, "torchscript")
+    previous = path.read_bytes()
+    script = (
+        "import importlib.util, os, sys, time, torch\n"
+        f"spec = importlib.util.spec_from_file_location('hubconf', {str(REPO / 'hubconf.py')!r})\n"
+        "hub = importlib.util.module_from_spec(spec); spec.loader.exec_module(hub)\n"
+        "from convnets_hub.models.deploy.exporters import export_model\n"
+        "def held(descriptor):\n"
+        "    print('writing', flush=True); time.sleep(300)\n"
+        "os.fsync = held\n"
+        "torch.manual_seed(1)\n"
+        f"export_model(hub.lenet5().eval(), {str(path)!r}, 'torchscript')\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()  # 'writing', or '' when the export ended without a flush to disk
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert line == "writing\n" and path.read_bytes() == previous
+    assert zipfile.is_zipfile(path)
+
+
+def test_triton_labels_and_config_replace_planted_links(scratch):
+    model = build("lenet5")
+    folder = scratch / deployed_name(model)
+    folder.mkdir()
+    victim = scratch / "victim.txt"
+    victim.write_text("precious")
+    for name in ("labels.txt", "config.pbtxt"):
+        (folder / name).symlink_to(victim)
+    write_triton_repository(model, scratch, "torchscript", max_batch_size=8)
+    assert victim.read_text() == "precious"
+    assert not (folder / "labels.txt").is_symlink() and not (folder / "config.pbtxt").is_symlink()
+    assert len((folder / "labels.txt").read_text().splitlines()) == model.pretrained_cfg["num_classes"]
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "torchscript", "exported-program"])
+def test_an_export_passes_no_deprecation_warning_of_torch_to_the_user(scratch, export_format):
+    """torch 2.14 deprecates parts of its exporters' internals; the user can do nothing about them."""
+    model = build("lenet5")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_model(model, scratch / "model.out", export_format)
+    assert [str(w.message) for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))] == []

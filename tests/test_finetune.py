@@ -15,6 +15,7 @@ from conftest import REPO
 from convnets_hub.models.errors import DatasetError, InvalidArgumentError
 from convnets_hub.models.train import loop
 from convnets_hub.models.train.data import image_folder_data
+from convnets_hub.models.train.output_folder import LOCK_FILE
 from convnets_hub.models.train.run_files import read_run
 from convnets_hub.models.train.settings import FinetuneSettings
 from convnets_hub.models.train.trainer import amp_dtype, finetune
@@ -242,3 +243,89 @@ def test_a_gpu_run_uses_autocast_channels_last_and_resumes_exactly(image_folder,
     monkeypatch.undo()
     resumed = finetune(dataclasses.replace(settings, output=str(tmp_path / "b"), resume=True))
     np.testing.assert_allclose(resumed.step_losses, reference.step_losses, rtol=1e-3)
+
+
+def test_checkpoints_replace_planted_links_and_never_write_through_them(image_folder, tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in (".last.pth.partial", ".best.pth.partial", "best.pth"):
+        (output / name).symlink_to(victim)
+    finetune(lenet_settings(image_folder, output, epochs=1))
+    assert victim.read_text() == "precious"
+    assert not (output / "last.pth").is_symlink() and not (output / "best.pth").is_symlink()
+    read_run(output / "last.pth")
+
+
+def test_a_second_run_on_the_same_output_is_refused_in_one_line_while_the_first_goes_on(image_folder, tmp_path):
+    arguments = ["finetune", "--entrypoint", "lenet5", "--data", str(image_folder), "--output", str(tmp_path),
+                 "--epochs", "100000", "--batch-size", "8", "--workers", "0", "--no-progress"]
+    environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "models", *arguments], cwd=REPO, env=environment,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "last.pth").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / "last.pth").exists(), first.stderr.read() if first.poll() is not None else "no last.pth"
+        second = subprocess.Popen([sys.executable, "-m", "models", *arguments, "--resume"], cwd=REPO,
+                                  env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = second.communicate(timeout=240)
+        except subprocess.TimeoutExpired:  # it trains beside the first run
+            second.kill()
+            _, stderr = second.communicate()
+        assert second.returncode == 2, stderr
+        assert len(stderr.strip().splitlines()) == 1 and "being written by another finetune run" in stderr
+        assert first.poll() is None, "the first run goes on"
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert first.returncode == 130
+    read_run(tmp_path / "last.pth")
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_data_is_read(tmp_path, monkeypatch):
+    read = []
+    monkeypatch.setattr("convnets_hub.models.train.finetune.image_folder_data", lambda *args: read.append(args))
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    cases = {tmp_path / "a_file": "is a file, not a folder", tmp_path / "a_file" / "run": "a_file is not a folder",
+             tmp_path / "dangling": "is a link to .*nowhere, which does not exist"}
+    for output, message in cases.items():
+        with pytest.raises(InvalidArgumentError, match=message):
+            finetune(lenet_settings(tmp_path / "no_data", output))
+    planted = tmp_path / "planted"  # its lock file a link to someone's file: never opened through the link
+    planted.mkdir()
+    (planted / LOCK_FILE).symlink_to(tmp_path / "a_file")
+    with pytest.raises(InvalidArgumentError, match=f"cannot write there .*{LOCK_FILE}"):
+        finetune(lenet_settings(tmp_path / "no_data", planted))
+    assert read == [] and not (tmp_path / "nowhere").exists() and (tmp_path / "a_file").stat().st_size == 0
+
+
+@pytest.mark.parametrize("bad", ["cat\nzebra", "tab\tbed", os.fsdecode(b"caf\xe9")], ids=["two-lines", "control", "latin-1"])
+def test_class_folders_that_are_not_one_line_of_utf8_are_refused_in_one_line(tmp_path, bad):
+    for name in ("blue", bad):
+        (tmp_path / name).mkdir()
+        for index in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / name / f"{index}.png")
+    with pytest.raises(DatasetError, match="cannot name a class") as refused:
+        image_folder_data(tmp_path, None, 0)
+    assert "\n" not in str(refused.value) and repr(bad) in str(refused.value)
+    str(refused.value).encode("utf-8")
+
+
+def test_links_in_a_data_folder_count_each_image_once_and_in_one_split(tmp_path):
+    data = make_image_folder(tmp_path / "data", train=4, val=1, size=8)
+    (data / "train" / "blue" / "up").symlink_to("..")  # a loop: train/blue/up/blue/up/...
+    (data / "train" / "red" / "again.png").symlink_to(data / "train" / "red" / "0.png")
+    (data / "train" / "green" / "also_red.png").symlink_to(data / "train" / "red" / "1.png")
+    found = image_folder_data(data, None, 0)
+    assert (len(found.train), len(found.val)) == (12, 3)
+    split = image_folder_data(data / "train", 0.25, 0)
+    resolved = [{os.path.realpath(path) for path, _ in part} for part in (split.train, split.val)]
+    assert len(split.train) + len(split.val) == 12 and not resolved[0] & resolved[1]
+    (data / "val" / "green" / "leak.png").symlink_to(data / "train" / "green" / "1.png")
+    with pytest.raises(DatasetError, match=r"1 images are both in train/ and in val/ .*1\.png"):
+        image_folder_data(data, None, 0)

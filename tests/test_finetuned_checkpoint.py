@@ -13,7 +13,7 @@ from convnets_hub.models.archs.classic import build_googlenet, drop_googlenet_au
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.server import HubModelHandler
-from convnets_hub.models.errors import InvalidArgumentError
+from convnets_hub.models.errors import CheckpointMismatchError, InvalidArgumentError
 from convnets_hub.models.train.run_files import save_checkpoint
 from convnets_hub.models.weights.finetuned import FinetunedCheckpoint
 
@@ -106,3 +106,26 @@ def test_the_served_image_model_answers_with_the_class_names(finetuned, hubconf)
     answer = handler.infer_image(image=np.array([[PHOTO.read_bytes()]], dtype=np.object_))
     assert answer["labels"].shape == (1, 2)
     assert [label.decode() for label in answer["labels"][0]] == [CLASSES[i] for i in answer["class_ids"][0]]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"class_names": ["cat", "coffee"]}, "names 2 classes but its classifier 'fc' has 3 rows"),
+    ({"class_names": [f"class {index}" for index in range(100_000)]}, "names 100000 classes but .* 3 rows"),
+    ({"class_names": ["cat", "cat", "rocket"]}, "not unique: 'cat'"),
+    ({"class_names": ["cat", "coffee\nzebra", "rocket"]}, "holds a line break"),
+    ({"class_names": ["cat", "caf\udce9", "rocket"]}, "not UTF-8"),
+    ({"class_names": ["cat", 7, "rocket"]}, "non-empty string"),
+    ({"preprocessing": {**PREPROCESSING, "std": [0.25, 0.0, 0.25]}}, "std must be positive"),
+    ({"preprocessing": {**PREPROCESSING, "crop_pct": 1e-7}}, "crop_pct in"),
+    ({"preprocessing": {**PREPROCESSING, "input_size": [3, 100_000, 100_000]}}, "at most 4096 px"),
+], ids=["fewer-names", "huge-list", "repeated", "two-lines", "not-utf8", "not-a-string", "zero-std", "tiny-crop",
+        "huge-input"])
+def test_a_checkpoint_whose_metadata_does_not_fit_its_weights_is_refused(finetuned, hubconf, tmp_path, change,
+                                                                         message):
+    """Checked against its own weights before a model is built: no random head with real-looking labels,
+    no NaN probabilities, no MemoryError."""
+    record = torch.load(finetuned[0], weights_only=True)
+    record.update(change)
+    torch.save(record, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointMismatchError, match=message):
+        hubconf.resnet18_ssl(weights=str(tmp_path / "bad.pth"))

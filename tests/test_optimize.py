@@ -536,15 +536,20 @@ def test_an_optimized_model_moved_to_cuda_uses_cuda_graphs(hubconf, resnet18_che
 
 def fp32_tolerance_on_cuda() -> float:
     """The relative error of an fp32 resnet18 on this GPU under PyTorch's current TF32 settings."""
-    tf32 = torch.backends.cudnn.allow_tf32 and torch.cuda.get_device_capability()[0] >= 8
+    tf32 = torch.backends.cudnn.conv.fp32_precision == "tf32" and torch.cuda.get_device_capability()[0] >= 8
     return 2e-3 if tf32 else 1e-4
+
+
+# PyTorch's TF32 switches, "ieee" (strict) or "tf32", in its fp32_precision API: torch 2.14 raises on a
+# mix of it and the legacy allow_tf32 flags, whose cuBLAS one it may not even have.
+TF32_SWITCHES = ((torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision"))
 
 
 @pytest.mark.cuda
 def test_strict_fp32_on_cuda_is_one_pytorch_setting_away(hubconf, resnet18_checkpoint):
     path, reference = resnet18_checkpoint
     x = torch.randn(2, 3, 64, 64)
-    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False), torch.no_grad():
+    with torch.backends.cudnn.flags(enabled=True, fp32_precision="ieee"), torch.no_grad():
         assert fp32_tolerance_on_cuda() == 1e-4
         eager = hubconf.resnet18_ssl(weights=str(path), device="cuda").eval()
         optimized = hubconf.resnet18_ssl(weights=str(path), device="cuda", optimize=True)
@@ -555,11 +560,10 @@ def test_strict_fp32_on_cuda_is_one_pytorch_setting_away(hubconf, resnet18_check
 def test_building_and_running_a_model_leaves_torchs_tf32_settings_to_the_user(hubconf, resnet18_checkpoint,
                                                                                monkeypatch):
     """model_math="fp32" means PyTorch's float32, TF32 settings included: the library never sets them."""
-    settings = (torch.backends.cudnn, "allow_tf32"), (torch.backends.cuda.matmul, "allow_tf32")
-    for user_choice in (False, True):
-        for owner, name in settings:
+    for user_choice in ("ieee", "tf32"):
+        for owner, name in TF32_SWITCHES:
             monkeypatch.setattr(owner, name, user_choice)
         model = hubconf.resnet18_ssl(weights=str(resnet18_checkpoint[0]), model_math="fp32", optimize=True)
         optimize_for_inference(copy.deepcopy(resnet18_checkpoint[1]), compile=False)(torch.randn(1, 3, 32, 32))
         assert isinstance(model, CompiledModel)
-        assert [getattr(owner, name) for owner, name in settings] == [user_choice, user_choice]
+        assert [getattr(owner, name) for owner, name in TF32_SWITCHES] == [user_choice, user_choice]

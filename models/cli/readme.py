@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..docs import render_readme
+from ..files import write_text_atomically
 from ..repository import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{README}: the entrypoints table is up to date")
         return 0
     if args.write:
-        README.write_text(fresh, encoding="utf-8")
+        write_text_atomically(README, fresh)
         print(f"{README}: the entrypoints table was regenerated")
         return 0
     print(f"{README}: the entrypoints table differs from the manifest; run python3 -m models readme --write")

@@ -6,18 +6,22 @@ and returns the logits ``[N, classes]``, named ``input`` and ``logits`` where th
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import warnings
 from pathlib import Path
+from typing import IO
 
 import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from ..files import write_atomically
 from ..runtime.optimize import CompiledModel
 from .formats import FORMATS
 from .names import INPUT_NAME, OUTPUT_NAME
-from .onnx_metadata import write_onnx_metadata
+from .onnx_metadata import add_onnx_metadata
 
 DEFAULT_OPSET = 17
 DYNAMO_OPSET = 18  # the torch.export-based exporter starts at opset 18
@@ -38,8 +42,9 @@ def export_model(model: nn.Module, path: str | os.PathLike, export_format: str, 
     """Write ``model`` (a hub model, not ``optimize=True``'s compiled one) to ``path`` in ``export_format``.
 
     ``opset`` (default 17, or 18 with ``dynamo``) and ``dynamo`` (torch's newer torch.export-based ONNX
-    exporter) apply to ONNX only.
-    Returns the path written.
+    exporter) apply to ONNX only. The file is replaced atomically (:mod:`models.files`): the previous
+    one stays whole until the new one is complete, and a link at ``path`` is replaced, not written
+    through. Returns the path written.
     """
     if export_format not in FORMATS:
         raise InvalidArgumentError(f"format {export_format!r} is not one of {', '.join(FORMATS)}")
@@ -50,15 +55,17 @@ def export_model(model: nn.Module, path: str | os.PathLike, export_format: str, 
     model = model.eval()
     with torch.no_grad():
         if export_format == "onnx":
-            export_onnx(model, path, opset=opset or (DYNAMO_OPSET if dynamo else DEFAULT_OPSET), dynamo=dynamo)
+            write = functools.partial(export_onnx, model, opset=opset or (DYNAMO_OPSET if dynamo else DEFAULT_OPSET),
+                                      dynamo=dynamo)
         elif export_format == "torchscript":
-            export_torchscript(model, path)
+            write = functools.partial(export_torchscript, model)
         else:
-            export_program(model, path)
+            write = functools.partial(export_program, model)
+        write_atomically(path, write)
     return path
 
 
-def export_onnx(model: nn.Module, path: Path, *, opset: int = DEFAULT_OPSET, dynamo: bool = False) -> None:
+def export_onnx(model: nn.Module, file: IO[bytes], *, opset: int = DEFAULT_OPSET, dynamo: bool = False) -> None:
     """ONNX with the batch axis named ``batch``, and the model's class names and preprocessing in its
     ``metadata_props`` (:mod:`.onnx_metadata`).
 
@@ -67,33 +74,39 @@ def export_onnx(model: nn.Module, path: Path, *, opset: int = DEFAULT_OPSET, dyn
     the same logits. Tracer warnings are silenced: they flag Python checks on the input's channel
     count, and the tests compare the exported logits with the model's at several batch sizes.
     """
+    import onnx
+
     example = example_input(model)
     names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        # torch 2.14's exporters deprecate their own internals (setup_onnx_logging): torch's to act on, not the user's
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\.")
         if dynamo:
             batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
-                                        dynamic_shapes=({0: batch},), verbose=False, **names)
-            program.save(str(path))
+            proto = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
+                                      dynamic_shapes=({0: batch},), verbose=False, **names).model_proto
         else:
-            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
+            exported = io.BytesIO()
+            torch.onnx.export(model, (example,), exported, dynamo=False, opset_version=opset,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **names)
-    write_onnx_metadata(path, model)
+            proto = onnx.load_from_string(exported.getvalue())
+    add_onnx_metadata(proto, model)
+    file.write(proto.SerializeToString())
 
 
-def export_torchscript(model: nn.Module, path: Path) -> None:
+def export_torchscript(model: nn.Module, file: IO[bytes]) -> None:
     """A traced TorchScript module (``torch.jit.load(path)``; LibTorch's and Triton's ``pytorch_libtorch``)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*torch.jit.* is deprecated", category=FutureWarning)
         traced = torch.jit.trace(model, example_input(model))
-        torch.jit.save(traced, str(path))
+        torch.jit.save(traced, file)
 
 
-def export_program(model: nn.Module, path: Path) -> None:
+def export_program(model: nn.Module, file: IO[bytes]) -> None:
     """torch.export's ExportedProgram (``torch.export.load(path).module()``), batch axis dynamic."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     program = torch.export.export(model, (example_input(model),), dynamic_shapes=({0: batch},))
-    torch.export.save(program, str(path))
+    torch.export.save(program, file)

@@ -9,12 +9,10 @@ H x W), and the ``entrypoint``, ``model_type`` and ``weights`` it was exported f
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from ..files import NewFile
 from .names import INPUT_NAME, OUTPUT_NAME, class_labels
 
 PREPROCESSING_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
@@ -31,13 +29,9 @@ def onnx_metadata(model: nn.Module) -> dict[str, str]:
     return {key: json.dumps(value) for key, value in values.items()}
 
 
-def write_onnx_metadata(path: Path, model: nn.Module) -> None:
-    """Put :func:`onnx_metadata` into the ONNX file at ``path`` (replacing any earlier entries), atomically."""
+def add_onnx_metadata(proto: Any, model: nn.Module) -> None:
+    """Put :func:`onnx_metadata` into the ONNX ``proto`` (an ``onnx.ModelProto``), replacing any earlier entries."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)  # tensors stored beside it stay where they are
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, onnx_metadata(model))
-    with NewFile(path) as file:
-        file.file.write(proto.SerializeToString())
-        file.publish()

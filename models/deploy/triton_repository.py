@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from ..files import write_text_atomically
 from .exporters import export_model
 from .names import INPUT_NAME, OUTPUT_NAME, class_labels, deployed_name
 
@@ -45,9 +46,8 @@ def write_triton_repository(model: nn.Module, directory: str | os.PathLike, expo
     folder = Path(directory) / deployed_name(model)
     _, file_name, _, _ = PLATFORMS[export_format]
     export_model(model, folder / "1" / file_name, export_format, opset=opset, dynamo=dynamo)
-    (folder / LABELS_FILE).write_text("\n".join(class_labels(model)) + "\n",
-                                      encoding="utf-8")
-    (folder / "config.pbtxt").write_text(triton_config(model, export_format, max_batch_size), encoding="utf-8")
+    write_text_atomically(folder / LABELS_FILE, "\n".join(class_labels(model)) + "\n")
+    write_text_atomically(folder / "config.pbtxt", triton_config(model, export_format, max_batch_size))
     return folder
 
 

@@ -21,8 +21,8 @@ def parse_model_math(value: Any) -> torch.dtype:
     PyTorch's TF32 settings: by default cuDNN convolutions of float32 tensors run in TF32 on
     Ampere and newer GPUs (inputs rounded to 10 mantissa bits: logits about 1e-3 relative from
     strict float32), while matrix products stay IEEE float32. For strict float32 set
-    ``torch.backends.cudnn.allow_tf32 = False`` (or ``NVIDIA_TF32_OVERRIDE=0``) before the first
-    call, which an ``optimize=True`` model compiles and captures.
+    ``torch.backends.cudnn.conv.fp32_precision = "ieee"`` (or ``NVIDIA_TF32_OVERRIDE=0``) before
+    the first call, which an ``optimize=True`` model compiles and captures.
     """
     dtype = MODEL_MATH.get(value.lower()) if isinstance(value, str) else None
     if dtype is None:

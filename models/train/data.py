@@ -1,11 +1,13 @@
 """Image folders (torchvision's ImageFolder layout) as training and validation data, checked before use.
 
-A folder holds one sub-folder per class (``<class>/**/<image>``); a training folder is either
-``DIR/train`` with ``DIR/val`` beside it, or one folder whose images are split per class by a
-validation fraction. Before anything is trained, every problem is found and reported in one line:
-no classes, classes without images, validation classes the training set lacks, files that do not
-decode. Training images get the model's preprocessing (size, interpolation, mean/std) with timm's
-standard augmentation, each sample's randomness seeded by (seed, epoch, index): the same images
+A folder holds one sub-folder per class (``<class>/**/<image>``: links to files are followed, links
+to folders inside a class folder are not, and a file reached twice counts once and belongs to one
+split only); a training folder is either ``DIR/train`` with ``DIR/val`` beside it, or one folder
+whose images are split per class by a validation fraction. Before anything is trained, every problem is found and reported in one line:
+no classes, classes without images, validation classes the training set lacks, class folder names
+that are not one line of UTF-8 text, files that do not decode. Training images get the model's
+preprocessing (size, interpolation, mean/std) with timm's standard augmentation, each sample's
+randomness seeded by (seed, epoch, index): the same images
 come out whatever the number of workers or processes, and a resumed run sees what an
 uninterrupted one saw. Validation images get exactly the hub's own preprocessing
 (``prepare_input_from_uri``).
@@ -30,7 +32,7 @@ from torch.utils.data import Dataset, DistributedSampler
 # isort: off
 from ...processing import torchvision_pair  # noqa: F401 -- first: a mismatched torchvision is one clear line
 # isort: on
-from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 from tqdm import tqdm
 
 from ...processing import ConvNetsProcessingUtils
@@ -38,6 +40,7 @@ from ...processing.decode import load_rgb
 from ...processing.fetch import FetchSettings
 from ...processing.nvidia_api import DEFAULT_MAX_PIXELS
 from ..errors import DatasetError
+from ..weights.finetuned import class_name_problem
 from ..wording import count
 from .settings import DEFAULT_VAL_FRACTION
 
@@ -64,6 +67,11 @@ def class_folders(folder: Path) -> list[str]:
     if not classes:
         raise DatasetError(f"data={str(folder)!r}: no class folders (expected {folder}/<class>/<images>, or "
                            f"{folder}/train/<class>/... and {folder}/val/<class>/...)")
+    for name in classes:
+        problem = class_name_problem(name)
+        if problem is not None:
+            raise DatasetError(f"--data {folder}: the class folder {name!r} cannot name a class: {problem}; "
+                               "rename it")
     return classes
 
 
@@ -72,7 +80,9 @@ def folder_samples(folder: Path, class_to_index: Mapping[str, int],
     """Every image under ``folder/<class>/`` (recursively, torchvision's image extensions), with the
     class indices of ``class_to_index``; a class folder without images is an error unless it may be absent."""
     present = {name: index for name, index in class_to_index.items() if (folder / name).is_dir()}
-    samples = make_dataset(str(folder), present, extensions=IMG_EXTENSIONS, allow_empty=True)
+    seen: set[str] = set()
+    samples = [(path, index) for name, index in sorted(present.items())
+               for path in _image_files(folder / name, seen)]
     counts = np.bincount([label for _, label in samples], minlength=len(class_to_index))
     empty = [name for name, index in present.items() if counts[index] == 0]
     if require_every_class:
@@ -81,6 +91,25 @@ def folder_samples(folder: Path, class_to_index: Mapping[str, int],
         raise DatasetError(f"data={str(folder)!r}: {count(len(empty), 'class folder')} without images: {listing(sorted(empty))} "
                            f"(images are files ending in {', '.join(IMG_EXTENSIONS)})")
     return samples
+
+
+def _image_files(folder: Path, seen: set[str]) -> list[str]:
+    """The image files under ``folder`` (torchvision's extensions), sorted, recursively but not into
+    links to folders (a link loop, or ``up -> ..``, would count images again or forever); a file
+    whose resolved path is in ``seen`` (another link to it, here or in another class) is left out,
+    and those taken are added to ``seen``."""
+    files = []
+    for root, folders, names in os.walk(folder):  # followlinks=False: a linked folder is listed, not entered
+        folders.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if not has_file_allowed_extension(name, IMG_EXTENSIONS) or not os.path.isfile(path):
+                continue
+            resolved = os.path.realpath(path)
+            if resolved not in seen:
+                seen.add(resolved)
+                files.append(path)
+    return files
 
 
 def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed: int) -> ImageFolderData:
@@ -102,6 +131,10 @@ def image_folder_data(data: str | os.PathLike, val_fraction: float | None, seed:
         if unknown:
             raise DatasetError(f"data={str(val_dir)!r}: {count(len(unknown), 'class', 'classes')} that {train_dir} lacks: {listing(unknown)}")
         val = folder_samples(val_dir, class_to_index, require_every_class=False)
+        in_both = sorted({os.path.realpath(path) for path, _ in train} & {os.path.realpath(path) for path, _ in val})
+        if in_both:
+            raise DatasetError(f"--data {root}: {len(in_both)} images are both in train/ and in val/ (through "
+                               f"links): {listing(in_both)}; an image must be in one of them only")
     else:
         train, val = _split(train, DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction, seed)
     if not val:

@@ -4,12 +4,13 @@ Both are fine-tuned checkpoints (:mod:`models.weights.finetuned`): ``weights=<fi
 either into a model. ``last.pth`` also holds, under ``"training"``, what ``--resume`` needs to go on
 exactly as if the run had not stopped: the settings, the position (epoch and step), optimizer,
 scheduler and gradient scaler states, every process's random generator states, the history of
-losses and accuracies, and the best validation top-1 so far. Files are written atomically.
+losses and accuracies, and the best validation top-1 so far. Files are written atomically
+(:mod:`models.files`: a planted link is replaced, never written through).
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import random
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
+from ..files import write_atomically
 from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
 from ..weights.loading import read_checkpoint
 
@@ -31,9 +33,7 @@ def save_checkpoint(path: Path, model: FinetunedCheckpoint, training: dict[str, 
     record = model.to_record()
     if training is not None:
         record["training"] = training
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(record, partial)
-    os.replace(partial, path)
+    write_atomically(path, functools.partial(torch.save, record))
 
 
 def read_run(path: Path) -> tuple[FinetunedCheckpoint, dict[str, Any]]:

@@ -57,6 +57,7 @@ from .loop import (
     run_steps,
     set_train_mode,
 )
+from .output_folder import held_output_folder
 from .run_files import (
     BEST,
     LAST,
@@ -84,13 +85,16 @@ class FinetuneResult:
 def finetune(settings: FinetuneSettings) -> FinetuneResult:
     """Run (or, with ``settings.resume``, continue) a fine-tuning run; see the module's docstring.
 
-    Bad settings or data raise InvalidArgumentError subclasses before any training; Ctrl-C in a
-    one-process run saves ``last.pth`` at the end of the step under way, then raises KeyboardInterrupt.
+    Bad settings or data raise InvalidArgumentError subclasses before any training, among them an
+    ``--output`` that cannot be written and OutputInUseError for one that another run holds
+    (:mod:`.output_folder`); Ctrl-C in a one-process run saves ``last.pth`` at the end of the step
+    under way, then raises KeyboardInterrupt.
     """
     _check(settings)
     processes, device = distributed.start(parse_device(settings.device))
     try:
-        return _Run(settings, processes, device).run()
+        with held_output_folder(Path(settings.output).expanduser(), processes):
+            return _Run(settings, processes, device).run()
     finally:
         distributed.stop(processes)
 
@@ -341,7 +345,6 @@ class _Run:
             training_digests=self.train_digests,
             state_dict={key: value.detach().to("cpu", copy=True).contiguous()
                         for key, value in self.model.state_dict().items()})
-        self.output.mkdir(parents=True, exist_ok=True)
         if state.step == 0 and state.best_epoch == state.epoch:
             save_checkpoint(self.output / BEST, checkpoint)
         save_checkpoint(self.output / LAST, checkpoint, training)

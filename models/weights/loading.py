@@ -9,7 +9,8 @@ allowed is ``argparse.Namespace``, which timm training checkpoints store as ``ar
 
 A zip member is inflated only up to ``MAX_INFLATION`` times the archive's size, and never beyond
 ``MAX_MEMBER_BYTES``: weights barely compress (float tensors deflate by a few percent), so a member
-claiming more is a zip bomb, refused before a byte of it is inflated.
+claiming more is a zip bomb, refused before a byte of it is inflated. The same bound holds for the
+members of a ``torch.save`` file (itself a zip, whose tensors torch stores uncompressed), all together.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ def extract_state_dict(checkpoint: object, source: str) -> StateDict:
             isinstance(value, torch.Tensor) for value in state.values()):
         raise CheckpointMismatchError(
             f"{source} holds no state dict (looked for a dict of tensors, or one under {list(STATE_DICT_KEYS)})")
+    odd = [key for key in state if not isinstance(key, str)]
+    if odd:
+        raise CheckpointMismatchError(f"{source} holds a dict of tensors whose keys are not all parameter names "
+                                      f"(strings): {len(odd)} keys such as {odd[0]!r}")
     return {_strip_wrappers(key): value for key, value in state.items()}
 
 
@@ -134,6 +139,8 @@ def _safe_load(source: Path | io.BytesIO, name: str) -> object:
     reason = not_a_checkpoint(head)
     if reason is not None:
         raise NotACheckpointError(f"{name} is not a PyTorch checkpoint: {reason}")
+    if head.startswith(_ZIP_MAGIC):
+        _check_torch_zip_members(source, name)
     try:
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             return torch.load(source, map_location="cpu", weights_only=True)
@@ -147,6 +154,11 @@ def _safe_load(source: Path | io.BytesIO, name: str) -> object:
             f"refusing to load {name}: it needs {what}, which is not allow-listed for "
             f"safe loading; only tensors, containers and {[g.__qualname__ for g in SAFE_GLOBALS]} "
             "are accepted") from exc
+    except (TypeError, AttributeError) as exc:  # an allow-listed global called with what it does not take
+        raise UnsafeCheckpointError(
+            f"refusing to load {name}: it calls an allow-listed global with arguments it does not take ({exc}); "
+            f"only tensors, containers and {[g.__qualname__ for g in SAFE_GLOBALS]} as torch saves them are "
+            "accepted") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, IndexError, KeyError, ValueError) as exc:
         what = "zip archive" if head.startswith(_ZIP_MAGIC) else "pickle"
         raise NotACheckpointError(f"{name} is not a readable PyTorch checkpoint: the {what} ends early or is "
@@ -163,6 +175,33 @@ def _unsafe_globals(source: Path | io.BytesIO) -> list[str]:
             return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(source))
     except Exception:  # noqa: BLE001 -- what torch cannot list is judged by the wording of its refusal
         return []
+
+
+def _check_torch_zip_members(source: Path | io.BytesIO, name: str) -> None:
+    """Refuse a ``torch.save`` zip whose members would inflate beyond the bound of :func:`_read_member`
+    (torch's own reader inflates a deflated member to the size its header claims, unbounded), each
+    and all together; a zip that cannot be read is left to torch's reader to report."""
+    size = len(source.getvalue()) if isinstance(source, io.BytesIO) else source.stat().st_size
+    bound = min(MAX_INFLATION * size, MAX_MEMBER_BYTES)
+    try:
+        with zipfile.ZipFile(source) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return
+    finally:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+    for info in members:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise UnsafeCheckpointError(f"refusing {name}: its member {info.filename!r} is compressed with method "
+                                        f"{info.compress_type}, neither stored nor deflated")
+    total = sum(info.file_size for info in members)
+    if total > bound:
+        largest = max(members, key=lambda info: info.file_size)
+        raise UnsafeCheckpointError(
+            f"refusing {name}: its members inflate to {total} bytes ({largest.filename!r}: {largest.file_size}), "
+            f"more than {MAX_INFLATION} times the file's {size} bytes (at most {MAX_MEMBER_BYTES}); weights "
+            "barely compress, a zip bomb does")
 
 
 def _read_member(path: Path, archive: zipfile.ZipFile, member: str, name: str) -> bytes:

@@ -52,24 +52,29 @@ def _resolve(entry: WeightsEntry, progress: bool, mirror: str) -> Path:
     destination.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(destination) + ".lock", timeout=settings.lock_timeout)
     try:
-        with lock:
-            try:
-                if _verified_cached(destination, entry):
-                    return destination
-                for url in urls:
-                    try:
-                        download(url, destination, entry, settings, progress)
-                        return destination
-                    except DownloadFailed as exc:
-                        failures.append(exc)
-            finally:
-                # Unlinked while held: a process already waiting on it finds the file in place, or tries
-                # itself; the atomic rename keeps any two downloads from mixing.
-                Path(lock.lock_file).unlink(missing_ok=True)
+        lock.acquire()
     except Timeout as exc:
         raise WeightsUnavailableError(
             f"another process held the download lock {exc.lock_file} of {entry.file_name} for more "
             f"than {settings.lock_timeout:g} s; remove the lock file if no download is running") from exc
+    except OSError as exc:  # a link in its place (filelock never opens one), a folder, no permission
+        raise WeightsUnavailableError(
+            f"cannot take the download lock {lock.lock_file} of {entry.file_name}: {exc.strerror or exc} (a "
+            "link or folder in its place? remove it)") from exc
+    try:
+        if _verified_cached(destination, entry):
+            return destination
+        for url in urls:
+            try:
+                download(url, destination, entry, settings, progress)
+                return destination
+            except DownloadFailed as exc:
+                failures.append(exc)
+    finally:
+        # Unlinked while held: a process already waiting on it finds the file in place, or tries
+        # itself; the atomic rename keeps any two downloads from mixing.
+        Path(lock.lock_file).unlink(missing_ok=True)
+        lock.release()
     raise _failure(entry, failures, destination)
 
 

@@ -33,7 +33,7 @@ def verify_file(path: Path, entry: WeightsEntry, origin: str, record: bool = Tru
     A file that nothing pins or records yet must load as a checkpoint (:func:`read_checkpoint` and
     :func:`extract_state_dict`) before it is trusted: its first use. With ``record``, the file is
     recorded (its first-use record is created, or it is added as a copy) and an unchanged recorded
-    copy is not hashed again; a record whose sha256 is not the pinned one is no such shortcut. The
+    copy of a file that no sha256 pins is not hashed again (a pinned file is hashed at every load). The
     first use of a file that no sha256 pins gives one UnverifiedWeightsWarning line with its sha256.
     """
     stat = path.stat()
@@ -42,7 +42,8 @@ def verify_file(path: Path, entry: WeightsEntry, origin: str, record: bool = Tru
             f"{entry.file_name} from {origin} has {stat.st_size} bytes, the manifest expects {entry.size}")
     pinned = entry.sha256.lower() if entry.sha256 is not None else None
     first_use = read_record(entry.file_name)
-    known = first_use.known_sha256(path) if first_use and pinned in (None, first_use.sha256) else None
+    # A pinned sha256 is always checked by hashing: a writable cache could fake a record's size and times.
+    known = first_use.known_sha256(path) if first_use and pinned is None else None
     actual = known or sha256_of(path)
     if pinned is not None and actual != pinned:
         raise WeightsVerificationError(
