@@ -365,6 +365,16 @@ def test_gpu_decoder_takes_local_jpegs_and_sends_the_rest_the_cpu_way(collection
     assert gpu.decode([truncated])[0].startswith("ImageInputError: half.jpg: no such file")
 
 
+def test_gpu_decoder_sends_a_thin_jpeg_the_cpu_way_which_resizes_only_the_crop(tmp_path):
+    """A 1 x 30000 JPEG resized whole would be 256 x 7.7 M pixels (5.9 GB in uint8): the CPU way
+    resizes only the part that the crop reads."""
+    thin = tmp_path / "thin.jpg"
+    Image.new("RGB", (30_000, 1), (200, 100, 50)).save(thin)
+    loaded = GpuJpegDecoder(PREPROCESS, "cpu").read(str(thin))
+    assert isinstance(loaded, torch.Tensor) and loaded.shape == (3, 224, 224)
+    assert torch.equal(loaded, CpuDecoder(PREPROCESS).load(str(thin)))
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_gpu_decoder_turns_photos_upright_as_the_cpu_path_does(tmp_path, orientation, device):

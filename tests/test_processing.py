@@ -27,7 +27,13 @@ from convnets_hub.processing import (
     ProcessingArgumentError,
     SkippedImagesWarning,
 )
-from convnets_hub.processing.transforms import IMAGENET_MEAN, IMAGENET_STD
+from convnets_hub.processing.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PreprocessConfig,
+    resized_center_crop,
+    resized_region,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
@@ -382,3 +388,73 @@ def test_arbitrary_bytes_give_a_tensor_or_a_value_error(utils, data):
         assert isinstance(error, ImageInputError)
     else:
         assert tensor.shape == (1, 3, 224, 224)
+
+
+# Prepares one image with the address space capped a little above what the process holds once
+# warmed up (torch, a first image): an image whose preprocessing needs gigabytes fails there at
+# once with MemoryError instead of taking the machine's memory.
+CAPPED_MEMORY_SCRIPT = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+import models
+from convnets_hub.processing import ConvNetsProcessingUtils
+
+utils = ConvNetsProcessingUtils()
+utils.prepare_inputs([sys.argv[3]])
+with open("/proc/self/status") as status:
+    size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
+batch = utils.prepare_inputs([sys.argv[2]])
+print(json.dumps({"shape": list(batch.shape), "pixel": batch[0, :, 100, 100].tolist()}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status and caps RLIMIT_AS (Linux)")
+@pytest.mark.parametrize("size", [(1, 100_000), (30_000, 1)])
+def test_a_thin_image_costs_memory_in_proportion_to_the_crop(tmp_path, size):
+    """A 1 x 100000 PNG of a few hundred bytes was resized to 256 x 25.6 M pixels (~20 GB) before
+    its crop was taken: MemoryError. Only the part of it that the crop reads is resized now."""
+    thin, small = tmp_path / "thin.png", tmp_path / "small.png"
+    Image.new("RGB", size, (200, 100, 50)).save(thin)
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(small)
+    assert thin.stat().st_size < 1000
+    result = subprocess.run([sys.executable, "-c", CAPPED_MEMORY_SCRIPT, str(REPO), str(thin), str(small)],
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["shape"] == [1, 3, 224, 224]
+    expected = (torch.tensor([200, 100, 50]) / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert measured["pixel"] == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def _resized_then_cropped(image: Image.Image, config: PreprocessConfig) -> Image.Image:
+    """The pipeline before thin images were bounded: the whole image resized, then cropped."""
+    resized = image.resize(config.resized_dimensions(*image.size), Image.Resampling[config.interpolation.upper()])
+    left, top = config.crop_origin(*resized.size)
+    height, width = config.input_size[1:]
+    return resized.crop((left, top, left + width, top + height))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_resizing_only_the_cropped_region_gives_the_pixels_of_resizing_the_whole_image(interpolation):
+    photos = [GRACE_HOPPER, SKIMAGE / "chelsea.png", SKIMAGE / "astronaut.png", SKIMAGE / "coffee.png"]
+    differing = total = 0
+    for photo in photos:
+        image = Image.open(photo).convert("RGB")
+        strip = image.resize((image.width // 16, image.height * 4))  # a resized image of 50+ crops
+        for config in [PreprocessConfig(interpolation=interpolation),
+                       PreprocessConfig(input_size=(3, 288, 288), crop_pct=0.95, interpolation=interpolation),
+                       PreprocessConfig(input_size=(3, 320, 320), crop_pct=1.0, interpolation=interpolation),
+                       PreprocessConfig(input_size=(3, 224, 320), interpolation=interpolation)]:  # padded
+            for source in (image, image.transpose(Image.Transpose.ROTATE_90), strip):
+                whole = np.asarray(_resized_then_cropped(source, config), dtype=np.int16)
+                region = np.asarray(resized_region(source, config), dtype=np.int16)
+                assert region.shape == whole.shape
+                assert np.abs(whole - region).max() <= 2, (photo, config, source.size)
+                differing += np.count_nonzero(whole != region)
+                total += whole.size
+            if config.input_size[1] == config.input_size[2]:  # a normal photo is still resized whole
+                assert np.array_equal(np.asarray(resized_center_crop(image, config)),
+                                      np.asarray(_resized_then_cropped(image, config)))
+        assert not PreprocessConfig().resizes_whole(*strip.size)
+    assert differing / total < 0.002
