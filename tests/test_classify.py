@@ -40,6 +40,7 @@ from convnets_hub.models.files import NewFile
 from convnets_hub.processing import ConvNetsProcessingUtils
 from PIL import Image
 from test_cli import run_cli_hiding
+from test_processing import half_a_body_then_hang_up, raw_http_server
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 EXIT_SOME_FAILED, EXIT_NONE_CLASSIFIED = 3, 4  # as README's "Errors and exit codes" and classify --help say
@@ -363,6 +364,14 @@ def test_gpu_decoder_takes_local_jpegs_and_sends_the_rest_the_cpu_way(collection
     assert loaded[4].startswith("ImageDecodeError: ") and loaded[5].startswith("ImageDecodeError: ")
     truncated = JpegBytes("half.jpg", loaded[0].data[:200].clone())  # decode_jpeg rejects it: the CPU path's error
     assert gpu.decode([truncated])[0].startswith("ImageInputError: half.jpg: no such file")
+
+
+def test_a_url_that_breaks_off_mid_body_is_an_error_row_not_the_end_of_the_run():
+    """urllib3's ProtocolError escaped the decoding thread: a traceback, exit 1, no row kept."""
+    with raw_http_server(half_a_body_then_hang_up) as url:
+        for decoder in (CpuDecoder(PREPROCESS), GpuJpegDecoder(PREPROCESS, "cpu")):
+            row = decoder.load(url) if isinstance(decoder, CpuDecoder) else decoder.read(url)
+            assert row.startswith(f"ImageFetchError: {url}: the connection broke off (Connection broken: ")
 
 
 def test_gpu_decoder_sends_a_thin_jpeg_the_cpu_way_which_resizes_only_the_crop(tmp_path):

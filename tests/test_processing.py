@@ -1,14 +1,20 @@
 """nvidia_convnets_processing_utils: every image kind, URLs on loopback, NVIDIA's format, fuzzing."""
 
+import gzip
 import io
 import json
 import math
 import os
+import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 import warnings
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -250,9 +256,121 @@ def test_a_stalled_server_times_out_after_the_read_timeout_without_a_retry(utils
 def test_a_server_dripping_bytes_is_cut_off_by_the_total_timeout(server):
     url = server.serve("/drip.jpg", Reply(body=GRACE_HOPPER.read_bytes(), seconds=10.0,
                                           headers={"Content-Type": "image/jpeg"}))
-    with pytest.raises(ImageFetchError, match=r"timed out \(1 s for the whole body\)"):
+    with pytest.raises(ImageFetchError, match=r"timed out \(1 s for the whole response, headers included\)"):
         ConvNetsProcessingUtils(read_timeout=2.0, total_timeout=1.0).prepare_input_from_uri(url)
     assert server.outcomes.get(timeout=30) == ("/drip.jpg", "cut off"), "the client hung up before the body's end"
+
+
+@contextmanager
+def raw_http_server(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A URL of 127.0.0.1 whose every request ``answer(connection, stop)`` answers byte by byte (what
+    an HTTP server library would not send: dripped header lines, a body broken off); ``stop`` is set
+    when the server ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def handle(connection: socket.socket) -> None:
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request and (chunk := connection.recv(4096)):
+                request += chunk
+            try:
+                answer(connection, stop)
+            except OSError:  # the client hung up
+                pass
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed
+                return
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/image.png"
+    finally:
+        stop.set()
+        listener.close()
+
+
+PNG = encoded(Image.new("RGB", (64, 48), (30, 60, 90)), "PNG")
+
+
+def drip_header_lines(connection: socket.socket, stop: threading.Event) -> None:
+    """A header line every 0.2 s for 8 s, then a good PNG: each wait is far below any read timeout."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n")
+    for number in range(40):
+        if stop.wait(0.2):
+            return
+        connection.sendall(b"X-Drip-%d: still here\r\n" % number)
+    connection.sendall(b"Content-Length: %d\r\n\r\n" % len(PNG) + PNG)
+
+
+def test_a_server_dripping_header_lines_is_cut_off_by_the_total_timeout():
+    """requests' read timeout bounds each wait, not the headers' sum: a 5 s total deadline was held 30 s."""
+    with raw_http_server(drip_header_lines) as url:
+        started = time.monotonic()
+        with pytest.raises(ImageFetchError) as raised:
+            ConvNetsProcessingUtils(read_timeout=5.0, total_timeout=1.0).prepare_input_from_uri(url)
+        elapsed = time.monotonic() - started
+    assert str(raised.value) == f"{url}: timed out (1 s for the whole response, headers included)"
+    assert elapsed < 4, f"the deadline of 1 s held the client {elapsed:.1f} s"
+
+
+def half_a_body_then_silence(connection: socket.socket, stop: threading.Event) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(PNG)
+                       + PNG[: len(PNG) // 2])
+    stop.wait(30)
+
+
+def half_a_body_then_hang_up(connection: socket.socket, stop: threading.Event) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(PNG)
+                       + PNG[: len(PNG) // 2])
+
+
+def a_broken_chunk(connection: socket.socket, stop: threading.Event) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"10\r\n" + PNG[:16] + b"\r\nzz\r\n")
+
+
+@pytest.mark.parametrize(("answer", "cause"), [
+    (half_a_body_then_silence, "timed out (1 s read timeout)"),
+    (half_a_body_then_hang_up, "the connection broke off (Connection broken: IncompleteRead("),
+    (a_broken_chunk, "the connection broke off (Connection broken: "),
+])
+def test_a_body_that_stalls_or_breaks_off_is_one_error_line_naming_the_url(utils, answer, cause):
+    """urllib3's ReadTimeoutError and ProtocolError escaped fetch_bytes: a traceback, and
+    prepare_inputs(skip_errors=True) raised too."""
+    with raw_http_server(answer) as url:
+        with pytest.raises(ImageFetchError) as raised:
+            utils.prepare_input_from_uri(url)
+        message = str(raised.value)
+        assert message.startswith(f"{url}: {cause}") and "\n" not in message
+        with pytest.warns(SkippedImagesWarning, match="input 1"):
+            batch = utils.prepare_inputs([PNG, url], skip_errors=True)
+    assert batch.shape == (1, 3, 224, 224)
+
+
+def test_gzip_and_deflate_encoded_images_are_decoded_within_the_byte_limit(server):
+    plain = server.serve("/plain.png", Reply(body=PNG, headers={"Content-Type": "image/png"}))
+    expected = ConvNetsProcessingUtils().prepare_input_from_uri(plain)
+    for encoding, body in [("gzip", gzip.compress(PNG)), ("deflate", zlib.compress(PNG))]:
+        url = server.serve(f"/{encoding}.png", Reply(body=body, headers={"Content-Type": "image/png",
+                                                                         "Content-Encoding": encoding}))
+        assert torch.equal(ConvNetsProcessingUtils().prepare_input_from_uri(url), expected), encoding
+    bomb = server.serve("/bomb.png", Reply(body=gzip.compress(PNG + bytes(50_000)),
+                                           headers={"Content-Type": "image/png", "Content-Encoding": "gzip"}))
+    with pytest.raises(ImageFetchError, match="decompresses to more than the limit of 20000 bytes"):
+        ConvNetsProcessingUtils(max_bytes=20_000).prepare_input_from_uri(bomb)
+    cut = server.serve("/cut.png", Reply(body=gzip.compress(PNG)[:-30],
+                                         headers={"Content-Type": "image/png", "Content-Encoding": "gzip"}))
+    with pytest.raises(ImageFetchError, match="the compressed body is truncated"):
+        ConvNetsProcessingUtils().prepare_input_from_uri(cut)
+    brotli = server.serve("/br.png", Reply(body=PNG, headers={"Content-Type": "image/png", "Content-Encoding": "br"}))
+    with pytest.raises(ImageFetchError, match="Content-Encoding 'br'"):
+        ConvNetsProcessingUtils().prepare_input_from_uri(brotli)
 
 
 def test_a_refused_connection_is_one_readable_line(utils):
