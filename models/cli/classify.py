@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if inputs.skipped:
         print(f"skipping {len(inputs.skipped)} files that are not images (by their extension): "
               f"{first_few(inputs.skipped)}", file=sys.stderr)
-    todo = [source for source in inputs.sources if source not in store.done]
+    todo = [source for source in inputs.sources if not store.is_done(source)]
     if len(todo) < len(inputs.sources):
         print(f"skipping {len(inputs.sources) - len(todo)} inputs already in {args.output}", file=sys.stderr)
     tally = _Tally(store)
