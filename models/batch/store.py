@@ -44,11 +44,6 @@ FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson"
 ROW_GROUP_ROWS = 65536
 
 
-class ResultFileError(InvalidArgumentError):
-    """A result file (OUT or a part of it) that is not one: a line that is not a JSON row, a
-    row without ``path`` or ``error``, a file that is not Parquet."""
-
-
 class ResultStore:
     """OUT (``.parquet``/``.pq`` or ``.jsonl``/``.ndjson``) and its parts.
 
@@ -98,8 +93,8 @@ class ResultStore:
                 for path, error in zip(_column(table, "path"), _column(table, "error"), strict=True):
                     if not (retry_errors and error):
                         self._done.add(source_key(path))
-        except ResultFileError as error:
-            raise ResultFileError(f"--output {output!r} cannot be resumed: {error}; pass --overwrite to start "
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"--output {output!r} cannot be resumed: {error}; pass --overwrite to start "
                                   "over (or move the file away)") from None
 
     def is_done(self, source: str) -> bool:
@@ -171,7 +166,8 @@ def read_results(path: str | os.PathLike) -> pa.Table:
 
 def _read(path: Path) -> pa.Table | Rows:
     """A result or part file: JSON lines as rows (without pyarrow), Parquet as a table of ``SCHEMA``;
-    a file that is not one is a ResultFileError naming it (and the line)."""
+    a file that is not one (a line that is not a JSON row, a row without ``path`` or ``error``, a file
+    that is not Parquet) is an InvalidArgumentError naming it (and the line)."""
     if FORMATS.get(path.suffix.lower()) == "jsonl":
         with path.open(encoding="utf-8", errors="surrogateescape") as lines:
             return [_row(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
@@ -182,7 +178,7 @@ def _read(path: Path) -> pa.Table | Rows:
     try:
         return pq.read_table(path, schema=SCHEMA)
     except (pa.ArrowException, OSError, ValueError) as error:
-        raise ResultFileError(f"{str(path)!r} is not a Parquet file of classify's rows "
+        raise InvalidArgumentError(f"{str(path)!r} is not a Parquet file of classify's rows "
                               f"({' '.join(str(error).split())})") from None
 
 
@@ -191,15 +187,15 @@ def _row(path: Path, number: int, line: str) -> dict[str, Any]:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as error:
-        raise ResultFileError(f"{str(path)!r} line {number} is not a JSON row ({error.msg} at column "
+        raise InvalidArgumentError(f"{str(path)!r} line {number} is not a JSON row ({error.msg} at column "
                               f"{error.pos + 1})") from None
     if not isinstance(row, dict):
-        raise ResultFileError(f"{str(path)!r} line {number} is a JSON {type(row).__name__}, not a row object")
+        raise InvalidArgumentError(f"{str(path)!r} line {number} is a JSON {type(row).__name__}, not a row object")
     for name in ("path", "error"):
         if name not in row:
-            raise ResultFileError(f"{str(path)!r} line {number} is a row without {name!r}")
+            raise InvalidArgumentError(f"{str(path)!r} line {number} is a row without {name!r}")
     if not isinstance(row["path"], str) or not isinstance(row["error"], (str, type(None))):
-        raise ResultFileError(f"{str(path)!r} line {number}: 'path' and 'error' must be strings")
+        raise InvalidArgumentError(f"{str(path)!r} line {number}: 'path' and 'error' must be strings")
     return row
 
 
