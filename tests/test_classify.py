@@ -695,3 +695,24 @@ def test_a_corrupt_parquet_output_on_resume_is_one_line(lenet_weights, tmp_path,
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and f"{str(output)!r} is not a Parquet file of classify's rows" in error
     assert "--overwrite" in error
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names of any bytes (Linux file systems)")
+def test_the_ray_engine_gives_a_file_name_that_is_not_utf8_its_row(lenet_weights, tmp_path, monkeypatch, capsys):
+    """Ray's batches are Arrow tables, whose text is UTF-8: the paths travel as bytes, the rows hold \\xNN."""
+    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(GRACE_HOPPER, os.fsdecode(os.fsencode(folder) + b"/caf\xe9.jpg"))
+    Path(os.fsdecode(os.fsencode(folder) + b"/\xff.png")).write_bytes(b"not a PNG")
+    output = tmp_path / "out.jsonl"
+    result = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--engine", "ray",
+                     "--ray-num-cpus", "2", "--workers", "1")
+    assert result.returncode == EXIT_SOME_FAILED, result.stderr
+    rows = {row["path"]: row for row in map(json.loads, output.read_text().splitlines())}
+    assert set(rows) == {f"{folder}/caf\\xe9.jpg", f"{folder}/\\xff.png"}
+    assert rows[f"{folder}/caf\\xe9.jpg"]["error"] == "" and len(rows[f"{folder}/caf\\xe9.jpg"]["labels"]) == 3
+    assert rows[f"{folder}/\\xff.png"]["error"].startswith(f"ImageDecodeError: {folder}/\\xff.png: ")
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    assert main(["classify", str(folder), *model_args(lenet_weights), "--output", str(output), "--resume"]) == 0
+    assert "skipping 2 inputs already in" in capsys.readouterr().err, "the local engine's resume finds Ray's rows"

@@ -12,7 +12,8 @@ pyarrow (a list of rows where Parquet has a table).
 Paths are compared by :func:`.inputs.source_key` (one row per file however it is spelled). A file
 name that is not UTF-8 (which Python gives with surrogate escapes, as ``os.fsdecode`` does) is
 written losslessly in JSON lines (``\\udcNN`` escapes, which ``json.loads`` reads back as the same
-string) and as ``\\xNN`` in Parquet, which holds UTF-8 only (:func:`utf8_text`).
+string) and as ``\\xNN`` in Parquet, which holds UTF-8 only (:func:`.schema.utf8_text`; the Ray
+engine, whose batches are Arrow tables, writes ``\\xNN`` in both).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from filelock import FileLock, Timeout
 from ..errors import InvalidArgumentError, OutputInUseError
 from ..files import NewFile
 from .inputs import source_key
-from .schema import to_table
+from .schema import to_table, utf8_row, utf8_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -92,15 +93,15 @@ class ResultStore:
             for table in self._saved_tables():
                 for path, error in zip(_column(table, "path"), _column(table, "error"), strict=True):
                     if not (retry_errors and error):
-                        self._done.add(source_key(path))
+                        self._done.add(_key(path))
         except InvalidArgumentError as error:
             raise InvalidArgumentError(f"--output {output!r} cannot be resumed: {error}; pass --overwrite to start "
                                   "over (or move the file away)") from None
 
     def is_done(self, source: str) -> bool:
-        """Whether ``source`` has a saved row (local paths compared by ``source_key``: any spelling of
-        the same path, relative to the current directory)."""
-        return source_key(self._as_written(source)) in self._done
+        """Whether ``source`` has a saved row (compared by :func:`_key`: any spelling of the same
+        local path, relative to the current directory)."""
+        return _key(source) in self._done
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Save ``rows`` now (one part file); paths already done are dropped."""
@@ -113,11 +114,7 @@ class ResultStore:
             with _TableWriter(file.file, self.format) as write:
                 write(fresh)
             file.publish()
-        self._done.update(source_key(self._as_written(row["path"])) for row in fresh)
-
-    def _as_written(self, text: str) -> str:
-        """``text`` as this format writes it: Parquet holds UTF-8 only (see :func:`utf8_text`)."""
-        return utf8_text(text) if self.format == "parquet" else text
+        self._done.update(_key(row["path"]) for row in fresh)
 
     def finish(self) -> int:
         """Publish OUT atomically with every saved row, once per path, and release OUT; returns the
@@ -129,7 +126,7 @@ class ResultStore:
         for number, table in enumerate(self._saved_tables()):
             errors = _column(table, "error")
             for index, path in enumerate(_column(table, "path")):
-                key = source_key(path)
+                key = _key(path)
                 if key not in chosen or chosen[key][2]:
                     chosen[key] = (number, index, bool(errors[index]))
         keep = {(number, index) for number, index, _ in chosen.values()}
@@ -157,11 +154,17 @@ class ResultStore:
             yield _read(part)
 
 
+def _key(path: str) -> str:
+    """What identifies a row's input: ``source_key`` of the path as UTF-8 text (a name that is not
+    UTF-8 compares equal whether a row holds it losslessly, in JSON lines, or as ``\\xNN``)."""
+    return source_key(utf8_text(path))
+
+
 def read_results(path: str | os.PathLike) -> pa.Table:
     """A result file (Parquet or JSON lines) as a table of ``SCHEMA`` (whose text is UTF-8: see
     :func:`utf8_text`)."""
     saved = _read(Path(path))
-    return to_table([_utf8_row(row) for row in saved]) if isinstance(saved, list) else saved
+    return to_table([utf8_row(row) for row in saved]) if isinstance(saved, list) else saved
 
 
 def _read(path: Path) -> pa.Table | Rows:
@@ -223,21 +226,6 @@ def _json_line(row: dict[str, Any]) -> str:
     return line + "\n"
 
 
-def utf8_text(text: str) -> str:
-    """``text`` as Parquet can hold it (UTF-8): a byte of a file name that is not UTF-8 (a surrogate
-    escape of ``os.fsdecode``) becomes ``\\xNN``, as Python's ``backslashreplace`` writes it."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that no file name gives
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _utf8_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: utf8_text(value) if isinstance(value, str)
-            else [utf8_text(item) if isinstance(item, str) else item for item in value] if isinstance(value, list)
-            else value for name, value in row.items()}
-
-
 class _TableWriter:
     """A context manager giving ``write(table)`` into the binary ``file`` in ``format``, buffering row groups."""
 
@@ -260,7 +248,7 @@ class _TableWriter:
             rows = table if isinstance(table, list) else table.to_pylist()
             self.lines.writelines(_json_line(row) for row in rows)
             return
-        self.pending.append(to_table([_utf8_row(row) for row in table]) if isinstance(table, list) else table)
+        self.pending.append(to_table([utf8_row(row) for row in table]) if isinstance(table, list) else table)
         self.rows += len(table)
         if self.rows >= ROW_GROUP_ROWS:
             self._flush()
