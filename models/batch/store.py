@@ -88,15 +88,15 @@ class ResultStore:
                                            "pass --resume to go on with it or --overwrite to start over")
             shutil.rmtree(self.parts, ignore_errors=True)
         self.keep_output = resume
-        self._done: set[str] = set()  # source_key of each saved path (with its error, unless retry_errors)
+        self._done: set[str] = set()  # the _key of each saved path (with its error, unless retry_errors)
         try:
             for table in self._saved_tables():
                 for path, error in zip(_column(table, "path"), _column(table, "error"), strict=True):
                     if not (retry_errors and error):
                         self._done.add(_key(path))
         except InvalidArgumentError as error:
-            raise InvalidArgumentError(f"--output {output!r} cannot be resumed: {error}; pass --overwrite to start "
-                                  "over (or move the file away)") from None
+            raise InvalidArgumentError(f"--output {output!r} cannot be resumed: {error}; pass --overwrite to "
+                                       "start over (or move the file away)") from None
 
     def is_done(self, source: str) -> bool:
         """Whether ``source`` has a saved row (compared by :func:`_key`: any spelling of the same
@@ -162,7 +162,7 @@ def _key(path: str) -> str:
 
 def read_results(path: str | os.PathLike) -> pa.Table:
     """A result file (Parquet or JSON lines) as a table of ``SCHEMA`` (whose text is UTF-8: see
-    :func:`utf8_text`)."""
+    :func:`.schema.utf8_text`)."""
     saved = _read(Path(path))
     return to_table([utf8_row(row) for row in saved]) if isinstance(saved, list) else saved
 
@@ -182,7 +182,7 @@ def _read(path: Path) -> pa.Table | Rows:
         return pq.read_table(path, schema=SCHEMA)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise InvalidArgumentError(f"{str(path)!r} is not a Parquet file of classify's rows "
-                              f"({' '.join(str(error).split())})") from None
+                                   f"({' '.join(str(error).split())})") from None
 
 
 def _row(path: Path, number: int, line: str) -> dict[str, Any]:
@@ -191,7 +191,7 @@ def _row(path: Path, number: int, line: str) -> dict[str, Any]:
         row = json.loads(line)
     except json.JSONDecodeError as error:
         raise InvalidArgumentError(f"{str(path)!r} line {number} is not a JSON row ({error.msg} at column "
-                              f"{error.pos + 1})") from None
+                                   f"{error.pos + 1})") from None
     if not isinstance(row, dict):
         raise InvalidArgumentError(f"{str(path)!r} line {number} is a JSON {type(row).__name__}, not a row object")
     for name in ("path", "error"):
