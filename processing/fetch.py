@@ -51,7 +51,7 @@ def fetch_bytes(url: str, settings: FetchSettings) -> bytes:
         with deadline, deadline_session() as session, \
                 session.get(url, stream=True, timeout=(settings.connect_timeout, settings.read_timeout),
                             headers={"Accept-Encoding": ACCEPT_ENCODING}) as response:
-            body = _body(url, response, settings)
+            body = _body(url, response, settings, deadline)
     except ImageFetchError:
         if deadline.expired:
             raise _timed_out(url, settings) from None
@@ -65,7 +65,7 @@ def fetch_bytes(url: str, settings: FetchSettings) -> bytes:
     return body
 
 
-def _body(url: str, response: requests.Response, settings: FetchSettings) -> bytes:
+def _body(url: str, response: requests.Response, settings: FetchSettings, deadline: Deadline) -> bytes:
     if not 200 <= response.status_code < 300:
         raise ImageFetchError(f"{url}: HTTP {response.status_code} {response.reason}")
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -80,6 +80,8 @@ def _body(url: str, response: requests.Response, settings: FetchSettings) -> byt
                               "identity are decoded)")
     body = _BoundedBody(url, settings.max_bytes, compressed=encoding in _COMPRESSED)
     while block := response.raw.read1(1 << 16, decode_content=False):  # what has arrived
+        if deadline.expired:  # also where its sockets are not watched (a SOCKS proxy's)
+            raise _timed_out(url, settings)
         body.add(block)
     return body.end()
 
