@@ -40,8 +40,9 @@ class ConvNetsProcessingUtils:
 
     Args:
         connect_timeout, read_timeout, total_timeout: seconds for fetching image URLs (to connect,
-            between two reads, for the whole body).
-        max_bytes: the largest image file or response body accepted (default 64 MiB).
+            between two reads, for the whole response: headers and body, however slowly they come).
+        max_bytes: the largest image file or response body accepted (default 64 MiB), as sent and
+            as decoded (a gzip- or deflate-compressed body is decoded).
         max_pixels: the largest decoded canvas accepted (a decompression-bomb guard), per image.
         workers: threads that decode a batch in parallel (default: up to 8, two per core).
         max_pixels_at_once: the canvases that this object's threads may decode at once, all images

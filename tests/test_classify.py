@@ -36,12 +36,14 @@ from convnets_hub.models.batch.predictor import Predictor
 from convnets_hub.models.batch.ray_engine import ModelRecipe, _ClassifyActor
 from convnets_hub.models.batch.schema import SCHEMA
 from convnets_hub.models.batch.store import ResultStore, read_results
+from convnets_hub.models.cli import main
 from convnets_hub.models.errors import InvalidArgumentError
 from convnets_hub.models.files import NewFile
 from convnets_hub.processing import ConvNetsProcessingUtils
 from PIL import Image
 from test_cli import run_cli as run_command_line
 from test_cli import run_cli_hiding
+from test_processing import half_a_body_then_hang_up, raw_http_server
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 EXIT_SOME_FAILED, EXIT_NONE_CLASSIFIED = 3, 4  # as README's "Errors and exit codes" and classify --help say
@@ -139,7 +141,7 @@ def test_rows_are_saved_as_they_come_and_published_once_per_path(tmp_path):
     assert not output.exists()  # a crash now: the parts hold the rows, OUT is not there half-written
     store.close()  # what the crashed process's exit does to its lock
     resumed = ResultStore(output, resume=True)
-    assert resumed.done == {"a", "b"}
+    assert resumed.is_done("a") and resumed.is_done("b") and not resumed.is_done("c")
     resumed.write([{**row, "path": "b", "error": "again"}, {**row, "path": "c"}])
     assert resumed.finish() == 3
     assert [r["path"] for r in read_results(output).to_pylist()] == ["a", "b", "c"]
@@ -363,6 +365,24 @@ def test_gpu_decoder_takes_local_jpegs_and_sends_the_rest_the_cpu_way(collection
     assert loaded[4].startswith("ImageDecodeError: ") and loaded[5].startswith("ImageDecodeError: ")
     truncated = JpegBytes("half.jpg", loaded[0].data[:200].clone())  # decode_jpeg rejects it: the CPU path's error
     assert gpu.decode([truncated])[0].startswith("ImageInputError: half.jpg: no such file")
+
+
+def test_a_url_that_breaks_off_mid_body_is_an_error_row_not_the_end_of_the_run():
+    """urllib3's ProtocolError escaped the decoding thread: a traceback, exit 1, no row kept."""
+    with raw_http_server(half_a_body_then_hang_up) as url:
+        for decoder in (CpuDecoder(PREPROCESS), GpuJpegDecoder(PREPROCESS, "cpu")):
+            row = decoder.load(url) if isinstance(decoder, CpuDecoder) else decoder.read(url)
+            assert row.startswith(f"ImageFetchError: {url}: the connection broke off (Connection broken: ")
+
+
+def test_gpu_decoder_sends_a_thin_jpeg_the_cpu_way_which_resizes_only_the_crop(tmp_path):
+    """A 1 x 30000 JPEG resized whole would be 256 x 7.7 M pixels (5.9 GB in uint8): the CPU way
+    resizes only the part that the crop reads."""
+    thin = tmp_path / "thin.jpg"
+    Image.new("RGB", (30_000, 1), (200, 100, 50)).save(thin)
+    loaded = GpuJpegDecoder(PREPROCESS, "cpu").read(str(thin))
+    assert isinstance(loaded, torch.Tensor) and loaded.shape == (3, 224, 224)
+    assert torch.equal(loaded, CpuDecoder(PREPROCESS).load(str(thin)))
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
@@ -603,3 +623,107 @@ def test_the_gpu_decoder_passes_no_torchvision_deprecation_warning_to_the_user(c
         decoded = gpu.decode(loaded) + gpu.decode([JpegBytes("half.jpg", loaded[0].data[:200].clone())])
     assert [image.shape for image in decoded[:2]] == [(3, 224, 224)] * 2 and isinstance(decoded[2], str)
     assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names of any bytes (Linux file systems)")
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_file_name_that_is_not_utf8_gets_its_row_and_resume_goes_on(lenet_weights, tmp_path, monkeypatch, capsys,
+                                                                      suffix):
+    """A name with the Latin-1 byte 0xE9 stopped classify for good: 'utf-8' codec can't encode
+    '\\udce9', OUT never published, every --resume failed the same way."""
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    plain = str(folder / "plain.jpg")
+    latin1 = os.fsdecode(os.fsencode(folder) + b"/caf\xe9.jpg")
+    broken = os.fsdecode(os.fsencode(folder) + b"/\xff.png")
+    shutil.copy(GRACE_HOPPER, plain)
+    shutil.copy(GRACE_HOPPER, latin1)
+    Path(broken).write_bytes(b"not a PNG")
+    output = tmp_path / f"out{suffix}"
+    command = ["classify", str(folder), *model_args(lenet_weights), "--output", str(output), "--workers", "1"]
+    assert main(command) == EXIT_SOME_FAILED
+    if suffix == ".jsonl":  # the names as os.fsdecode gives them: os.fsencode gives their bytes back
+        rows = {row["path"]: row for row in map(json.loads, output.read_text(encoding="ascii").splitlines())}
+        assert set(rows) == {plain, latin1, broken} and os.fsencode(latin1).endswith(b"/caf\xe9.jpg")
+        assert rows[broken]["error"] == f"ImageDecodeError: {broken}: not a decodable image (no image format recognised)"
+    else:  # Parquet holds UTF-8 only: the byte as \xNN
+        rows = {row["path"]: row for row in read_results(output).to_pylist()}
+        assert set(rows) == {plain, f"{folder}/caf\\xe9.jpg", f"{folder}/\\xff.png"}
+        latin1 = f"{folder}/caf\\xe9.jpg"
+    assert rows[latin1]["labels"] == rows[plain]["labels"] and rows[latin1]["error"] == ""
+    capsys.readouterr()
+    assert main([*command, "--resume"]) == 0
+    assert "skipping 3 inputs already in" in capsys.readouterr().err
+    assert len(read_results(output)) == 3
+
+
+def test_resume_compares_local_paths_in_one_canonical_form(lenet_weights, tmp_path, monkeypatch, capsys):
+    """dir, ../x/dir and dir/../dir gave 9 rows for 3 files."""
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    folder = tmp_path / "x" / "dir"
+    folder.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        shutil.copy(GRACE_HOPPER, folder / f"{name}.jpg")
+    (tmp_path / "x" / "link").symlink_to(folder)
+    monkeypatch.chdir(tmp_path / "x")
+    output = tmp_path / "out.jsonl"
+    command = [*model_args(lenet_weights), "--output", str(output), "--workers", "1"]
+    assert main(["classify", "dir", "../x/dir", "dir/../dir", *command]) == 0
+    assert [row["path"] for row in read_results(output).to_pylist()] == ["dir/a.jpg", "dir/b.jpg", "dir/c.jpg"]
+    capsys.readouterr()
+    for spelling in ("../x/dir", "dir/../dir", str(folder), "link", "./dir/b.jpg", "~/../../" + str(folder)):
+        assert main(["classify", spelling, *command, "--resume"]) == 0, spelling
+        assert "inputs already in" in capsys.readouterr().err, spelling
+    assert len(read_results(output)) == 3
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    ('{"path": "b", "labels": [', "line 2 is not a JSON row (Expecting value at column 27)"),
+    ('{"path": "b"}', "line 2 is a row without 'error'"),
+    ("[1, 2]", "line 2 is a JSON list, not a row object"),
+    ('{"path": 3, "error": ""}', "line 2: 'path' and 'error' must be strings"),
+])
+def test_a_corrupt_output_on_resume_is_one_line_naming_the_file_and_line(lenet_weights, tmp_path, monkeypatch, capsys,
+                                                                         damage, says):
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    output = tmp_path / "out.jsonl"
+    output.write_text(json.dumps({**ROW, "path": str(GRACE_HOPPER)}) + "\n" + damage + "\n")
+    assert main(["classify", str(GRACE_HOPPER), *model_args(lenet_weights), "--output", str(output), "--resume"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"python3 -m models classify: error: --output {str(output)!r} cannot be resumed: "
+                            f"{str(output)!r} {says}")
+    assert len(error.splitlines()) == 1 and error.endswith("pass --overwrite to start over (or move the file away)")
+    assert main(["classify", str(GRACE_HOPPER), *model_args(lenet_weights), "--output", str(output),
+                 "--overwrite"]) == 0
+
+
+def test_a_corrupt_parquet_output_on_resume_is_one_line(lenet_weights, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    output = tmp_path / "out.parquet"
+    output.write_bytes(b"PAR1 not really")
+    assert main(["classify", str(GRACE_HOPPER), *model_args(lenet_weights), "--output", str(output), "--resume"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"{str(output)!r} is not a Parquet file of classify's rows" in error
+    assert "--overwrite" in error
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names of any bytes (Linux file systems)")
+def test_the_ray_engine_gives_a_file_name_that_is_not_utf8_its_row(lenet_weights, tmp_path, monkeypatch, capsys):
+    """Ray's batches are Arrow tables, whose text is UTF-8: the paths travel as bytes, the rows hold \\xNN."""
+    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(GRACE_HOPPER, os.fsdecode(os.fsencode(folder) + b"/caf\xe9.jpg"))
+    Path(os.fsdecode(os.fsencode(folder) + b"/\xff.png")).write_bytes(b"not a PNG")
+    output = tmp_path / "out.jsonl"
+    result = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--engine", "ray",
+                     "--ray-num-cpus", "2", "--workers", "1")
+    assert result.returncode == EXIT_SOME_FAILED, result.stderr
+    rows = {row["path"]: row for row in map(json.loads, output.read_text().splitlines())}
+    assert set(rows) == {f"{folder}/caf\\xe9.jpg", f"{folder}/\\xff.png"}
+    assert rows[f"{folder}/caf\\xe9.jpg"]["error"] == "" and len(rows[f"{folder}/caf\\xe9.jpg"]["labels"]) == 3
+    assert rows[f"{folder}/\\xff.png"]["error"].startswith(f"ImageDecodeError: {folder}/\\xff.png: ")
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    assert main(["classify", str(folder), *model_args(lenet_weights), "--output", str(output), "--resume"]) == 0
+    assert "skipping 2 inputs already in" in capsys.readouterr().err, "the local engine's resume finds Ray's rows"

@@ -1,14 +1,20 @@
 """nvidia_convnets_processing_utils: every image kind, URLs on loopback, NVIDIA's format, fuzzing."""
 
+import gzip
 import io
 import json
 import math
 import os
+import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 import warnings
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +33,13 @@ from convnets_hub.processing import (
     ProcessingArgumentError,
     SkippedImagesWarning,
 )
-from convnets_hub.processing.transforms import IMAGENET_MEAN, IMAGENET_STD
+from convnets_hub.processing.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PreprocessConfig,
+    resized_center_crop,
+    resized_region,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
@@ -244,9 +256,121 @@ def test_a_stalled_server_times_out_after_the_read_timeout_without_a_retry(utils
 def test_a_server_dripping_bytes_is_cut_off_by_the_total_timeout(server):
     url = server.serve("/drip.jpg", Reply(body=GRACE_HOPPER.read_bytes(), seconds=10.0,
                                           headers={"Content-Type": "image/jpeg"}))
-    with pytest.raises(ImageFetchError, match=r"timed out \(1 s for the whole body\)"):
+    with pytest.raises(ImageFetchError, match=r"timed out \(1 s for the whole response, headers included\)"):
         ConvNetsProcessingUtils(read_timeout=2.0, total_timeout=1.0).prepare_input_from_uri(url)
     assert server.outcomes.get(timeout=30) == ("/drip.jpg", "cut off"), "the client hung up before the body's end"
+
+
+@contextmanager
+def raw_http_server(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A URL of 127.0.0.1 whose every request ``answer(connection, stop)`` answers byte by byte (what
+    an HTTP server library would not send: dripped header lines, a body broken off); ``stop`` is set
+    when the server ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def handle(connection: socket.socket) -> None:
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request and (chunk := connection.recv(4096)):
+                request += chunk
+            try:
+                answer(connection, stop)
+            except OSError:  # the client hung up
+                pass
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed
+                return
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/image.png"
+    finally:
+        stop.set()
+        listener.close()
+
+
+PNG = encoded(Image.new("RGB", (64, 48), (30, 60, 90)), "PNG")
+
+
+def drip_header_lines(connection: socket.socket, stop: threading.Event) -> None:
+    """A header line every 0.2 s for 8 s, then a good PNG: each wait is far below any read timeout."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n")
+    for number in range(40):
+        if stop.wait(0.2):
+            return
+        connection.sendall(b"X-Drip-%d: still here\r\n" % number)
+    connection.sendall(b"Content-Length: %d\r\n\r\n" % len(PNG) + PNG)
+
+
+def test_a_server_dripping_header_lines_is_cut_off_by_the_total_timeout():
+    """requests' read timeout bounds each wait, not the headers' sum: a 5 s total deadline was held 30 s."""
+    with raw_http_server(drip_header_lines) as url:
+        started = time.monotonic()
+        with pytest.raises(ImageFetchError) as raised:
+            ConvNetsProcessingUtils(read_timeout=5.0, total_timeout=1.0).prepare_input_from_uri(url)
+        elapsed = time.monotonic() - started
+    assert str(raised.value) == f"{url}: timed out (1 s for the whole response, headers included)"
+    assert elapsed < 4, f"the deadline of 1 s held the client {elapsed:.1f} s"
+
+
+def half_a_body_then_silence(connection: socket.socket, stop: threading.Event) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(PNG)
+                       + PNG[: len(PNG) // 2])
+    stop.wait(30)
+
+
+def half_a_body_then_hang_up(connection: socket.socket, stop: threading.Event) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(PNG)
+                       + PNG[: len(PNG) // 2])
+
+
+def a_broken_chunk(connection: socket.socket, stop: threading.Event) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"10\r\n" + PNG[:16] + b"\r\nzz\r\n")
+
+
+@pytest.mark.parametrize(("answer", "cause"), [
+    (half_a_body_then_silence, "timed out (1 s read timeout)"),
+    (half_a_body_then_hang_up, "the connection broke off (Connection broken: IncompleteRead("),
+    (a_broken_chunk, "the connection broke off (Connection broken: "),
+])
+def test_a_body_that_stalls_or_breaks_off_is_one_error_line_naming_the_url(utils, answer, cause):
+    """urllib3's ReadTimeoutError and ProtocolError escaped fetch_bytes: a traceback, and
+    prepare_inputs(skip_errors=True) raised too."""
+    with raw_http_server(answer) as url:
+        with pytest.raises(ImageFetchError) as raised:
+            utils.prepare_input_from_uri(url)
+        message = str(raised.value)
+        assert message.startswith(f"{url}: {cause}") and "\n" not in message
+        with pytest.warns(SkippedImagesWarning, match="input 1"):
+            batch = utils.prepare_inputs([PNG, url], skip_errors=True)
+    assert batch.shape == (1, 3, 224, 224)
+
+
+def test_gzip_and_deflate_encoded_images_are_decoded_within_the_byte_limit(server):
+    plain = server.serve("/plain.png", Reply(body=PNG, headers={"Content-Type": "image/png"}))
+    expected = ConvNetsProcessingUtils().prepare_input_from_uri(plain)
+    for encoding, body in [("gzip", gzip.compress(PNG)), ("deflate", zlib.compress(PNG))]:
+        url = server.serve(f"/{encoding}.png", Reply(body=body, headers={"Content-Type": "image/png",
+                                                                         "Content-Encoding": encoding}))
+        assert torch.equal(ConvNetsProcessingUtils().prepare_input_from_uri(url), expected), encoding
+    bomb = server.serve("/bomb.png", Reply(body=gzip.compress(PNG + bytes(50_000)),
+                                           headers={"Content-Type": "image/png", "Content-Encoding": "gzip"}))
+    with pytest.raises(ImageFetchError, match="decompresses to more than the limit of 20000 bytes"):
+        ConvNetsProcessingUtils(max_bytes=20_000).prepare_input_from_uri(bomb)
+    cut = server.serve("/cut.png", Reply(body=gzip.compress(PNG)[:-30],
+                                         headers={"Content-Type": "image/png", "Content-Encoding": "gzip"}))
+    with pytest.raises(ImageFetchError, match="the compressed body is truncated"):
+        ConvNetsProcessingUtils().prepare_input_from_uri(cut)
+    brotli = server.serve("/br.png", Reply(body=PNG, headers={"Content-Type": "image/png", "Content-Encoding": "br"}))
+    with pytest.raises(ImageFetchError, match="Content-Encoding 'br'"):
+        ConvNetsProcessingUtils().prepare_input_from_uri(brotli)
 
 
 def test_a_refused_connection_is_one_readable_line(utils):
@@ -382,3 +506,73 @@ def test_arbitrary_bytes_give_a_tensor_or_a_value_error(utils, data):
         assert isinstance(error, ImageInputError)
     else:
         assert tensor.shape == (1, 3, 224, 224)
+
+
+# Prepares one image with the address space capped a little above what the process holds once
+# warmed up (torch, a first image): an image whose preprocessing needs gigabytes fails there at
+# once with MemoryError instead of taking the machine's memory.
+CAPPED_MEMORY_SCRIPT = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+import models
+from convnets_hub.processing import ConvNetsProcessingUtils
+
+utils = ConvNetsProcessingUtils()
+utils.prepare_inputs([sys.argv[3]])
+with open("/proc/self/status") as status:
+    size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
+batch = utils.prepare_inputs([sys.argv[2]])
+print(json.dumps({"shape": list(batch.shape), "pixel": batch[0, :, 100, 100].tolist()}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status and caps RLIMIT_AS (Linux)")
+@pytest.mark.parametrize("size", [(1, 100_000), (30_000, 1)])
+def test_a_thin_image_costs_memory_in_proportion_to_the_crop(tmp_path, size):
+    """A 1 x 100000 PNG of a few hundred bytes was resized to 256 x 25.6 M pixels (~20 GB) before
+    its crop was taken: MemoryError. Only the part of it that the crop reads is resized now."""
+    thin, small = tmp_path / "thin.png", tmp_path / "small.png"
+    Image.new("RGB", size, (200, 100, 50)).save(thin)
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(small)
+    assert thin.stat().st_size < 1000
+    result = subprocess.run([sys.executable, "-c", CAPPED_MEMORY_SCRIPT, str(REPO), str(thin), str(small)],
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["shape"] == [1, 3, 224, 224]
+    expected = (torch.tensor([200, 100, 50]) / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert measured["pixel"] == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def _resized_then_cropped(image: Image.Image, config: PreprocessConfig) -> Image.Image:
+    """The pipeline before thin images were bounded: the whole image resized, then cropped."""
+    resized = image.resize(config.resized_dimensions(*image.size), Image.Resampling[config.interpolation.upper()])
+    left, top = config.crop_origin(*resized.size)
+    height, width = config.input_size[1:]
+    return resized.crop((left, top, left + width, top + height))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_resizing_only_the_cropped_region_gives_the_pixels_of_resizing_the_whole_image(interpolation):
+    photos = [GRACE_HOPPER, SKIMAGE / "chelsea.png", SKIMAGE / "astronaut.png", SKIMAGE / "coffee.png"]
+    differing = total = 0
+    for photo in photos:
+        image = Image.open(photo).convert("RGB")
+        strip = image.resize((image.width // 16, image.height * 4))  # a resized image of 50+ crops
+        for config in [PreprocessConfig(interpolation=interpolation),
+                       PreprocessConfig(input_size=(3, 288, 288), crop_pct=0.95, interpolation=interpolation),
+                       PreprocessConfig(input_size=(3, 320, 320), crop_pct=1.0, interpolation=interpolation),
+                       PreprocessConfig(input_size=(3, 224, 320), interpolation=interpolation)]:  # padded
+            for source in (image, image.transpose(Image.Transpose.ROTATE_90), strip):
+                whole = np.asarray(_resized_then_cropped(source, config), dtype=np.int16)
+                region = np.asarray(resized_region(source, config), dtype=np.int16)
+                assert region.shape == whole.shape
+                assert np.abs(whole - region).max() <= 2, (photo, config, source.size)
+                differing += np.count_nonzero(whole != region)
+                total += whole.size
+            if config.input_size[1] == config.input_size[2]:  # a normal photo is still resized whole
+                assert np.array_equal(np.asarray(resized_center_crop(image, config)),
+                                      np.asarray(_resized_then_cropped(image, config)))
+        assert not PreprocessConfig().resizes_whole(*strip.size)
+    assert differing / total < 0.002

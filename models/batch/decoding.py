@@ -9,8 +9,9 @@ Three decoders, chosen by ``--decode`` (:func:`choose_decoding`, :func:`make_dec
   GPU, libjpeg-turbo on a CPU) from one thread, resized in uint8 a group of same-size images at a
   time, center-cropped and normalized last, as one batch, on a CUDA stream of its own that overlaps
   the model; a few reader threads read the bytes (into pinned memory on a GPU) a batch ahead. Other
-  inputs (URLs, PNGs, CMYK JPEGs, greyscale models, other interpolations) and JPEGs the library
-  rejects go the CPU way;
+  inputs (URLs, PNGs, CMYK JPEGs, greyscale models, other interpolations, images so long and thin
+  that their resized image would hold more than ``WHOLE_RESIZE_LIMIT`` crops, which the CPU way
+  resizes only in the crop) and JPEGs the library rejects go the CPU way;
 * ``hybrid`` (``auto`` on a GPU): both at once, taking images from one queue
   (:mod:`.decode_queue`), so that the CPU's and the GPU's decoding rates add up.
 
@@ -163,7 +164,8 @@ class GpuJpegDecoder:
                 size = path.stat().st_size
                 with Image.open(file) as header:
                     suitable = header.format == "JPEG" and header.mode in ("RGB", "L") \
-                        and header.width * header.height <= utils.max_pixels and 0 < size <= utils.fetch.max_bytes
+                        and header.width * header.height <= utils.max_pixels and 0 < size <= utils.fetch.max_bytes \
+                        and self.config.resizes_whole(header.width, header.height)
                     orientation = header.getexif().get(ExifTags.Base.Orientation, 1) if suitable else 1
                 if not suitable:
                     return self.cpu.load(source)

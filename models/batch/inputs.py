@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import glob
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,23 +37,46 @@ class Inputs:
 
 
 def expand_inputs(inputs: Sequence[str], input_column: str = "path") -> Inputs:
-    """Every image source named by ``inputs``, in order, each once.
+    """Every image source named by ``inputs``, in order, each once (local paths compared by
+    :func:`source_key`: ``dir/a.png``, ``../x/dir/a.png`` and ``dir/../dir/a.png`` are one source,
+    kept as first spelled).
 
     A directory gives its image files (recursively, sorted; its other files are ``skipped``); a glob
     its matches; a ``.txt``/``.lst`` file one path or URL per line (blank lines and ``#`` comments
     skipped); a ``.parquet``/``.csv`` file the values of ``input_column`` (relative paths in both are
-    relative to the listing file); a URL or any other file itself. A named path that does not exist,
+    relative to the listing file; a list that is not UTF-8 gives its other bytes as surrogate escapes,
+    as ``os.fsdecode`` does, so that they name the files whose names they are); a URL or any other
+    file itself. A named path that does not exist,
     a directory without image files, or inputs that name no image at all are an InvalidArgumentError;
     a path listed inside a file that does not exist becomes an error row later.
     """
     found = Inputs([], [])
-    sources: dict[str, None] = {}
+    sources: dict[str, str] = {}  # source_key -> the source as first spelled
     for text in inputs:
-        sources.update(dict.fromkeys(_expand_one(text, input_column, found)))
+        for source in _expand_one(text, input_column, found):
+            sources.setdefault(source_key(source), source)
     if not sources:
         raise InvalidArgumentError(f"INPUT {' '.join(inputs)}: names no image to classify")
-    found.sources[:] = sources
+    found.sources[:] = sources.values()
     return found
+
+
+def source_key(source: str) -> str:
+    """What identifies a source when inputs and rows are compared: a URL as given; a local path
+    made absolute (relative to the current directory), with ``~``, ``..`` and links to directories
+    resolved, its file name as given (two links to one file stay two sources)."""
+    if is_url(source):
+        return source
+    directory, name = os.path.split(os.path.expanduser(source))
+    if name in ("", ".", ".."):
+        return os.path.realpath(source)
+    return os.path.join(_resolved_directory(os.path.join(os.getcwd(), directory)), name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved_directory(directory: str) -> str:
+    """``os.path.realpath`` of an absolute directory, cached: a run's millions of paths share a few."""
+    return os.path.realpath(directory)
 
 
 def _expand_one(text: str, input_column: str, found: Inputs) -> Iterable[str]:
@@ -98,7 +123,8 @@ def first_few(names: Sequence[str], count: int = 3) -> str:
 
 def _read_list(text: str, path: Path, origins: dict[str, str]) -> list[str]:
     listed = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    for number, line in enumerate(lines, start=1):
         line = line.strip()
         if line and not line.startswith("#"):
             listed.append(_beside(path, line))

@@ -28,7 +28,7 @@ from ..repository import REPO_ROOT
 from ..settings import forwarded_environment
 from .decoding import CpuDecoder, GpuJpegDecoder, JpegBytes
 from .predictor import Predictor
-from .schema import SCHEMA, to_table
+from .schema import SCHEMA, to_table, utf8_row, utf8_text
 from .store import ResultStore
 
 DECODING_WORKER_BYTES = 768 * 1024 * 1024  # a worker with torch imported, and its decoding buffers
@@ -113,7 +113,8 @@ def _pipeline(ray: Any, sources: Sequence[str], recipe: ModelRecipe, preprocess:
     context.enable_progress_bars = False
     context.execution_options.preserve_order = True
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    paths = ray.data.from_items([{"path": source} for source in sources],
+    # Paths as bytes: Arrow's text is UTF-8, and a file name need not be (os.fsencode/os.fsdecode).
+    paths = ray.data.from_items([{"path": os.fsencode(source)} for source in sources],
                                 override_num_blocks=math.ceil(len(sources) / batch_size))
     # Each decoding task reserves the memory of its worker and output batch (twice).
     # Requirements unlike the actors' also keep Ray Data from fusing the decoding into the actors,
@@ -135,25 +136,26 @@ def _pipeline(ray: Any, sources: Sequence[str], recipe: ModelRecipe, preprocess:
 def _decode_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any]) -> dict[str, np.ndarray]:
     """A Ray task: the paths' preprocessed images (zeros where decoding failed) and error texts."""
     decoder = CpuDecoder(preprocess)
-    decoded = [decoder.load(str(path)) for path in batch["path"]]
+    decoded = [decoder.load(os.fsdecode(path)) for path in batch["path"]]
     blank = np.zeros(tuple(preprocess["input_size"]), dtype=np.float32)
     return {"path": batch["path"],
             "image": np.stack([item.numpy() if isinstance(item, torch.Tensor) else blank for item in decoded]),
-            "error": np.array(["" if isinstance(item, torch.Tensor) else item for item in decoded], dtype=object)}
+            "error": np.array(["" if isinstance(item, torch.Tensor) else utf8_text(item) for item in decoded],
+                              dtype=object)}
 
 
 def _read_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any]) -> dict[str, np.ndarray]:
     """A Ray task for GPU decoding: each path's JPEG bytes and EXIF orientation, else its
     CPU-preprocessed pixels (float32 bytes) or error text."""
     reader = GpuJpegDecoder(preprocess, "cpu")
-    loaded = [reader.read(str(path)) for path in batch["path"]]
+    loaded = [reader.read(os.fsdecode(path)) for path in batch["path"]]
     return {"path": batch["path"],
             "jpeg": np.array([item.data.numpy().tobytes() if isinstance(item, JpegBytes) else b""
                               for item in loaded], dtype=object),
             "orientation": np.array([item.orientation if isinstance(item, JpegBytes) else 1 for item in loaded]),
             "pixels": np.array([item.numpy().tobytes() if isinstance(item, torch.Tensor) else b""
                                 for item in loaded], dtype=object),
-            "error": np.array([item if isinstance(item, str) else "" for item in loaded], dtype=object)}
+            "error": np.array([utf8_text(item) if isinstance(item, str) else "" for item in loaded], dtype=object)}
 
 
 class _ClassifyActor:
@@ -174,11 +176,12 @@ class _ClassifyActor:
         else:
             decoded = [str(error) if error else torch.from_numpy(np.ascontiguousarray(image))
                        for image, error in zip(batch["image"], batch["error"], strict=True)]
-        return to_table(self.predictor.classify([str(path) for path in batch["path"]], decoded))
+        rows = self.predictor.classify([os.fsdecode(path) for path in batch["path"]], decoded)
+        return to_table([utf8_row(row) for row in rows])
 
     def _decode_jpegs(self, batch: dict[str, np.ndarray]) -> list[torch.Tensor | str]:
         """``_read_batch``'s rows as images: the JPEGs decoded here in one batch, the rest as read."""
-        jpegs = [JpegBytes(str(path), torch.frombuffer(bytearray(data), dtype=torch.uint8), int(orientation))
+        jpegs = [JpegBytes(os.fsdecode(path), torch.frombuffer(bytearray(data), dtype=torch.uint8), int(orientation))
                  for path, data, orientation in zip(batch["path"], batch["jpeg"], batch["orientation"], strict=True)
                  if data]
         on_device = iter(self.decoder.finish(self.decoder.decode(jpegs)))

@@ -40,6 +40,23 @@ def error_row(path: str, error: str, entrypoint: str, weights: str) -> dict[str,
             "entrypoint": entrypoint, "weights": weights}
 
 
+def utf8_text(text: str) -> str:
+    """``text`` as a column of UTF-8 text (Parquet, Arrow) can hold it: a byte of a file name that is
+    not UTF-8 (which Python gives as a surrogate escape, as ``os.fsdecode`` does) becomes ``\\xNN``,
+    as Python's ``backslashreplace`` writes it; UTF-8 text stays as it is."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name gives
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def utf8_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every text (and text in a list) as :func:`utf8_text` makes it."""
+    return {name: utf8_text(value) if isinstance(value, str)
+            else [utf8_text(item) if isinstance(item, str) else item for item in value] if isinstance(value, list)
+            else value for name, value in row.items()}
+
+
 def to_table(rows: list[dict[str, Any]]) -> pa.Table:
     import pyarrow as pa
 

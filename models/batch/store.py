@@ -9,6 +9,12 @@ created exclusively (:class:`..files.NewFile`): a file or link already at such a
 written through. The lock file is removed when the run ends, whether it published OUT or failed
 (a run that finds the lock file gone after acquiring it locks the new one). JSON lines are read and written without
 pyarrow (a list of rows where Parquet has a table).
+
+Paths are compared by :func:`.inputs.source_key` (one row per file however it is spelled). A file
+name that is not UTF-8 (which Python gives with surrogate escapes, as ``os.fsdecode`` does) is
+written losslessly in JSON lines (``\\udcNN`` escapes, which ``json.loads`` reads back as the same
+string) and as ``\\xNN`` in Parquet, which holds UTF-8 only (:func:`.schema.utf8_text`; the Ray
+engine, whose batches are Arrow tables, writes ``\\xNN`` in both).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -29,7 +35,8 @@ from filelock import FileLock, Timeout
 
 from ..errors import InvalidArgumentError, OutputInUseError
 from ..files import NewFile
-from .schema import to_table
+from .inputs import source_key
+from .schema import to_table, utf8_row, utf8_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -91,19 +98,32 @@ class ResultStore:
                                            "pass resume=True to go on with it or overwrite=True to start over")
             shutil.rmtree(self.parts, ignore_errors=True)
         self.keep_output = resume
-        self.done: set[str] = set()
+        self._done: set[str] = set()  # the _key of each saved path (with its error, unless retry_errors)
         failed, classified = set(), set()
-        for table in self._saved_tables():
-            for path, error in zip(_column(table, "path"), _column(table, "error"), strict=True):
-                (failed if error else classified).add(path)
-                if not (retry_errors and error):
-                    self.done.add(path)
-        self.error_paths = failed - classified
-        """The saved paths whose only rows are error rows (``--retry-errors`` classifies them again)."""
+        try:
+            for table in self._saved_tables():
+                for path, error in zip(_column(table, "path"), _column(table, "error"), strict=True):
+                    key = _key(path)
+                    (failed if error else classified).add(key)
+                    if not (retry_errors and error):
+                        self._done.add(key)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"output={output!r} cannot be resumed: {error}; pass overwrite=True to "
+                                       "start over (or move the file away)") from None
+        self._only_errors = failed - classified
+
+    def is_done(self, source: str) -> bool:
+        """Whether ``source`` has a saved row (compared by :func:`_key`: any spelling of the same
+        local path, relative to the current directory)."""
+        return _key(source) in self._done
+
+    def failed_before(self, sources: Iterable[str]) -> int:
+        """How many of ``sources`` have only error rows saved (``--retry-errors`` classifies them again)."""
+        return sum(_key(source) in self._only_errors for source in sources)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Save ``rows`` now (one part file); paths already done are dropped."""
-        fresh = [row for row in rows if row["path"] not in self.done]
+        fresh = [row for row in rows if not self.is_done(row["path"])]
         if not fresh:
             return
         self.parts.mkdir(exist_ok=True)
@@ -112,7 +132,7 @@ class ResultStore:
             with _TableWriter(file.file, self.format) as write:
                 write(fresh)
             file.publish()
-        self.done.update(row["path"] for row in fresh)
+        self._done.update(_key(row["path"]) for row in fresh)
 
     def finish(self) -> int:
         """Publish OUT atomically with every saved row, once per path, and release OUT; returns the
@@ -120,12 +140,13 @@ class ResultStore:
 
         A path's row is its first, unless that row has an error and a later one was saved (a retry).
         """
-        chosen: dict[str, tuple[int, int, bool]] = {}  # path: (table, row, whether the row has an error)
+        chosen: dict[str, tuple[int, int, bool]] = {}  # source key: (table, row, whether the row has an error)
         for number, table in enumerate(self._saved_tables()):
             errors = _column(table, "error")
             for index, path in enumerate(_column(table, "path")):
-                if path not in chosen or chosen[path][2]:
-                    chosen[path] = (number, index, bool(errors[index]))
+                key = _key(path)
+                if key not in chosen or chosen[key][2]:
+                    chosen[key] = (number, index, bool(errors[index]))
         keep = {(number, index) for number, index, _ in chosen.values()}
         with NewFile(self.output) as file:
             with _TableWriter(file.file, self.format) as write:
@@ -166,21 +187,52 @@ def _locks_the_file_at_its_path(lock: FileLock) -> bool:
         return False
 
 
+def _key(path: str) -> str:
+    """What identifies a row's input: ``source_key`` of the path as UTF-8 text (a name that is not
+    UTF-8 compares equal whether a row holds it losslessly, in JSON lines, or as ``\\xNN``)."""
+    return source_key(utf8_text(path))
+
+
 def read_results(path: str | os.PathLike) -> pa.Table:
-    """A result file (Parquet or JSON lines) as a table of ``SCHEMA``."""
+    """A result file (Parquet or JSON lines) as a table of ``SCHEMA`` (whose text is UTF-8: see
+    :func:`.schema.utf8_text`)."""
     saved = _read(Path(path))
-    return to_table(saved) if isinstance(saved, list) else saved
+    return to_table([utf8_row(row) for row in saved]) if isinstance(saved, list) else saved
 
 
 def _read(path: Path) -> pa.Table | Rows:
-    """A result or part file: JSON lines as rows (without pyarrow), Parquet as a table of ``SCHEMA``."""
+    """A result or part file: JSON lines as rows (without pyarrow), Parquet as a table of ``SCHEMA``;
+    a file that is not one (a line that is not a JSON row, a row without ``path`` or ``error``, a file
+    that is not Parquet) is an InvalidArgumentError naming it (and the line)."""
     if FORMATS.get(path.suffix.lower()) == "jsonl":
-        with path.open(encoding="utf-8") as lines:
-            return [json.loads(line) for line in lines if line.strip()]
+        with path.open(encoding="utf-8", errors="surrogateescape") as lines:
+            return [_row(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from .schema import SCHEMA
-    return pq.read_table(path, schema=SCHEMA)
+    try:
+        return pq.read_table(path, schema=SCHEMA)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise InvalidArgumentError(f"{str(path)!r} is not a Parquet file of classify's rows "
+                                   f"({' '.join(str(error).split())})") from None
+
+
+def _row(path: Path, number: int, line: str) -> dict[str, Any]:
+    """Line ``number`` of a JSON-lines result file as a row: an object with a ``path`` and an ``error``."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise InvalidArgumentError(f"{str(path)!r} line {number} is not a JSON row ({error.msg} at column "
+                                   f"{error.pos + 1})") from None
+    if not isinstance(row, dict):
+        raise InvalidArgumentError(f"{str(path)!r} line {number} is a JSON {type(row).__name__}, not a row object")
+    for name in ("path", "error"):
+        if name not in row:
+            raise InvalidArgumentError(f"{str(path)!r} line {number} is a row without {name!r}")
+    if not isinstance(row["path"], str) or not isinstance(row["error"], (str, type(None))):
+        raise InvalidArgumentError(f"{str(path)!r} line {number}: 'path' and 'error' must be strings")
+    return row
 
 
 def _column(table: pa.Table | Rows, name: str) -> list[Any]:
@@ -193,6 +245,18 @@ def _select(table: pa.Table | Rows, keep: list[bool]) -> pa.Table | Rows:
     import pyarrow as pa
 
     return table.filter(pa.array(keep, pa.bool_()))
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    """A row as one line of JSON: UTF-8 text as is; a text holding surrogate escapes (a file name
+    that is not UTF-8, as ``os.fsdecode`` gives it) with every non-ASCII character escaped, which
+    ``json.loads`` reads back as the same string (and ``os.fsencode`` turns into the name's bytes)."""
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(row)
+    return line + "\n"
 
 
 class _TableWriter:
@@ -215,9 +279,9 @@ class _TableWriter:
     def write(self, table: pa.Table | Rows) -> None:
         if self.lines is not None:
             rows = table if isinstance(table, list) else table.to_pylist()
-            self.lines.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            self.lines.writelines(_json_line(row) for row in rows)
             return
-        self.pending.append(to_table(table) if isinstance(table, list) else table)
+        self.pending.append(to_table([utf8_row(row) for row in table]) if isinstance(table, list) else table)
         self.rows += len(table)
         if self.rows >= ROW_GROUP_ROWS:
             self._flush()

@@ -107,11 +107,11 @@ def _run(args: argparse.Namespace, store: Any) -> int:
         what = "is not an image" if len(inputs.skipped) == 1 else "are not images"
         print(f"skipping {count(len(inputs.skipped), 'file')} that {what} (by their extension): "
               f"{first_few(inputs.skipped)}", file=sys.stderr)
-    todo = [source for source in inputs.sources if source not in store.done]
+    todo = [source for source in inputs.sources if not store.is_done(source)]
     if len(todo) < len(inputs.sources):
         print(f"skipping {count(len(inputs.sources) - len(todo), 'input')} already in {args.output}",
               file=sys.stderr)
-        failed_before = len(store.error_paths & set(inputs.sources)) if not args.retry_errors else 0
+        failed_before = store.failed_before(inputs.sources) if not args.retry_errors else 0
         if failed_before:
             rows = "1 of them is an error row" if failed_before == 1 else f"{failed_before} of them are error rows"
             print(f"{rows}: add --retry-errors to classify {'it' if failed_before == 1 else 'them'} again",

@@ -131,6 +131,21 @@ MUTANTS = (
            "models/weights/loading.py",
            "not _same_but_trailing_ones(given[k].shape, expected[k].shape)", "given[k].numel() != expected[k].numel()",
            (C + "test_a_same_size_tensor_of_another_shape_is_refused_not_reshaped",)),
+    # Issue 25, inputs that ended a run.
+    Mutant("a 1 x 100000 image is resized whole (256 x 25.6 M pixels) before its crop is taken",
+           "processing/transforms.py",
+           "    if not config.resizes_whole(*image.size):\n        return resized_region(image, config)\n", "",
+           (P + "test_a_thin_image_costs_memory_in_proportion_to_the_crop",)),
+    Mutant("a server dripping header lines holds the client past the total timeout", "processing/fetch_deadline.py",
+           "                deadline.watch(sock)", "                pass",
+           (P + "test_a_server_dripping_header_lines_is_cut_off_by_the_total_timeout",)),
+    Mutant("a file name that is not UTF-8 stops classify for good", "models/batch/store.py",
+           "        line = json.dumps(row)\n", "        raise\n",
+           (X + "test_a_file_name_that_is_not_utf8_gets_its_row_and_resume_goes_on",)),
+    Mutant("--resume compares local paths as spelled (dir and ../x/dir give two rows per file)",
+           "models/batch/store.py",
+           "    return source_key(utf8_text(path))", "    return utf8_text(path)",
+           (X + "test_resume_compares_local_paths_in_one_canonical_form",)),
 )
 
 
