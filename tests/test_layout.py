@@ -141,7 +141,7 @@ def test_a_manifest_of_a_newer_schema_is_refused_clearly(tmp_path):
     assert raw["schema_version"] == SCHEMA_VERSION
     newer = tmp_path / "manifest.json"
     newer.write_text(json.dumps({**raw, "schema_version": SCHEMA_VERSION + 1}))
-    with pytest.raises(InvalidArgumentError, match=r"schema_version 2, newer than this checkout reads \(1\)"):
+    with pytest.raises(InvalidArgumentError, match=rf"schema_version {SCHEMA_VERSION + 1}, newer than this checkout reads \({SCHEMA_VERSION}\)"):
         load_manifest(newer)
     unversioned = tmp_path / "unversioned.json"
     unversioned.write_text(json.dumps({"entries": raw["entries"]}))
