@@ -17,7 +17,7 @@ from ..errors import WeightsError
 from .arguments import CommandError, OneLineErrorParser
 
 COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "smoke", "export", "serve",
-                   "classify", "finetune", "validate", "readme")
+                   "classify", "finetune", "validate", "save_pretrained", "push_to_hub", "readme")
 
 
 def build_parser() -> argparse.ArgumentParser:

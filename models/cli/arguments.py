@@ -53,7 +53,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, optimize: bool = Tru
                        "(nvidia_gpunet: GPUNet-0 ... GPUNet-D2)")
     weights = group.add_mutually_exclusive_group()
     weights.add_argument("--weights", metavar="ID|PATH|URL",
-                         help="a weights id of the manifest, a checkpoint file or an http(s) URL "
+                         help="a weights id of the manifest, a checkpoint file (.pth, .safetensors...), a model "
+                              "folder of save-pretrained, an http(s) URL or hf-hub:org/name "
                               "(default: the entrypoint's default weights)")
     weights.add_argument("--no-pretrained", action="store_true", help="randomly initialised weights")
     group.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
