@@ -50,13 +50,15 @@ def resolve_any_source(entry: WeightsEntry, progress: bool = True) -> tuple[Path
             raise
         from .hf_hub import resolve_hub_source
 
-        failures = [f"upstream: {upstream}"]
+        failures, kinds = [f"upstream: {upstream}"], {type(upstream)}
         for source in entry.hf_hub_sources:
             try:
                 return resolve_hub_source(entry, source)
             except WeightsError as exc:
                 failures.append(f"hf-hub:{source.hf_hub_id} ({source.file_name}): {exc}")
-        raise type(upstream)(f"no source gave a verified file of {entry.id}: " + " | ".join(failures)) from upstream
+                kinds.add(type(exc))
+        error = WeightsVerificationError if WeightsVerificationError in kinds else type(upstream)
+        raise error(f"no source gave a verified file of {entry.id}: " + " | ".join(failures)) from upstream
 
 
 def _resolve(entry: WeightsEntry, progress: bool, mirror: str) -> Path:
