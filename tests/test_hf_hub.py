@@ -3,18 +3,22 @@ manifest's Hub sources, push-to-hub, and the one-line error without huggingface_
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import huggingface_hub
+import numpy as np
 import pytest
 import torch
-from conftest import parity_fixture, seeded_checkpoint
+from conftest import REPO, parity_fixture, seeded_checkpoint
 from convnets_hub.models.errors import WeightsUnavailableError, WeightsVerificationError
 from convnets_hub.models.factory import create_model
 from convnets_hub.models.sharing import save_pretrained
 from convnets_hub.models.weights.verify import UnverifiedWeightsWarning
+from PIL import Image
 from safetensors.torch import save
 from test_cli import run_cli_hiding
 
@@ -205,3 +209,20 @@ def test_without_huggingface_hub_one_line_says_what_to_install(saved_folder, mon
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(WeightsUnavailableError, match="pip install -r requirements-hub.txt"):
         create_model("resnet18_ssl", weights="hf-hub:org/r18")
+
+
+def test_classify_takes_hf_hub_weights(tmp_path):
+    """``classify --weights hf-hub:org/name``, offline, from Hugging Face's cache named by HF_HUB_CACHE."""
+    torch.manual_seed(0)
+    folder = save_pretrained(create_model("lenet5", pretrained=False), tmp_path / "lenet")
+    _cache_layout(tmp_path / "hf-cache", folder, repo="org/lenet")
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "grey.png")
+    env = {**os.environ, "CONVNETS_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf-cache"),
+           "TORCH_HOME": str(tmp_path / "torch")}
+    result = subprocess.run([sys.executable, "-m", "models", "classify", str(tmp_path / "grey.png"), "--entrypoint",
+                             "lenet5", "--weights", "hf-hub:org/lenet", "--top-k", "2", "--no-progress",
+                             "--output", str(tmp_path / "out.jsonl")],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stderr
+    (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert row["error"] == "" and len(row["labels"]) == 2 and "models--org--lenet" in row["weights"]
