@@ -23,10 +23,9 @@ from ..processing.transforms import PREPROCESS_KEYS
 from .errors import InvalidArgumentError
 from .registry import ALIASES, SPECS
 from .repository import GITHUB_REPO
-from .weights.checkpoint import read_checkpoint
-from .weights.finetuned import FinetunedCheckpoint, recognise_finetuned
+from .weights.finetuned import FinetunedCheckpoint
 from .weights.manifest import load_manifest
-from .weights.model_folder import read_model_folder, write_model_folder
+from .weights.model_folder import built_for_weights, write_model_folder
 
 CARD_TEMPLATE = Path(__file__).with_name("model_card_template.md")
 HF_LICENSES = {"CC-BY-NC 4.0": "cc-by-nc-4.0", "BSD-3-Clause (torchvision)": "bsd-3-clause"}
@@ -51,18 +50,6 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike, metrics: Map
         state_dict=state)
     config = timm_config(model, spec.timm_architecture, spec.timm_model_args, checkpoint)
     return write_model_folder(Path(directory), checkpoint, config, model_card(model, checkpoint, config, metrics))
-
-
-def built_for_weights(cfg: Mapping[str, Any]) -> bool:
-    """Whether the entrypoint built the model of ``cfg`` as it builds it for weights (its pretrained build
-    options): for published weights, and for a fine-tuned checkpoint or folder of a model so built."""
-    if cfg["checkpoint"] is None:
-        return False
-    if cfg["id"] is not None:
-        return True
-    path = Path(cfg["checkpoint"])
-    source = read_model_folder(path)[1] if path.is_dir() else recognise_finetuned(read_checkpoint(path), str(path))
-    return True if source is None else source.pretrained_build
 
 
 def timm_config(model: nn.Module, architecture: str, model_args: Mapping[str, Any],

@@ -21,7 +21,7 @@ from ...processing.transforms import PREPROCESS_KEYS
 from ..errors import CheckpointMismatchError, NotACheckpointError
 from ..files import write_text_atomically
 from .checkpoint import extract_state_dict, read_checkpoint
-from .finetuned import FinetunedCheckpoint
+from .finetuned import FinetunedCheckpoint, recognise_finetuned
 from .safetensors_io import write_safetensors
 
 WEIGHTS_FILE = "model.safetensors"
@@ -79,3 +79,15 @@ def read_model_folder(directory: Path, name: str | None = None) -> tuple[Path, F
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointMismatchError(f"{name}/{CONFIG_FILE} is incomplete: it lacks {exc}") from exc
     return weights, checkpoint
+
+
+def built_for_weights(cfg: Mapping[str, Any]) -> bool:
+    """Whether the entrypoint built the model of ``cfg`` as it builds it for weights (its pretrained build
+    options): for published weights, and for a fine-tuned checkpoint or folder of a model so built."""
+    if cfg["checkpoint"] is None:
+        return False
+    if cfg["id"] is not None:
+        return True
+    path = Path(cfg["checkpoint"])
+    source = read_model_folder(path)[1] if path.is_dir() else recognise_finetuned(read_checkpoint(path), str(path))
+    return True if source is None else source.pretrained_build
