@@ -35,6 +35,7 @@ def timm_load(folder):
 
 @pytest.mark.parametrize(("entrypoint", "fixture", "architecture"), [
     ("resnet18_ssl", "resnet18_ssl_swsl", "resnet18"),
+    ("resnet50", "nvidia_resnet50", "resnet50"),  # torchvision's ResNet-50, NVIDIA's file layout is the same
     ("nvidia_efficientnet_b0", "nvidia_efficientnet_b0", "efficientnet_b0"),
 ])
 def test_timm_loads_a_saved_folder_and_computes_our_logits(tmp_path, entrypoint, fixture, architecture):
@@ -60,8 +61,13 @@ def test_only_exact_timm_architectures_are_named():
     assert {"nvidia_resneXt", "nvidia_resnet50", "resnet50", "nvidia_efficientnet_b4", "resnext101_32x16d_swsl"} <= named
     assert not named & {"nvidia_se_resnext101_32x4d", "nvidia_efficientnet_widese_b0", "nvidia_gpunet", "lenet5",
                         "vgg16", "googlenet", "alexnet"}
-    for name in named:
-        assert timm.is_model(SPECS[name].timm_architecture)
+    for name in sorted(named):  # built on the meta device: no memory, no time
+        spec = SPECS[name]
+        with torch.device("meta"):
+            ours, theirs = spec.build(), timm.create_model(spec.timm_architecture, **spec.timm_model_args)
+        assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+        if name != "resnet50":  # torchvision's ResNet class: same keys, shapes and (tested above) logits
+            assert repr(ours) == repr(theirs), name  # every module, stride, group count and BatchNorm eps
 
 
 def test_finetune_then_save_pretrained_then_timm_loads_it(tmp_path):
