@@ -14,14 +14,15 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import WeightsError
-from .arguments import CommandError, OneLineErrorParser
+from .arguments import CommandError, OneLineErrorParser, WholeWordsHelpFormatter
 
 COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "smoke", "export", "serve",
                    "classify", "finetune", "validate", "save_pretrained", "push_to_hub", "readme")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrorParser(prog="python3 -m models", description="The command line of convnets-hub: one front door for every job.")
+    parser = OneLineErrorParser(prog="python3 -m models", formatter_class=WholeWordsHelpFormatter,
+                                description="The command line of convnets-hub: one front door for every job.")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="<command>",
                                        parser_class=OneLineErrorParser)
     for name in COMMAND_MODULES:

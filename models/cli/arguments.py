@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import NoReturn
 
 
@@ -21,6 +22,13 @@ class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+class WholeWordsHelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, but lines never break inside a hyphenated word ("JSON-lines", "hf-hub:")."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def positive_int(text: str) -> int:
