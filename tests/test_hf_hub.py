@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import huggingface_hub
@@ -14,7 +15,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, parity_fixture, seeded_checkpoint
-from convnets_hub.models.errors import WeightsUnavailableError, WeightsVerificationError
+from convnets_hub.models.errors import (
+    CheckpointMismatchError,
+    WeightsUnavailableError,
+    WeightsVerificationError,
+)
 from convnets_hub.models.factory import create_model
 from convnets_hub.models.sharing import save_pretrained
 from convnets_hub.models.weights.verify import UnverifiedWeightsWarning
@@ -226,3 +231,30 @@ def test_classify_takes_hf_hub_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert row["error"] == "" and len(row["labels"]) == 2 and "models--org--lenet" in row["weights"]
+
+
+@pytest.mark.parametrize(("key_layout", "loads"), [("upstream", True), ("timm", False)])
+def test_a_hub_sources_key_layout_says_whether_the_upstream_key_names_are_mapped(hf_cache, tmp_path, monkeypatch,
+                                                                                 server, key_layout, loads):
+    """NVIDIA's key names (``layer1.block0...``) in a Hub copy load only where its key layout says so."""
+    nvidia = seeded_checkpoint(parity_fixture("nvidia_efficientnet_b0"))
+    hub = LoopbackHub({"/org/b0/resolve/main/model.safetensors": save(nvidia)})
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    entry = {"id": "b0.test", "entrypoint": "nvidia_efficientnet_b0", "default": True,
+             "urls": [server.url("/gone/b0.pth")], "file_name": "b0.pth", "license": "test",
+             "hf_hub_sources": [{"hf_hub_id": "org/b0", "key_layout": key_layout}],
+             "preprocessing": {"input_size": [3, 224, 224], "crop_pct": 0.875, "interpolation": "bicubic",
+                               "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": 2, "entries": [entry]}))
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(tmp_path / "manifest.json"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnverifiedWeightsWarning)  # an unpinned source's first use
+            if loads:
+                model = create_model("nvidia_efficientnet_b0", progress=False)
+                assert torch.equal(model.state_dict()["conv_stem.weight"], nvidia["stem.conv.weight"])
+            else:
+                with pytest.raises(CheckpointMismatchError, match="missing keys"):
+                    create_model("nvidia_efficientnet_b0", progress=False)
+    finally:
+        hub.close()
