@@ -14,7 +14,7 @@ import huggingface_hub
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, parity_fixture, seeded_checkpoint
+from conftest import REPO, Reply, parity_fixture, seeded_checkpoint
 from convnets_hub.models.errors import (
     CheckpointMismatchError,
     WeightsUnavailableError,
@@ -258,3 +258,23 @@ def test_a_hub_sources_key_layout_says_whether_the_upstream_key_names_are_mapped
                     create_model("nvidia_efficientnet_b0", progress=False)
     finally:
         hub.close()
+
+
+def test_pin_weights_pins_the_hub_sources_too(hf_cache, loopback_hub, saved_folder, tmp_path, monkeypatch, server):
+    from convnets_hub.models.weights.pin import pin
+
+    monkeypatch.setenv("HF_ENDPOINT", loopback_hub.url)
+    upstream = save(seeded_checkpoint(FIXTURE))
+    entry = {"id": "r18.pin", "entrypoint": "resnet18_ssl", "urls": [server.serve("/up/r18.safetensors",
+                                                                                 Reply(body=upstream))],
+             "file_name": "r18.safetensors", "license": "test", "hf_hub_sources": [{"hf_hub_id": "org/r18"}],
+             "preprocessing": {"input_size": [3, 224, 224], "crop_pct": 0.875, "interpolation": "bilinear",
+                               "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": 2, "entries": [entry]}))
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(tmp_path / "manifest.json"))
+    pin(progress=False)
+    (pinned,) = json.loads((tmp_path / "manifest.json").read_text())["entries"]
+    hub_file = (saved_folder / "model.safetensors").read_bytes()
+    assert (pinned["sha256"], pinned["size"]) == (hashlib.sha256(upstream).hexdigest(), len(upstream))
+    assert pinned["hf_hub_sources"] == [{"hf_hub_id": "org/r18", "sha256": hashlib.sha256(hub_file).hexdigest(),
+                                         "size": len(hub_file)}]
