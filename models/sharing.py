@@ -83,10 +83,11 @@ def model_card(model: nn.Module, checkpoint: FinetunedCheckpoint, config: Mappin
                metrics: Mapping[str, Any] | None = None) -> str:
     """The README.md of a model folder, from ``model_card_template.md``."""
     cfg = model.pretrained_cfg
-    spec = SPECS[ALIASES.get(checkpoint.entrypoint, checkpoint.entrypoint)]
+    name = ALIASES.get(checkpoint.entrypoint, checkpoint.entrypoint)
+    spec = SPECS[name]
     manifest = load_manifest()
-    entry = manifest.get(cfg["id"], cfg["entrypoint"], cfg["model_type"]) if cfg["id"] else None
-    base = entry or manifest.default(ALIASES.get(checkpoint.entrypoint, checkpoint.entrypoint), checkpoint.model_type)
+    entry = manifest.get(cfg["id"], name, cfg["model_type"]) if cfg["id"] else None
+    base = entry or manifest.default(name, checkpoint.model_type)
     call = f"{checkpoint.entrypoint}(model_type={checkpoint.model_type!r})" if checkpoint.model_type \
         else checkpoint.entrypoint
     if entry is not None:

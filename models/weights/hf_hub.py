@@ -78,7 +78,7 @@ def download_hub_file(repo_id: str, revision: str | None, file_name: str) -> Pat
                 f"({hub.constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE or CONVNETS_HUB_OFFLINE forbids downloading "
                 f"it from {url}; download it once online, or copy a cache that holds it") from exc
         raise WeightsUnavailableError(f"could not download {url}: {_reason(exc)}") from exc
-    except (hub.errors.HfHubHTTPError, hub.errors.EntryNotFoundError, OSError, ValueError) as exc:
+    except Exception as exc:  # the Hub's HTTP errors, and requests' or httpx's network errors by version
         raise WeightsUnavailableError(f"could not download {url}: {_reason(exc)}") from exc
 
 
