@@ -23,9 +23,11 @@ from .errors import InvalidArgumentError, WeightsUnavailableError
 from .registry import ALIASES, SPECS, ModelSpec, default_preprocessing
 from .settings import OFFLINE_ENV, is_offline
 from .weights.finetuned import FinetunedCheckpoint, check_head, recognise_finetuned
+from .weights.hf_hub import HF_PREFIX, resolve_hub_folder
 from .weights.loading import extract_state_dict, load_into, read_checkpoint, rename_keys
 from .weights.manifest import Manifest, WeightsEntry, load_manifest
-from .weights.sources import download_url, resolve_weights_file
+from .weights.model_folder import is_model_folder, read_model_folder
+from .weights.sources import download_url, resolve_any_source
 
 RUNTIME_OPTIONS = ("pretrained", "progress", "weights", "model_math", "device", "optimize", "features_only",
                    "out_indices")
@@ -55,8 +57,8 @@ def build_model(entrypoint: str, *, pretrained: bool, progress: bool, weights: s
     if spec.canonical_type is not None:
         kwargs["model_type"] = model_type = spec.canonical_type(kwargs["model_type"])
     manifest = load_manifest()
-    entry, checkpoint = _select_weights(name, spec, model_type, pretrained, weights, progress, manifest)
-    state, finetuned = (None, None) if checkpoint is None else _read_weights(checkpoint, entry, spec)
+    entry, checkpoint, source = _select_weights(name, spec, model_type, pretrained, weights, progress, manifest)
+    state, finetuned = (None, None) if checkpoint is None else _read_weights(checkpoint, source, spec)
     if finetuned is not None:
         kwargs = _finetuned_kwargs(entrypoint, name, model_type, finetuned, checkpoint, kwargs)
         check_head(finetuned, spec.classifier_name(model_type), str(checkpoint))
@@ -119,31 +121,34 @@ def pretrained_kwargs(entrypoint: str, spec: ModelSpec, entry: WeightsEntry | No
 
 def _select_weights(entrypoint: str, spec: ModelSpec, model_type: str | None, pretrained: bool,
                     weights: str | os.PathLike | None, progress: bool,
-                    manifest: Manifest) -> tuple[WeightsEntry | None, Path | None]:
-    """The manifest entry (if any) and the local file of the weights to load (None: no weights)."""
+                    manifest: Manifest) -> tuple[WeightsEntry | None, Path | None, WeightsEntry | None]:
+    """The manifest entry (if any), the local file (or model folder) of the weights to load (None: no
+    weights) and the entry of the source that gave the file (the manifest entry, or one of its Hub sources)."""
     if weights is None:
         if not pretrained:
-            return None, None
+            return None, None, None
         entry = manifest.default(entrypoint, model_type)
         if entry is None:
             raise InvalidArgumentError(f"{entrypoint} has no published weights in {manifest.path}; "
                                        "use pretrained=False or weights=<checkpoint path or URL>"
                                        + (f", or {spec.no_weights_hint}" if spec.no_weights_hint else ""))
-        return entry, resolve_weights_file(entry, progress)
+        return entry, *resolve_any_source(entry, progress)
     if not pretrained and manifest.default(entrypoint, model_type) is not None:
         raise InvalidArgumentError(f"weights={weights!r} was given with pretrained=False; drop one of them")
     text = os.fspath(weights)
     if text in manifest:
         entry = manifest.get(text, entrypoint, model_type)
-        return entry, resolve_weights_file(entry, progress)
+        return entry, *resolve_any_source(entry, progress)
+    if text.startswith(HF_PREFIX):
+        return None, resolve_hub_folder(text), None
     if text.startswith(("http://", "https://")):
         if is_offline():
             raise WeightsUnavailableError(f"weights={text!r} is a URL and {OFFLINE_ENV}=1 forbids "
                                           "downloading it; pass a local path instead")
-        return None, download_url(text, progress)
-    if Path(text).expanduser().is_file():
-        return None, Path(text).expanduser()
-    return manifest.get(text, entrypoint, model_type), None
+        return None, download_url(text, progress), None
+    if Path(text).expanduser().is_file() or is_model_folder(Path(text).expanduser()):
+        return None, Path(text).expanduser(), None
+    return manifest.get(text, entrypoint, model_type), None, None
 
 
 def _finetuned_kwargs(entrypoint: str, name: str, model_type: str | None, finetuned: FinetunedCheckpoint,
@@ -159,16 +164,22 @@ def _finetuned_kwargs(entrypoint: str, name: str, model_type: str | None, finetu
     return {"num_classes": finetuned.num_classes, **kwargs}
 
 
-def _read_weights(path: Path, entry: WeightsEntry | None,
+def _read_weights(path: Path, source: WeightsEntry | None,
                   spec: ModelSpec) -> tuple[dict[str, torch.Tensor], FinetunedCheckpoint | None]:
-    """The weights of ``path`` under the model's key names, and its metadata if it is a fine-tuned
-    checkpoint (``python3 -m models finetune``'s, whose keys are already the model's)."""
-    contents = read_checkpoint(path, entry.archive_member if entry else None)
-    finetuned = None if entry is not None else recognise_finetuned(contents, str(path))
+    """The weights of ``path`` (a file, or a model folder of save-pretrained or timm) under the model's key
+    names, and its metadata if it is a fine-tuned checkpoint or model folder of ours (whose keys are already
+    the model's). ``source`` is the manifest entry of the file, if any: its archive member and key layout."""
+    if path.is_dir():
+        path, finetuned = read_model_folder(path)
+        if finetuned is not None:
+            return finetuned.state_dict, finetuned
+    contents = read_checkpoint(path, source.archive_member if source else None)
+    finetuned = None if source is not None else recognise_finetuned(contents, str(path))
     if finetuned is not None:
         return finetuned.state_dict, finetuned
     state = extract_state_dict(contents, str(path))
-    return (rename_keys(state, spec.key_map) if spec.key_map is not None else state), None
+    own_keys = spec.key_map is None or (source is not None and source.key_layout == "timm")
+    return (state if own_keys else rename_keys(state, spec.key_map)), None
 
 
 def _load_checkpoint(model: nn.Module, spec: ModelSpec, classifier: str, state: dict[str, torch.Tensor],

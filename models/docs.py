@@ -13,7 +13,9 @@ Args:
         initialised model without touching the network (False).
     progress (bool): show a download progress bar.
     weights (str | os.PathLike): instead of the default, a weights id listed above, a local
-        checkpoint file or an http(s) URL, in any layout the upstream files use.
+        checkpoint file (.pth, .safetensors...) or an http(s) URL, in any layout the upstream
+        files use, a model folder of ``python3 -m models save-pretrained``, or
+        "hf-hub:org/name" (that folder on the Hugging Face Hub).
     num_classes (int): classifier size (0: none, the model returns pre-logits). With pretrained
         weights of another size, the backbone is loaded, the classifier is freshly initialised and
         a warning names it.

@@ -101,6 +101,9 @@ class ModelSpec:
     ``classifier`` is the qualified name of the classifier (timm's ``default_cfg["classifier"]``; a
     function of the model type where it depends on it): with pretrained weights of another number of
     classes, it is re-initialised, and so are ``aux_classifiers``, other classifiers the checkpoints hold.
+    ``timm_architecture`` is timm's name of exactly this architecture, whose state dict keys are the
+    model's own (``timm.create_model(name, **timm_model_args)`` computes the same logits); empty where
+    timm has no such model: a saved model folder (``save-pretrained``) names it for timm to load.
     """
 
     build: Callable[..., nn.Module]
@@ -116,6 +119,8 @@ class ModelSpec:
     to_served_model: Callable[[nn.Module, dict[str, Any]], None] | None = None
     extra_args: str = ""
     aux_classifiers: tuple[str, ...] = ()
+    timm_architecture: str = ""
+    timm_model_args: dict[str, Any] = field(default_factory=dict)
 
     @property
     def variant_keyword(self) -> str | None:
@@ -177,20 +182,27 @@ def _nvidia_efficientnet(variant: str, scaling: EfficientNetVariant) -> ModelSpe
             else "its hidden width a quarter of the block's input width"),
         width=scaling.width, depth=scaling.depth, dropout=scaling.dropout, drop_path=drop_path,
         resolution=resolution, resize=resolution + 32)
+    # timm's efficientnet_b0/_b4 are NVIDIA's B0/B4 with BatchNorm eps 1e-3; timm has no WideSE.
+    timm_name = "" if scaling.wide_se else f"efficientnet_{variant}"
+    timm_args = {"bn_eps": 1e-3, "drop_rate": scaling.dropout, "drop_path_rate": scaling.drop_path}
     return ModelSpec(Lazy("archs.efficientnet", "build_nvidia_efficientnet", variant), summary, classifier="classifier",
-                     key_map=Lazy("archs.efficientnet", "nvidia_efficientnet_key"))
+                     key_map=Lazy("archs.efficientnet", "nvidia_efficientnet_key"),
+                     timm_architecture=timm_name, timm_model_args=timm_args if timm_name else {})
 
 
 SPECS: dict[str, ModelSpec] = {
     "nvidia_resneXt": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnext101_32x4d"), _NVIDIA_RESNEXT, classifier="fc",
-                                aliases=("nvidia_resnext101_32x4d",)),
-    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnet50"), _NVIDIA_RESNET50, classifier="fc"),
+                                aliases=("nvidia_resnext101_32x4d",), timm_architecture="resnext101_32x4d"),
+    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnet50"), _NVIDIA_RESNET50, classifier="fc",
+                                 timm_architecture="resnet50"),
+    # No timm_architecture: timm's seresnext101_32x4d sizes its SE layers by a ratio, NVIDIA's have 16 channels.
     "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("archs.resnet", "build_resnet", "se_resnext101_32x4d"),
                                             _NVIDIA_SE_RESNEXT, classifier="fc",
                                             key_map=Lazy("archs.resnet", "nvidia_se_key")),
     **{f"nvidia_efficientnet_{variant}": _nvidia_efficientnet(variant, scaling)
        for variant, scaling in EFFICIENTNET_VARIANTS.items()},
-    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet", "build_resnet", arch), summary.format(arch=title), classifier="fc")
+    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet", "build_resnet", arch), summary.format(arch=title), classifier="fc",
+                                   timm_architecture=arch)
        for kind, summary in _SUMMARIES.items() for arch, title in _FACEBOOK_ARCHITECTURES.items()},
     "alexnet": ModelSpec(Lazy("archs.classic", "build_alexnet"), """
 AlexNet (Krizhevsky, Sutskever and Hinton, 2012), torchvision's model and ImageNet weights.
@@ -222,7 +234,8 @@ ResNet-50 (He et al., 2015, arXiv:1512.03385), torchvision's model and ImageNet 
 
 Bottleneck residual blocks (1x1, 3x3, 1x1) in four stages of 3, 4, 6 and 3 blocks; the stride
 is on the 3x3 convolution (v1.5). Two recipes: torchvision's original weights (default) and its
-2021 recipe (weights="resnet50.tv2_in1k", 80.9 % top-1, resize 232).""", classifier="fc"),
+2021 recipe (weights="resnet50.tv2_in1k", 80.9 % top-1, resize 232).""", classifier="fc",
+                         timm_architecture="resnet50"),
     "lenet5": ModelSpec(Lazy("archs.classic", "build_lenet5"), """
 LeNet-5 (LeCun et al., 1998) for 1x32x32 grey images: three 5x5 convolutions with tanh and
 average pooling, then two fully connected layers (61,706 parameters for 10 classes).

@@ -288,7 +288,7 @@ def test_a_second_run_on_the_same_output_is_refused_in_one_line_while_the_first_
 
 def test_an_output_that_cannot_be_written_is_refused_before_the_data_is_read(tmp_path, monkeypatch):
     read = []
-    monkeypatch.setattr("convnets_hub.models.train.finetune.image_folder_data", lambda *args: read.append(args))
+    monkeypatch.setattr("convnets_hub.models.train.trainer.image_folder_data", lambda *args: read.append(args))
     (tmp_path / "a_file").write_text("")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     cases = {tmp_path / "a_file": "is a file, not a folder", tmp_path / "a_file" / "run": "a_file is not a folder",

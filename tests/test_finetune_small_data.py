@@ -7,7 +7,7 @@ import pytest
 from convnets_hub.models.cli import build_parser
 from convnets_hub.models.errors import DatasetError
 from convnets_hub.models.train.data import image_folder_data
-from convnets_hub.models.train.finetune import finetune
+from convnets_hub.models.train.trainer import finetune
 from PIL import Image
 from test_finetune import lenet_settings, make_image_folder
 

@@ -47,6 +47,28 @@ def test_entry_schema(entry):
     assert 0 < entry["metrics"]["imagenet_top1"] < 100 and entry["metrics"]["source"]
     assert entry["license"] and entry["description"] and entry["num_classes"] == 1000
     assert entry.get("num_params") is None or (isinstance(entry["num_params"], int) and entry["num_params"] > 0)
+    for source in entry.get("hf_hub_sources", ()):
+        assert re.fullmatch(r"[\w.\-]+/[\w.\-]+", source["hf_hub_id"]) and source["key_layout"] in ("timm", "upstream")
+        assert source["file_name"].endswith(".safetensors")
+        assert source["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", source["sha256"])
+        assert source["size"] is None or source["size"] > 0
+
+
+def test_the_manifest_lists_every_hugging_face_copy_that_timm_knows_of_our_weights():
+    """timm's pretrained configs name, for an upstream URL, the Hub repository holding the same weights."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    hosted = {}
+    for name in timm.list_pretrained():
+        cfg = get_pretrained_cfg(name)
+        if cfg is not None and cfg.url and cfg.hf_hub_id:
+            hosted.setdefault(cfg.url, set()).add(cfg.hf_hub_id)
+    for entry in ENTRIES:
+        expected = set().union(*(hosted.get(url, set()) for url in entry["urls"]))
+        listed = {source["hf_hub_id"] for source in entry.get("hf_hub_sources", ())}
+        assert listed == expected, entry["id"]
+    assert sum(bool(entry.get("hf_hub_sources")) for entry in ENTRIES) == 14  # the 12 of Facebook, torchvision's 2
 
 
 def test_every_entrypoint_with_published_weights_has_exactly_one_default():

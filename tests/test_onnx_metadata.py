@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 from conftest import REPO
-from convnets_hub.models.deploy.export import export_model
+from convnets_hub.models.deploy.exporters import export_model
 from convnets_hub.processing import ConvNetsProcessingUtils
 from test_classify import GRACE_HOPPER
 

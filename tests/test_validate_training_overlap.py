@@ -7,7 +7,7 @@ import shutil
 import pytest
 from convnets_hub.models.cli import main
 from convnets_hub.models.train.file_digests import file_digest, training_digests
-from convnets_hub.models.train.finetune import finetune
+from convnets_hub.models.train.trainer import finetune
 from test_finetune import lenet_settings, make_image_folder
 
 

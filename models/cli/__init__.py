@@ -16,16 +16,22 @@ from collections.abc import Sequence
 from ...processing.errors import MismatchedTorchvisionError
 from ..errors import WeightsError
 from ..release import version_line
-from .arguments import CommandError, OneLineErrorParser, in_flag_terms
+from .arguments import (
+    CommandError,
+    OneLineErrorParser,
+    WholeWordsHelpFormatter,
+    in_flag_terms,
+)
 from .console_output import OPTIMIZE_NOTICE, command_output
 from .early_checks import check_arguments, unknown_command, unknown_options
 
 COMMAND_MODULES = ("list_entrypoints", "help_entrypoint", "pin_weights", "smoke", "export", "serve",
-                   "classify", "finetune", "validate", "readme")
+                   "classify", "finetune", "validate", "save_pretrained", "push_to_hub", "readme")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrorParser(prog="python3 -m models", description="The command line of convnets-hub: one front door for every job.")
+    parser = OneLineErrorParser(prog="python3 -m models", formatter_class=WholeWordsHelpFormatter,
+                                description="The command line of convnets-hub: one front door for every job.")
     parser.add_argument("--version", action=_VersionAction, help="print the versions of convnets-hub, torch, "
                         "torchvision and timm, and the folder it runs from, and exit")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="<command>",

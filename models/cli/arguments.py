@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import textwrap
 from typing import NoReturn
 
 
@@ -39,6 +40,13 @@ def in_flag_terms(message: str, parser: argparse.ArgumentParser) -> str:
     return message
 
 
+class WholeWordsHelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, but lines never break inside a hyphenated word ("JSON-lines", "hf-hub:")."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def positive_int(text: str) -> int:
     """An argparse ``type``: a whole number of at least 1 (counts, sizes, batch sizes)."""
     return _whole_number(text, 1)
@@ -69,7 +77,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, optimize: bool = Tru
                        "(nvidia_gpunet: GPUNet-0 ... GPUNet-D2)")
     weights = group.add_mutually_exclusive_group()
     weights.add_argument("--weights", metavar="ID|PATH|URL",
-                         help="a weights id of the manifest, a checkpoint file or an http(s) URL "
+                         help="a weights id of the manifest, a checkpoint file (.pth, .safetensors...), a model "
+                              "folder of save-pretrained, an http(s) URL or hf-hub:org/name "
                               "(default: the entrypoint's default weights)")
     weights.add_argument("--no-pretrained", action="store_true", help="randomly initialised weights")
     group.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")

@@ -1,7 +1,8 @@
 """A fine-tuning run on disk: ``last.pth`` (model and the whole training state) and ``best.pth`` (model).
 
 Both are fine-tuned checkpoints (:mod:`models.weights.finetuned`): ``weights=<file>`` loads
-either into a model. ``last.pth`` also holds, under ``"training"``, what ``--resume`` needs to go on
+either into a model. :func:`save_checkpoint` also writes a model alone as ``.safetensors`` (its
+metadata in the file's header), which ``weights=<file>`` loads alike, without pickle. ``last.pth`` also holds, under ``"training"``, what ``--resume`` needs to go on
 exactly as if the run had not stopped: the settings, the position (epoch and step), optimizer,
 scheduler and gradient scaler states, every process's random generator states, the history of
 losses and accuracies, and the best validation top-1 so far. Files are written atomically
@@ -22,6 +23,8 @@ from ..errors import InvalidArgumentError
 from ..files import write_atomically
 from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
 from ..weights.loading import read_checkpoint
+from ..weights.safetensors_io import SUFFIX as SAFETENSORS_SUFFIX
+from ..weights.safetensors_io import write_safetensors
 
 LAST = "last.pth"
 BEST = "best.pth"
@@ -29,8 +32,15 @@ BEST = "best.pth"
 
 def save_checkpoint(path: Path, model: FinetunedCheckpoint, training: dict[str, Any] | None = None) -> None:
     """Write ``model`` (and the training state, if any) to ``path`` atomically: a reader, or a run
-    interrupted while writing, sees the old file or the new one, never half of one."""
+    interrupted while writing, sees the old file or the new one, never half of one. A ``path`` ending in
+    ``.safetensors`` gets the safetensors format, which holds the model only (no ``training``)."""
     record = model.to_record()
+    if path.name.endswith(SAFETENSORS_SUFFIX):
+        if training is not None:
+            raise InvalidArgumentError(f"{path}: a safetensors file holds tensors and metadata, not a training "
+                                       "state; save the run's last checkpoint as .pth")
+        write_safetensors(path, record.pop("state_dict"), metadata=record)
+        return
     if training is not None:
         record["training"] = training
     write_atomically(path, functools.partial(torch.save, record))

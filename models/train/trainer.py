@@ -32,8 +32,8 @@ from ..builder import FreshClassifierWarning
 from ..errors import DatasetError, InvalidArgumentError
 from ..hub import create
 from ..runtime.precision import parse_device
-from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
-from ..weights.loading import read_checkpoint
+from ..weights.finetuned import FinetunedCheckpoint
+from ..weights.model_folder import built_for_weights
 from . import distributed
 from .data import (
     AugmentedImages,
@@ -301,7 +301,7 @@ class _Run:
                 model.pretrained_cfg = {**model.pretrained_cfg,
                                         "input_size": (channels, settings.image_size, settings.image_size)}
         model.pretrained_cfg = {**model.pretrained_cfg, "label_names": self.data.classes}
-        self.pretrained_build = _pretrained_build(model)
+        self.pretrained_build = built_for_weights(model.pretrained_cfg)
         if settings.freeze_backbone:
             head = model.pretrained_cfg["classifier"]
             for name, parameter in model.named_parameters():
@@ -392,13 +392,3 @@ def _epoch_line(row: dict[str, float], epochs: int, best: bool) -> str:
             f"val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f} % top-5 {row['val_top5']:.2f} %"
             + (" (best)" if best else ""))
 
-
-def _pretrained_build(model: nn.Module) -> bool:
-    """Whether the entrypoint built ``model`` as it builds it for weights (its pretrained build options)."""
-    cfg = model.pretrained_cfg
-    if cfg["checkpoint"] is None:
-        return False
-    if cfg["id"] is not None:
-        return True
-    source = recognise_finetuned(read_checkpoint(Path(cfg["checkpoint"])), cfg["checkpoint"])
-    return True if source is None else source.pretrained_build

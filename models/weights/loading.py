@@ -1,6 +1,7 @@
 """Read checkpoints safely and adapt every upstream layout to our models' state dicts.
 
-Supported layouts: a plain state dict; keys prefixed with ``module.`` (DataParallel) or
+Supported layouts: a safetensors file (read without pickle, :mod:`.safetensors_io`); a plain state
+dict; keys prefixed with ``module.`` (DataParallel) or
 ``_orig_mod.`` (torch.compile); training checkpoints holding ``state_dict_ema`` (preferred),
 ``state_dict`` or ``model``; a zip archive holding such a file as a member. Tensors whose shapes
 differ only by trailing singleton dimensions (a Linear stored as a 1x1 convolution, or the
@@ -28,11 +29,12 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointMismatchError, NotACheckpointError, UnsafeCheckpointError
+from .safetensors_io import looks_like_safetensors, read_safetensors
 
 SAFE_GLOBALS = (argparse.Namespace,)
 STATE_DICT_KEYS = ("state_dict_ema", "state_dict", "model", "model_state")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-_CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".bin", ".ckpt")
+_CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".bin", ".ckpt", ".safetensors")
 MAX_INFLATION = 16
 MAX_MEMBER_BYTES = 4 << 30
 # torch's weights_only unpickler names a refused global "GLOBAL <module>.<name>" since torch 2.4 ("Unsupported
@@ -50,17 +52,22 @@ KeyMap = Callable[[str], str]
 
 
 def read_checkpoint(path: Path, archive_member: str | None = None, name: str | None = None) -> object:
-    """Unpickle ``path`` (or its zip ``archive_member``) with only harmless globals allowed.
+    """Unpickle ``path`` (or its zip ``archive_member``) with only harmless globals allowed, or read
+    it as a safetensors file if it is one (whatever its name).
 
     Errors call the file ``name`` (default: its path).
     """
     path = Path(path)
     name = name or str(path)
+    if looks_like_safetensors(_head(path)):
+        return read_safetensors(path, name)
     if _is_plain_zip(path):
         with zipfile.ZipFile(path) as archive:
             member = archive_member or _single_checkpoint_member(path, archive.namelist())
             _check_member_name(path, member)
             data = _read_member(path, archive, member, f"{name}:{member}")
+        if looks_like_safetensors(data[:64]):
+            return read_safetensors(data, f"{name}:{member}")
         return _safe_load(io.BytesIO(data), f"{name}:{member}")
     return _safe_load(path, name)
 
@@ -237,8 +244,9 @@ def _head(source: Path | io.BytesIO, size: int = 64) -> bytes:
 
 
 def not_a_checkpoint(head: bytes) -> str | None:
-    """Why a file starting with ``head`` cannot be a checkpoint (None: it may be one, a zip or a pickle)."""
-    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+    """Why a file starting with ``head`` cannot be a checkpoint (None: it may be one, a zip, a pickle or a
+    safetensors file)."""
+    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)) or looks_like_safetensors(head):
         return None
     if not head:
         return "the file is empty"
@@ -246,7 +254,8 @@ def not_a_checkpoint(head: bytes) -> str | None:
     if text.startswith(b"<"):
         return (f"it is an HTML or XML page ({text[:40].decode('utf-8', 'replace')!r}...), probably an error or "
                 "login page saved in place of the file")
-    return f"it is neither a zip archive nor a pickle (it starts with the bytes {head[:8].hex(' ')})"
+    return (f"it is neither a zip archive nor a pickle, nor a safetensors file (it starts with the bytes "
+            f"{head[:8].hex(' ')})")
 
 
 def _is_plain_zip(path: Path) -> bool:

@@ -4,7 +4,10 @@ The repository's ``weights_manifest.json`` is used unless ``CONVNETS_HUB_MANIFES
 file (air-gapped installations and tests). Each entry describes one upstream checkpoint: the
 entrypoint (and ``model_type``) it serves, its URLs, file name, hashes, archive member, classifier
 size, published metrics, parameter count, preprocessing and license. Which keys a checkpoint's
-tensors have is the model's business (``ModelSpec.key_map``), not the manifest's.
+tensors have is the model's business (``ModelSpec.key_map``), not the manifest's. An entry may also
+list the same weights published on the Hugging Face Hub (``hf_hub_sources``, tried in order after
+the upstream file), each with its own file name, sha256, size and key layout: ``"timm"`` where the
+keys are already the model's own (timm's), so that ``key_map`` is not applied.
 """
 
 from __future__ import annotations
@@ -19,8 +22,32 @@ from ..errors import InvalidArgumentError, UnknownWeightsError
 from ..repository import MANIFEST_FILE, REPO_ROOT
 from ..settings import MANIFEST_ENV, manifest_override
 
-SCHEMA_VERSION = 1
-"""The manifest format this code reads; a manifest of a newer one is refused with a clear error."""
+SCHEMA_VERSION = 2
+"""The manifest format this code reads (and every older one); a newer one is refused with a clear error.
+Version 2 added ``hf_hub_sources``."""
+KEY_LAYOUTS = ("upstream", "timm")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """The file of a manifest entry as a Hugging Face Hub repository publishes it."""
+
+    hf_hub_id: str
+    file_name: str = "model.safetensors"
+    sha256: str | None = None
+    size: int | None = None
+    key_layout: str = "timm"
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], entry_id: str) -> HubSource:
+        if not isinstance(raw, dict) or "hf_hub_id" not in raw or set(raw) - set(cls.__dataclass_fields__):
+            raise InvalidArgumentError(f"manifest entry {entry_id!r}: each of hf_hub_sources needs hf_hub_id and "
+                                       f"may have only {sorted(cls.__dataclass_fields__)}; got {raw!r}")
+        source = cls(**raw)
+        if source.key_layout not in KEY_LAYOUTS:
+            raise InvalidArgumentError(f"manifest entry {entry_id!r}: key_layout {source.key_layout!r} is not one "
+                                       f"of {KEY_LAYOUTS}")
+        return source
 
 
 @dataclass(frozen=True)
@@ -43,6 +70,8 @@ class WeightsEntry:
     num_params: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    hf_hub_sources: tuple[HubSource, ...] = ()
+    key_layout: str = "upstream"
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> WeightsEntry:
@@ -54,7 +83,8 @@ class WeightsEntry:
                    if name not in raw]
         if missing:
             raise InvalidArgumentError(f"manifest entry {raw.get('id')!r} lacks the fields {missing}")
-        return cls(**{**raw, "urls": tuple(raw["urls"])})
+        sources = tuple(HubSource.from_json(item, raw["id"]) for item in raw.get("hf_hub_sources", ()))
+        return cls(**{**raw, "urls": tuple(raw["urls"]), "hf_hub_sources": sources})
 
 
 class Manifest:

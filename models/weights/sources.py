@@ -1,4 +1,5 @@
-"""Where a manifest entry's file comes from: the cache, the mirror, then each upstream URL in order.
+"""Where a manifest entry's file comes from: the cache, the mirror, then each upstream URL in order;
+failing those, each of the entry's Hugging Face Hub sources (:func:`resolve_any_source`).
 
 Several processes that need the same file download it once (an inter-process file lock); every
 file returned has been verified (:mod:`.verify`). ``CONVNETS_HUB_OFFLINE=1`` never touches the
@@ -30,6 +31,28 @@ URL_CACHE_FOLDER = "by-url"
 def resolve_weights_file(entry: WeightsEntry, progress: bool = True) -> Path:
     """The verified local file of ``entry``: from the cache, the mirror or the upstream URLs."""
     return _resolve(entry, progress, mirror())
+
+
+def resolve_any_source(entry: WeightsEntry, progress: bool = True) -> tuple[Path, WeightsEntry]:
+    """The verified local file of ``entry`` from its upstream file (:func:`resolve_weights_file`) or, if that
+    fails, from each of its Hugging Face Hub sources in order; with the entry describing the file that came
+    (its file name, hashes and key layout). When every source fails, the error names each and why."""
+    try:
+        return resolve_weights_file(entry, progress), entry
+    except WeightsError as upstream:
+        if not entry.hf_hub_sources:
+            raise
+        from .hf_hub import resolve_hub_source
+
+        failures, kinds = [f"upstream: {upstream}"], {type(upstream)}
+        for source in entry.hf_hub_sources:
+            try:
+                return resolve_hub_source(entry, source)
+            except WeightsError as exc:
+                failures.append(f"hf-hub:{source.hf_hub_id} ({source.file_name}): {exc}")
+                kinds.add(type(exc))
+        error = WeightsVerificationError if WeightsVerificationError in kinds else type(upstream)
+        raise error(f"no source gave a verified file of {entry.id}: " + " | ".join(failures)) from upstream
 
 
 def _resolve(entry: WeightsEntry, progress: bool, mirror: str) -> Path:
