@@ -13,6 +13,7 @@
 ``CONVNETS_HUB_JPEG_DECODER``  the JPEG library of GPU decoding: torchcodec, nvimgcodec or torchvision
 =============================  ==========================================================
 
+Hugging Face's own ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` are read here too (``weights="hf-hub:..."``).
 Workers of a Ray cluster receive every one of them that is set (:func:`forwarded_environment`).
 """
 
@@ -53,6 +54,16 @@ def jpeg_decoder() -> str | None:
     return os.environ.get(JPEG_DECODER_ENV, "").strip() or None
 
 
+def hf_endpoint() -> str | None:
+    """``HF_ENDPOINT``: the Hugging Face Hub server (None: huggingface_hub's default)."""
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
+
+
+def hf_hub_offline() -> bool:
+    """Nothing may be downloaded from the Hugging Face Hub: ``HF_HUB_OFFLINE`` or ``CONVNETS_HUB_OFFLINE``."""
+    return is_offline() or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
 @dataclass(frozen=True)
 class DownloadSettings:
     """How weights are downloaded; each field is set by ``CONVNETS_HUB_<FIELD NAME IN CAPITALS>``."""
@@ -87,9 +98,12 @@ class DownloadSettings:
 ENVIRONMENT = (MANIFEST_ENV, MIRROR_ENV, OFFLINE_ENV, JPEG_DECODER_ENV,
                *(f"{PREFIX}{field.name.upper()}" for field in fields(DownloadSettings)))
 """Every variable of the library's settings."""
+SHARED_ENVIRONMENT = ("TORCH_HOME", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME", "HF_TOKEN")
+"""Other libraries' variables that decide where the weights come from and go."""
 
 
 def forwarded_environment() -> dict[str, str]:
     """The variables that a worker on another machine needs to behave as this process: every setting
-    above that is set, and ``TORCH_HOME`` (where the weights cache lives)."""
-    return {name: os.environ[name] for name in (*ENVIRONMENT, "TORCH_HOME") if name in os.environ}
+    above that is set, ``TORCH_HOME`` (where the weights cache lives) and Hugging Face's (its endpoint,
+    offline switch, cache and token, for ``hf-hub:`` weights)."""
+    return {name: os.environ[name] for name in (*ENVIRONMENT, *SHARED_ENVIRONMENT) if name in os.environ}

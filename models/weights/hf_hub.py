@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
 import re
 from pathlib import Path
 from types import ModuleType
 
 from ..errors import InvalidArgumentError, WeightsUnavailableError
+from ..settings import hf_endpoint, hf_hub_offline
 from .manifest import HubSource, WeightsEntry
 from .model_folder import CONFIG_FILE, WEIGHTS_FILE, is_model_folder
 from .verify import verify_file
@@ -47,19 +47,13 @@ def parse_hub_id(text: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def hub_offline() -> bool:
-    from .sources import is_offline
-
-    return is_offline() or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
 def record_name(repo_id: str, revision: str | None, file_name: str) -> str:
     """The name of a Hub file's first-use record (and of the file in error messages)."""
     return f"hf-hub/{repo_id}/{revision or 'main'}/{file_name}"
 
 
 def hub_url(repo_id: str, revision: str | None, file_name: str) -> str:
-    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    endpoint = hf_endpoint() or "https://huggingface.co"
     return f"{endpoint}/{repo_id}/resolve/{revision or 'main'}/{file_name}"
 
 
@@ -67,10 +61,10 @@ def download_hub_file(repo_id: str, revision: str | None, file_name: str) -> Pat
     """``file_name`` of the Hub repository in Hugging Face's cache (downloaded unless offline)."""
     hub = huggingface_hub()
     url = hub_url(repo_id, revision, file_name)
-    offline = hub_offline()
+    offline = hf_hub_offline()
     try:
         return Path(hub.hf_hub_download(repo_id, file_name, revision=revision, local_files_only=offline,
-                                        endpoint=os.environ.get("HF_ENDPOINT") or None))
+                                        endpoint=hf_endpoint()))
     except hub.errors.LocalEntryNotFoundError as exc:
         if offline:
             raise WeightsUnavailableError(
@@ -125,7 +119,7 @@ def push_model_folder(directory: Path, repo_id: str, *, private: bool = False,
                                    "(python3 -m models save-pretrained writes one)")
     parse_hub_id(repo_id)
     hub = huggingface_hub()
-    api = hub.HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
+    api = hub.HfApi(endpoint=hf_endpoint())
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         commit = api.upload_folder(repo_id=repo_id, folder_path=str(directory), commit_message=commit_message)
