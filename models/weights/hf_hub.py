@@ -25,7 +25,6 @@ from .verify import verify_file
 HF_PREFIX = "hf-hub:"
 REQUIREMENTS_FILE = "requirements-hub.txt"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-_TRUE = {"1", "true", "yes", "on"}
 
 
 def huggingface_hub() -> ModuleType:
