@@ -20,7 +20,7 @@ from ...processing.labels import default_class_names
 from ...processing.transforms import PREPROCESS_KEYS
 from ..errors import CheckpointMismatchError, NotACheckpointError
 from ..files import write_text_atomically
-from .checkpoint import extract_state_dict, read_checkpoint
+from .loading import extract_state_dict, read_checkpoint
 from .finetuned import FinetunedCheckpoint, recognise_finetuned
 from .safetensors_io import write_safetensors
 
