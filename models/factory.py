@@ -17,6 +17,8 @@ from .archs.timm_api import OutIndices, checked_num_classes, features_only_model
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .registry import ALIASES, SPECS, ModelSpec
 from .runtime.input_cast import cast_inputs_to_model
+from .runtime.int8 import check_int8_options, is_int8, quantize_int8
+from .runtime.int8_calibration import Calibration
 from .runtime.optimize import fold_dtype, optimize_for_inference
 from .runtime.precision import (
     parse_device,
@@ -41,17 +43,20 @@ class FreshClassifierWarning(UserWarning):
 def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = True,
                  weights: str | os.PathLike | None = None, model_math: str = "fp32",
                  device: str | torch.device | None = None, optimize: bool = False, features_only: bool = False,
-                 out_indices: OutIndices = None, **kwargs: Any) -> nn.Module:
+                 out_indices: OutIndices = None, calibration: Calibration = None, **kwargs: Any) -> nn.Module:
     """Build ``entrypoint``'s model, load its weights, attach ``pretrained_cfg``, set precision and device.
 
     With ``optimize=True`` the result is :func:`optimize_for_inference`'s inference-only model
     (weights loaded and BatchNorm folded in float32, or float64 for "fp64", then cast);
     otherwise the model (in training mode) is moved to ``device`` and ``model_math`` and accepts a
     float batch of any dtype. With ``features_only=True`` it is timm's feature extractor of the
-    model (:func:`features_only_model`), whose ``pretrained_cfg`` has no classifier.
+    model (:func:`features_only_model`), whose ``pretrained_cfg`` has no classifier. With
+    ``model_math="int8"`` it is :func:`quantize_int8`'s CPU model, calibrated on ``calibration``.
     """
-    dtype = parse_model_math(model_math)
+    int8 = is_int8(model_math)
+    dtype = parse_model_math("fp32" if int8 else model_math)
     target = parse_device(device)
+    check_int8_options(model_math, target, features_only, calibration)
     warn_if_emulated(dtype, target)
     for option, value in (("optimize", optimize), ("features_only", features_only)):
         if not isinstance(value, bool):
@@ -110,6 +115,8 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
                if key not in ("num_classes", "classifier", "label_names")}
         model = features_only_model(model, out_indices)
         model.pretrained_cfg = cfg
+    if int8:
+        return quantize_int8(model, calibration)
     if optimize:
         return optimize_for_inference(model, dtype=dtype, device=target)
     return cast_inputs_to_model(model.to(device=target, dtype=dtype))
@@ -121,7 +128,7 @@ def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) ->
         if key not in accepted:
             raise TypeError(f"{entrypoint}() got an unexpected keyword argument {key!r}; "
                             f"it accepts pretrained, progress, weights, model_math, device, optimize, "
-                            f"features_only, out_indices, {', '.join(accepted)}")
+                            f"features_only, out_indices, calibration, {', '.join(accepted)}")
 
 
 def _pretrained_kwargs(entrypoint: str, spec: ModelSpec, entry: WeightsEntry | None,

@@ -26,6 +26,8 @@ def model_kwargs(args: argparse.Namespace, *, optimize: bool | None = None) -> d
     function = model_entrypoint(args.entrypoint)
     kwargs: dict[str, Any] = {"weights": args.weights, "model_math": args.model_math, "device": args.device,
                               "optimize": getattr(args, "optimize", False) if optimize is None else optimize}
+    if getattr(args, "calibration", None) is not None:
+        kwargs["calibration"] = args.calibration
     if args.no_pretrained:  # otherwise the entrypoint's own default (lenet5: no published weights)
         kwargs["pretrained"] = False
     if args.model_type is not None:
