@@ -172,7 +172,12 @@ def _export_float(model: nn.Module, path: Path, example: torch.Tensor) -> None:
 
 
 def _quantize(float_path: Path, int8_path: Path, batch: torch.Tensor, *, reduce_range: bool) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Views(CalibrationDataReader):
         def __init__(self) -> None:
