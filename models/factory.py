@@ -56,7 +56,7 @@ def create_model(entrypoint: str, *, pretrained: bool = True, progress: bool = T
     int8 = is_int8(model_math)
     dtype = parse_model_math("fp32" if int8 else model_math)
     target = parse_device(device)
-    check_int8_options(model_math, target, features_only, calibration)
+    check_int8_options(entrypoint, model_math, target, features_only, calibration)
     warn_if_emulated(dtype, target)
     for option, value in (("optimize", optimize), ("features_only", features_only)):
         if not isinstance(value, bool):

@@ -40,6 +40,12 @@ INT8 = "int8"
 ONNX_OPSET = 17
 CALIBRATION_BATCH = 8
 SPEED_PROBE_CALLS = 3
+NOT_OFFERED = {
+    "nvidia_efficientnet": "post-training int8 of EfficientNet's depthwise convolutions, SiLU and squeeze-excitation "
+                           "did not keep the top-1 of its float32 model (tests/test_int8.py)",
+    "nvidia_gpunet": "GPUNet's EfficientNet-like blocks are not verified in post-training int8",
+}
+"""Entrypoint families (by name prefix) that post-training int8 is not offered for, and why."""
 
 
 class Int8NotFasterWarning(UserWarning):
@@ -51,8 +57,10 @@ def is_int8(model_math: Any) -> bool:
     return isinstance(model_math, str) and model_math.lower() == INT8
 
 
-def check_int8_options(model_math: Any, device: torch.device, features_only: bool, calibration: Calibration) -> None:
-    """Refuse what int8 cannot do (a GPU, feature maps) and ``calibration`` without int8."""
+def check_int8_options(entrypoint: str, model_math: Any, device: torch.device, features_only: bool,
+                       calibration: Calibration) -> None:
+    """Refuse what int8 cannot do (a GPU, feature maps, the families of :data:`NOT_OFFERED`) and
+    ``calibration`` without int8."""
     if not is_int8(model_math):
         if calibration is not None:
             raise InvalidArgumentError(f"calibration= is given with model_math={model_math!r}; it only serves "
@@ -63,6 +71,10 @@ def check_int8_options(model_math: Any, device: torch.device, features_only: boo
                                    "on a GPU use 'fp16'/'bf16', or export the int8 model to ONNX for TensorRT")
     if features_only:
         raise InvalidArgumentError("model_math='int8' quantizes classifiers: it cannot go with features_only=True")
+    family = next((prefix for prefix in NOT_OFFERED if entrypoint.startswith(prefix)), None)
+    if family is not None:
+        raise InvalidArgumentError(f"{entrypoint}(model_math='int8') is not offered: {NOT_OFFERED[family]}; "
+                                   "model_math='bf16' with optimize=True is the fast choice on a CPU")
 
 
 def quantize_int8(model: nn.Module, calibration: Calibration = None) -> Int8Model:
