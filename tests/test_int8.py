@@ -179,7 +179,7 @@ def test_calibration_views_default_folder_and_errors(tmp_path):
 def test_int8_refuses_a_gpu_feature_maps_calibration_alone_and_training(hubconf):
     with pytest.raises(InvalidArgumentError, match="runs on the CPU"):  # checked before any weights are read
         int8.check_int8_options("lenet5", "INT8", torch.device("cuda"), False, None)
-    for entrypoint in ("nvidia_efficientnet_b0", "nvidia_gpunet"):
+    for entrypoint in ("nvidia_efficientnet_b0", "nvidia_gpunet", "googlenet"):
         with pytest.raises(InvalidArgumentError, match=r"\(model_math='int8'\) is not offered"):
             getattr(hubconf, entrypoint)(pretrained=False, model_math="int8")
     with pytest.raises(InvalidArgumentError, match="features_only"):
@@ -310,3 +310,14 @@ def test_int8_agrees_with_fp32_on_real_photos(hubconf, entrypoint):
     assert expected.argmax(dim=1).unique().numel() >= len(bundled_photos()) - 1  # the photos are told apart
     agreement = (predicted.argmax(dim=1) == expected.argmax(dim=1)).float().mean().item()
     assert agreement >= 0.99, agreement
+
+
+def test_classify_runs_an_int8_model(tmp_path):
+    images = make_image_folder(tmp_path / "images", train=1, val=0) / "train"
+    output = tmp_path / "out.jsonl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Int8NotFasterWarning)
+        assert main(["classify", str(images), "--entrypoint", "lenet5", "--model-math", "int8", "--calibration",
+                     str(images), "--output", str(output), "--top-k", "3", "--no-progress", "--workers", "1"]) == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 3 and all(not row["error"] and len(row["labels"]) == 3 for row in rows)
