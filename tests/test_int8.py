@@ -322,3 +322,12 @@ def test_classify_runs_an_int8_model(tmp_path):
                      str(images), "--output", str(output), "--top-k", "3", "--no-progress", "--workers", "1"]) == 0
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == 3 and all(not row["error"] and len(row["labels"]) == 3 for row in rows)
+
+
+def test_a_triton_repository_takes_the_int8_model(lenet_int8, tmp_path):
+    from convnets_hub.models.deploy.triton_repository import write_triton_repository
+
+    folder = write_triton_repository(lenet_int8, tmp_path / "repository", "onnx")
+    assert (folder / "1" / "model.onnx").read_bytes() == lenet_int8.onnx_model
+    config = (folder / "config.pbtxt").read_text()
+    assert "TYPE_FP32" in config and "KIND_CPU" in config and 'platform: "onnxruntime_onnx"' in config
