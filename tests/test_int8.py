@@ -3,6 +3,7 @@ against float32, its options, its ONNX export and ``validate``'s two precisions.
 
 import json
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -32,6 +33,7 @@ from convnets_hub.models.runtime.int8_calibration import (
 from seeded_weights import seeded_array
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from test_cli import run_cli_hiding
 from test_finetune import lenet_settings, make_image_folder
 
 WITH_VNNI = CpuInstructions(avx2=True, avx512=True, vnni=True, avx512_bf16=True, amx=False)
@@ -331,3 +333,12 @@ def test_a_triton_repository_takes_the_int8_model(lenet_int8, tmp_path):
     assert (folder / "1" / "model.onnx").read_bytes() == lenet_int8.onnx_model
     config = (folder / "config.pbtxt").read_text()
     assert "TYPE_FP32" in config and "KIND_CPU" in config and 'platform: "onnxruntime_onnx"' in config
+
+
+def test_int8_without_onnxruntime_names_the_requirements_file(hubconf, tmp_path, monkeypatch):
+    result = run_cli_hiding(("onnxruntime",), "export", "--entrypoint", "lenet5", "--model-math", "int8",
+                            "--format", "onnx", "--output", str(tmp_path / "x.onnx"))
+    assert result.returncode == 1 and "requirements-export.txt" in result.stderr and len(result.stderr.splitlines()) == 1
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed (find_spec gives None)
+    with pytest.raises(ModuleNotFoundError, match="requirements-export.txt"):
+        hubconf.lenet5(model_math="int8")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..entrypoints import entrypoint, model_type_keyword
 from ..errors import UnknownEntrypointError
 from .arguments import CommandError
+from .extras import require
 
 if TYPE_CHECKING:
     from torch import nn
@@ -42,6 +43,8 @@ def load_model(args: argparse.Namespace, *, optimize: bool | None = None) -> nn.
     """The model of the parsed model arguments; bad values become a CommandError (exit code 2),
     weights that cannot be had a CommandError with exit code 1."""
     function = model_entrypoint(args.entrypoint)
+    if str(getattr(args, "model_math", "")).lower() == "int8":
+        require("--model-math int8", "onnx", "onnxruntime")
     try:
         return function(**model_kwargs(args, optimize=optimize))
     except ValueError as error:

@@ -16,6 +16,7 @@ graph is itself the file that ``export --format onnx`` writes (for ONNX Runtime 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import tempfile
@@ -68,6 +69,10 @@ def check_int8_options(entrypoint: str, model_math: Any, device: torch.device, f
             raise InvalidArgumentError(f"calibration= is given with model_math={model_math!r}; it only serves "
                                        "model_math='int8'")
         return
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModuleNotFoundError(f"model_math='int8' needs {' and '.join(missing)}, which is not installed: "
+                                  "python3 -m pip install -r requirements-export.txt")
     if device.type != "cpu":
         raise InvalidArgumentError(f"model_math='int8' runs on the CPU (ONNX Runtime), not on device={str(device)!r}; "
                                    "on a GPU use 'fp16'/'bf16', or export the int8 model to ONNX for TensorRT")
