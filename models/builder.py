@@ -30,7 +30,7 @@ from .weights.model_folder import is_model_folder, read_model_folder
 from .weights.sources import download_url, resolve_any_source
 
 RUNTIME_OPTIONS = ("pretrained", "progress", "weights", "model_math", "device", "optimize", "features_only",
-                   "out_indices")
+                   "out_indices", "calibration")
 """The keywords that every entrypoint takes besides its architecture's own."""
 
 

@@ -83,8 +83,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, optimize: bool = Tru
     weights.add_argument("--no-pretrained", action="store_true", help="randomly initialised weights")
     group.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     if model_math:
-        group.add_argument("--model-math", default="fp32", metavar="fp32|fp16|bf16|fp64",
-                           help="the model's precision (default fp32)")
+        group.add_argument("--model-math", default="fp32", metavar="fp32|fp16|bf16|fp64|int8",
+                           help="the model's precision (default fp32); int8: quantized for the CPU (ONNX Runtime)")
+        group.add_argument("--calibration", metavar="DIR",
+                           help="with --model-math int8: images (searched recursively) to calibrate the "
+                                "quantization on (default: the photos that matplotlib and scikit-image ship)")
     if optimize:
         group.add_argument("--optimize", action="store_true",
                            help="BatchNorm folding, channels_last and torch.compile (inference only)")

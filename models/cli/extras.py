@@ -9,6 +9,7 @@ from .arguments import CommandError
 REQUIREMENTS_FILES = {
     "pyarrow": "requirements-batch.txt", "ray": "requirements-batch.txt",
     "onnx": "requirements-export.txt", "onnxscript": "requirements-export.txt",
+    "onnxruntime": "requirements-export.txt",
     "pytriton": "requirements-deploy.txt", "huggingface_hub": "requirements-hub.txt",
 }
 """Each optional module (as imported) and the requirements file of the repository that installs it."""

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "class names of a fine-tuned checkpoint (--weights OUT/best.pth). Images get the model's own "
                     "preprocessing. Prints one JSON line: images, top1, top5 (in %), loss (mean cross-entropy) and "
                     "trained_on: how many of the images a fine-tuned checkpoint was trained on (found by content; "
-                    "a warning says so).")
+                    "a warning says so); with --model-math int8 also the float32 model's figures under \"fp32\".")
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, metavar="DIR", help="the image folder, one sub-folder per class")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default 64)")
@@ -34,18 +34,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runtime.int8 import is_int8
     from ..train.validation import validate_folder
 
-    model = load_model(args)
-    metrics = validate_folder(model, args.data, batch_size=args.batch_size, workers=args.workers,
-                              device=args.device, progress=not args.no_progress)
-    cfg = model.pretrained_cfg
+    def measure(namespace: argparse.Namespace) -> tuple[dict, object]:
+        model = load_model(namespace)
+        metrics = validate_folder(model, args.data, batch_size=args.batch_size, workers=args.workers,
+                                  device=args.device, progress=not args.no_progress)
+        return model.pretrained_cfg, metrics
+
+    cfg, metrics = measure(args)
     if metrics.trained_on:
         share = "all" if metrics.trained_on == metrics.images else f"{metrics.trained_on} of the"
         print(f"warning: {share} {count(metrics.images, 'image')} of {args.data} are among those {args.weights} was "
               "trained on: these figures are not held-out accuracy", file=sys.stderr)
-    print(json.dumps({"entrypoint": cfg["entrypoint"], "model_type": cfg["model_type"],
-                      "weights": cfg["id"] or cfg["checkpoint"], "data": args.data, "images": metrics.images,
-                      "top1": metrics.top1, "top5": metrics.top5, "loss": metrics.loss,
-                      "trained_on": metrics.trained_on}))
+    line = {"entrypoint": cfg["entrypoint"], "model_type": cfg["model_type"], "weights": cfg["id"] or cfg["checkpoint"],
+            "data": args.data, "model_math": args.model_math.lower(), "images": metrics.images,
+            "top1": metrics.top1, "top5": metrics.top5, "loss": metrics.loss, "trained_on": metrics.trained_on}
+    if is_int8(args.model_math):  # beside the float32 model it was quantized from
+        _, reference = measure(argparse.Namespace(**{**vars(args), "model_math": "fp32", "calibration": None}))
+        line["fp32"] = {"top1": reference.top1, "top5": reference.top5, "loss": reference.loss}
+    print(json.dumps(line))
     return 0

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..files import write_atomically
+from ..runtime.int8 import Int8Model
 from ..runtime.optimize import CompiledModel
 from .formats import FORMATS
 from .names import INPUT_NAME, OUTPUT_NAME
@@ -52,6 +53,9 @@ def export_model(model: nn.Module, path: str | os.PathLike, export_format: str, 
         raise InvalidArgumentError("the model was compiled by optimize=True; export the model built without it")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, Int8Model):
+        export_int8_onnx(model, path, export_format, opset=opset, dynamo=dynamo)
+        return path
     model = model.eval()
     with torch.no_grad():
         if export_format == "onnx":
@@ -94,6 +98,14 @@ def export_onnx(model: nn.Module, file: IO[bytes], *, opset: int = DEFAULT_OPSET
             proto = onnx.load_from_string(exported.getvalue())
     add_onnx_metadata(proto, model)
     file.write(proto.SerializeToString())
+
+
+def export_int8_onnx(model: Int8Model, path: Path, export_format: str, *, opset: int | None, dynamo: bool) -> None:
+    """A model_math="int8" model: its quantized QDQ graph as it runs (ONNX opset 17; ONNX Runtime, TensorRT)."""
+    if export_format != "onnx" or opset not in (None, model.opset) or dynamo:
+        raise InvalidArgumentError(f"a model_math='int8' model exports as ONNX opset {model.opset} only (its quantized "
+                                   f"graph), not as format={export_format!r}, opset={opset!r}, dynamo={dynamo!r}")
+    write_atomically(path, lambda file: file.write(model.onnx_model))
 
 
 def export_torchscript(model: nn.Module, file: IO[bytes]) -> None:

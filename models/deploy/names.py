@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from ...processing.labels import class_names
+from ..runtime.tensor_names import INPUT_NAME, OUTPUT_NAME
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "class_labels", "deployed_name"]
 
 
 def deployed_name(model: nn.Module) -> str:

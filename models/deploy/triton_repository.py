@@ -59,7 +59,7 @@ def triton_config(model: nn.Module, export_format: str, max_batch_size: int, *,
     those of the model's weights (an fp16 model on ``cuda:1``: TYPE_FP16, KIND_GPU on GPU 1).
     """
     platform, file_name, input_name, output_name = PLATFORMS[export_format]
-    parameter = next(model.parameters())
+    parameter = next(model.parameters(), torch.zeros(()))  # an int8 model has none: float32 on the CPU
     data_type = TRITON_TYPES[dtype or parameter.dtype]
     dims = ", ".join(str(size) for size in model.pretrained_cfg["input_size"])
     return f"""name: "{deployed_name(model)}"

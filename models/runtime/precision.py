@@ -26,7 +26,8 @@ def parse_model_math(value: Any) -> torch.dtype:
     """
     dtype = MODEL_MATH.get(value.lower()) if isinstance(value, str) else None
     if dtype is None:
-        raise InvalidArgumentError(f"model_math={value!r} is not a precision; valid: {', '.join(MODEL_MATH)}")
+        raise InvalidArgumentError(f"model_math={value!r} is not a precision; valid: {', '.join(MODEL_MATH)}"
+                                   ", and int8 (a CPU model quantized by ONNX Runtime)")
     return dtype
 
 

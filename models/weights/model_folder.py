@@ -20,8 +20,8 @@ from ...processing.labels import default_class_names
 from ...processing.transforms import PREPROCESS_KEYS
 from ..errors import CheckpointMismatchError, NotACheckpointError
 from ..files import write_text_atomically
-from .loading import extract_state_dict, read_checkpoint
 from .finetuned import FinetunedCheckpoint, recognise_finetuned
+from .loading import extract_state_dict, read_checkpoint
 from .safetensors_io import write_safetensors
 
 WEIGHTS_FILE = "model.safetensors"
