@@ -147,7 +147,7 @@ def test_rows_are_saved_as_they_come_and_published_once_per_path(tmp_path):
     assert [r["path"] for r in read_results(output).to_pylist()] == ["a", "b", "c"]
     assert read_results(output).to_pylist()[1]["error"] == ""
     assert list(tmp_path.glob(".out.jsonl.*")) == [], "parts, temporary files and the lock file are removed"
-    with pytest.raises(InvalidArgumentError, match="--resume.*--overwrite"):
+    with pytest.raises(InvalidArgumentError, match="resume=True.*overwrite=True"):
         ResultStore(output)
     ResultStore(output, overwrite=True).finish()
     assert read_results(output).num_rows == 0
@@ -581,7 +581,7 @@ def test_classify_help_documents_the_exit_codes():
 
 @pytest.mark.parametrize(("files", "says"), [
     ([], "it is empty"),
-    (["notes.txt"], "its 1 files ({folder}/notes.txt) are no images"),
+    (["notes.txt"], "its 1 file ({folder}/notes.txt) is no images"),
 ])
 def test_a_directory_without_images_is_a_one_line_error(lenet_weights, tmp_path, files, says):
     folder = tmp_path / "photos"
@@ -674,7 +674,7 @@ def test_resume_compares_local_paths_in_one_canonical_form(lenet_weights, tmp_pa
     capsys.readouterr()
     for spelling in ("../x/dir", "dir/../dir", str(folder), "link", "./dir/b.jpg", "~/../../" + str(folder)):
         assert main(["classify", spelling, *command, "--resume"]) == 0, spelling
-        assert "inputs already in" in capsys.readouterr().err, spelling
+        assert "input already in" in capsys.readouterr().err, spelling
     assert len(read_results(output)) == 3
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..batch.decode_kinds import DECODE_KINDS, GPU_BATCH_SIZE
+from ..batch.schema import utf8_text
 from ..wording import count
 from .arguments import CommandError, add_model_arguments, positive_int
 from .extras import require
@@ -125,9 +126,12 @@ def _run(args: argparse.Namespace, store: Any) -> int:
               "(--resume goes on)", file=sys.stderr)
         return 130
     total = store.finish()
+    def shown(path: str) -> str:  # a file name that is not UTF-8 printed as \xNN, whatever the terminal's encoding
+        return utf8_text(inputs.describe(path))
+
     if tally.rows:
-        print(top1_table(tally.rows, inputs.describe))
-    _report_failures(tally, inputs.describe, args.output)
+        print(top1_table(tally.rows, shown))
+    _report_failures(tally, shown, args.output)
     skipped = f", {count(len(inputs.skipped), 'file')} skipped (not images)" if inputs.skipped else ""
     where = "written to standard output" if args.output == "-" else f"in {args.output}"
     print(f"{count(len(todo), 'input')}: {tally.classified} classified, {count(tally.failed, 'error')}{skipped}; "
@@ -150,7 +154,7 @@ def _report_failures(tally: _Tally, describe: Callable[[str], str], output: str)
     """One stderr line per failed input, at most FAILURES_SHOWN, then how many more."""
     for path, error in tally.failures:
         cause = re.sub(rf"^(\w+Error: )?{re.escape(path)}: ", "", error)  # the input is named just before
-        print(f"failed: {describe(path)}: {' '.join(cause.split())}", file=sys.stderr)
+        print(f"failed: {describe(path)}: {utf8_text(' '.join(cause.split()))}", file=sys.stderr)
     if tally.failed > len(tally.failures):
         more = tally.failed - len(tally.failures)
         where = "standard output" if output == "-" else output

@@ -124,10 +124,10 @@ def _variants(entrypoint: str) -> list[str]:
 
 def check_weights(weights: str, entrypoint: str, model_type: str | None) -> None:
     """``--weights``: a manifest id of the entrypoint, an existing file or a URL; else a "did you mean"."""
-    from ..weights.manifest import load_manifest
+    from ..weights.manifest import HF_PREFIX, load_manifest
 
-    if "://" in weights or Path(weights).expanduser().is_file():
-        return
+    if "://" in weights or weights.startswith(HF_PREFIX) or Path(weights).expanduser().exists():
+        return  # a URL, a Hugging Face Hub id, a file or a model folder: the library reads it
     manifest = load_manifest()
     name = ALIASES.get(entrypoint, entrypoint)
     if entrypoint in DISPATCHERS:

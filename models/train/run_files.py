@@ -21,7 +21,11 @@ import torch
 
 from ..errors import InvalidArgumentError
 from ..files import write_atomically
-from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
+from ..weights.finetuned import (
+    TRAINING_DIGESTS_KEY,
+    FinetunedCheckpoint,
+    recognise_finetuned,
+)
 from ..weights.loading import read_checkpoint
 from ..weights.safetensors_io import SUFFIX as SAFETENSORS_SUFFIX
 from ..weights.safetensors_io import write_safetensors
@@ -39,7 +43,9 @@ def save_checkpoint(path: Path, model: FinetunedCheckpoint, training: dict[str, 
         if training is not None:
             raise InvalidArgumentError(f"{path}: a safetensors file holds tensors and metadata, not a training "
                                        "state; save the run's last checkpoint as .pth")
-        write_safetensors(path, record.pop("state_dict"), metadata=record)
+        state_dict = record.pop("state_dict")
+        record[TRAINING_DIGESTS_KEY] = record[TRAINING_DIGESTS_KEY].tolist()  # the header holds JSON
+        write_safetensors(path, state_dict, metadata=record)
         return
     if training is not None:
         record["training"] = training

@@ -18,11 +18,10 @@ from types import ModuleType
 
 from ..errors import InvalidArgumentError, WeightsUnavailableError
 from ..settings import hf_endpoint, hf_hub_offline
-from .manifest import HubSource, WeightsEntry
+from .manifest import HF_PREFIX, HubSource, WeightsEntry
 from .model_folder import CONFIG_FILE, WEIGHTS_FILE, is_model_folder
 from .verify import verify_file
 
-HF_PREFIX = "hf-hub:"
 REQUIREMENTS_FILE = "requirements-hub.txt"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 

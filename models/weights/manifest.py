@@ -26,6 +26,8 @@ SCHEMA_VERSION = 2
 """The manifest format this code reads (and every older one); a newer one is refused with a clear error.
 Version 2 added ``hf_hub_sources``."""
 KEY_LAYOUTS = ("upstream", "timm")
+HF_PREFIX = "hf-hub:"
+"""What starts a Hugging Face Hub id given as ``weights=`` (``hf-hub:org/name``), as in timm."""
 
 
 @dataclass(frozen=True)
