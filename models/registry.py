@@ -129,6 +129,15 @@ MBConv blocks with SiLU and squeeze-and-excitation, {se},
 BatchNorm eps 1e-3, dropout {dropout} before the classifier{drop_path}.
 Input {resolution} px (bicubic resize to {resize}, centre crop). Trained on ImageNet-1k by NVIDIA
 for 400 epochs with mixed precision."""
+_NVIDIA_EFFICIENTNET_QUANT = """Quantized {title} (8-bit quantization-aware training) from NVIDIA Deep Learning Examples, with NGC's checkpoint.
+
+NVIDIA's EfficientNet-{scale} (width {width}, depth {depth}, SiLU, dropout {dropout}) fine-tuned by
+NVIDIA with pytorch_quantization's fake quantization: every convolution, the classifier and the
+poolings see 8-bit inputs (one amax per tensor) and 8-bit weights (one amax per output channel),
+and so do the squeeze-and-excitation product and the residual additions. Runs here in floating
+point with the same arithmetic (no pytorch_quantization needed); export --format onnx writes the
+QuantizeLinear/DequantizeLinear graph that TensorRT and ONNX Runtime run in int8.
+Input {resolution} px (bicubic resize to {resize}, centre crop)."""
 _SUMMARIES = {
     "ssl": """Semi-supervised {arch} of Facebook AI (Yalniz et al., 2019, arXiv:1905.00546).
 
@@ -147,8 +156,9 @@ def _nvidia_efficientnet(variant: str, scaling: EfficientNetVariant) -> ModelSpe
     """NVIDIA's EfficientNet ``variant``: evaluated with a bicubic resize to resolution + 32, then a centre crop."""
     resolution = scaling.resolution
     drop_path = f", stochastic depth (survival {1 - scaling.drop_path:g}) in training" if scaling.drop_path else ""
-    summary = _NVIDIA_EFFICIENTNET.format(
-        title=f"EfficientNet-{'WideSE-' if scaling.wide_se else ''}{scaling.scale}",
+    template = _NVIDIA_EFFICIENTNET_QUANT if scaling.quantized else _NVIDIA_EFFICIENTNET
+    summary = template.format(
+        title=f"EfficientNet-{'WideSE-' if scaling.wide_se else ''}{scaling.scale}", scale=scaling.scale,
         se=("its hidden width a quarter of the expanded width (WideSE)" if scaling.wide_se
             else "its hidden width a quarter of the block's input width"),
         width=scaling.width, depth=scaling.depth, dropout=scaling.dropout, drop_path=drop_path,
@@ -244,9 +254,8 @@ NVIDIA's EfficientNets by NVIDIA's type name, as NVIDIA's hub serves them.
 
 Returns the model of nvidia_efficientnet_<type> (nvidia_efficientnet_b4 for "efficientnet-b4"):
 see their own documentation for the architectures.""", """
-    type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0" or
-        "efficientnet-widese-b4", in any case; anything else is a ValueError listing these. The
-        quantized types (efficientnet-quant-b0/b4) need NVIDIA's pytorch_quantization and are not
-        served (a ValueError says so).
+    type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0",
+        "efficientnet-widese-b4", or the quantization-aware "efficientnet-quant-b0" and
+        "efficientnet-quant-b4", in any case; anything else is a ValueError listing these.
 """),
 }

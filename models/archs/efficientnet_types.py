@@ -22,6 +22,7 @@ class EfficientNetVariant:
     drop_path: float  # 1 - survival probability of stochastic depth (training only)
     wide_se: bool
     resolution: int  # evaluation input in pixels (bicubic resize to resolution + 32, then a centre crop)
+    quantized: bool = False  # NVIDIA's quantization-aware-trained 8-bit model (fake quantization)
 
     @property
     def scale(self) -> str:
@@ -34,19 +35,16 @@ VARIANTS = {
     "b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, False, 380),
     "widese_b0": EfficientNetVariant(1.0, 1.0, 0.2, 0.0, True, 224),
     "widese_b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, True, 380),
+    "quant_b0": EfficientNetVariant(1.0, 1.0, 0.2, 0.0, False, 224, quantized=True),
+    "quant_b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, False, 380, quantized=True),
 }
 """Every served variant: entrypoint ``nvidia_efficientnet_<variant>``."""
 TYPES = {f"efficientnet-{variant.replace('_', '-')}": variant for variant in VARIANTS}
-QUANTIZED_TYPES = ("efficientnet-quant-b0", "efficientnet-quant-b4")
 
 
 def entrypoint_of_type(model_type: Any) -> str:
     """The entrypoint serving NVIDIA's ``type`` name ("efficientnet-b0", ..., in any case)."""
     key = model_type.strip().lower() if isinstance(model_type, str) else None
-    if key in QUANTIZED_TYPES:
-        raise InvalidArgumentError(
-            f"type={model_type!r} is a quantization-aware-training checkpoint that needs NVIDIA's "
-            f"pytorch_quantization to run; it is not served. Valid types: {', '.join(TYPES)}")
     if key not in TYPES:
         raise InvalidArgumentError(f"type={model_type!r} is not an EfficientNet type; valid: {', '.join(TYPES)}")
     return f"nvidia_efficientnet_{TYPES[key]}"
