@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,7 +47,11 @@ def calibrate(model: torch.nn.Module, batch: torch.Tensor) -> None:
     from convnets_hub.models.archs.fake_quantization import TensorQuantizer
 
     seen: dict[TensorQuantizer, torch.Tensor] = {}
-    hooks = [module.register_forward_pre_hook(lambda m, args: seen.setdefault(m, m.amax_for(args[0])))
+
+    def record(module: TensorQuantizer, args: tuple[torch.Tensor]) -> None:
+        seen[module] = module.amax_for(args[0])
+
+    hooks = [module.register_forward_pre_hook(record)
              for module in model.modules() if isinstance(module, TensorQuantizer)]
     with torch.inference_mode():
         model(batch)
@@ -58,13 +61,13 @@ def calibrate(model: torch.nn.Module, batch: torch.Tensor) -> None:
         module._amax.copy_(amax)
 
 
-def timed(run: Callable[[], object], calls: int) -> list[float]:
+def timed(run: Callable[[torch.Tensor], object], x: torch.Tensor, calls: int) -> list[float]:
     for _ in range(3):
-        run()
+        run(x)
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        run()
+        run(x)
         times.append((time.perf_counter() - start) * 1e3)
     return times
 
@@ -75,13 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=20, help="timed calls per row and pass")
     parser.add_argument("--json", type=Path, help="write the measurements here")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO))
-    import hubconf
-    from convnets_hub.models.deploy.export import export_model
-
     torch.manual_seed(0)
-    plain = hubconf.nvidia_efficientnet_b0(pretrained=False).eval()
-    quant = hubconf.nvidia_efficientnet_quant_b0(pretrained=False).eval()
+    plain = torch.hub.load(str(REPO), "nvidia_efficientnet_b0", source="local", pretrained=False).eval()
+    quant = torch.hub.load(str(REPO), "nvidia_efficientnet_quant_b0", source="local", pretrained=False).eval()
+    from convnets_hub.models.deploy.export import (
+        export_model,  # the package torch.hub.load registered
+    )
+
     quant.load_state_dict(plain.state_dict(), strict=False)  # the same weights; amax from calibration
     calibrate(quant, torch.randn(8, 3, 224, 224))
     options = onnxruntime.SessionOptions()
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             x = torch.randn(batch, 3, 224, 224)
             for _ in range(2):  # interleaved passes
                 for label, run in rows.items():
-                    results[label].setdefault(batch, []).append(statistics.median(timed(lambda: run(x), args.calls)))
+                    results[label].setdefault(batch, []).append(statistics.median(timed(run, x, args.calls)))
     print(f"CPU: {cpu_flags()}; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
           f"{torch.get_num_threads()} threads")
     print("| batch | configuration | p50 ms (pass 1 / 2) | img/s | speed-up vs B0 eager fp32 |")

@@ -18,8 +18,6 @@ import torch
 from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.efficientnet_types import entrypoint_of_type
 from convnets_hub.models.archs.fake_quantization import TensorQuantizer, fake_quantize
-from convnets_hub.models.deploy.export import export_model
-from convnets_hub.models.deploy.triton_repository import write_triton_repository
 from convnets_hub.models.runtime.optimize import optimize_for_inference
 from ngc_quant_efficientnet import ngc_quant_state, reference_logits
 from PIL import Image
@@ -117,12 +115,18 @@ def test_optimize_keeps_the_quantized_convolutions_and_their_logits(ngc_file):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """The seeded quantized B0 (float32) and its ONNX file."""
+    """The seeded quantized B0 (float32) and its ONNX file, exported by the command line into a Triton
+    model repository (NVIDIA's type name, NGC's file)."""
     folder = tmp_path_factory.mktemp("quant_onnx")
-    path = folder / "weights.pth"
-    torch.save({key: value.float() for key, value in _state().items()}, path)
+    path = folder / "nvidia-efficientnet-quant-b0-130421.pth"
+    torch.save({f"module.{key}": value.float() for key, value in _state().items()}, path)
+    result = subprocess.run([sys.executable, "-m", "models", "export", "--entrypoint", "nvidia_efficientnet",
+                             "--model-type", "efficientnet-quant-b0", "--weights", str(path), "--format", "onnx",
+                             "--triton-repository", str(folder / "repository")], cwd=REPO, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
     model = HUBCONF.nvidia_efficientnet_quant_b0(weights=str(path)).eval()
-    return model, export_model(model, folder / "model.onnx", "onnx")
+    return model, folder / "repository" / "nvidia_efficientnet_quant_b0" / "1" / "model.onnx"
 
 
 def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -177,21 +181,9 @@ def test_onnx_runtime_int8_agrees_with_the_fake_quantized_model_on_photos(export
     assert np.abs(logits - expected).max() <= 0.05 * np.abs(expected).max()
 
 
-def test_triton_repository_takes_the_int8_onnx(exported, tmp_path):
-    model, _ = exported
-    folder = write_triton_repository(model, tmp_path, "onnx", max_batch_size=8)
-    config = (folder / "config.pbtxt").read_text()
-    assert 'platform: "onnxruntime_onnx"' in config and "dims: [ 3, 224, 224 ]" in config
-    assert folder.name == "nvidia_efficientnet_quant_b0"
-    graph = onnx.load(str(folder / "1" / "model.onnx")).graph
-    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
-
-
-def test_export_from_the_command_line(ngc_file, tmp_path):
-    output = tmp_path / "quant.onnx"
-    result = subprocess.run([sys.executable, "-m", "models", "export", "--entrypoint", "nvidia_efficientnet",
-                             "--model-type", "efficientnet-quant-b0", "--weights", str(ngc_file), "--format", "onnx",
-                             "--output", str(output)], cwd=REPO, capture_output=True, text=True, timeout=600,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    assert Counter(node.op_type for node in onnx.load(str(output)).graph.node)["QuantizeLinear"] == 222
+def test_triton_repository_takes_the_int8_onnx(exported):
+    _, path = exported
+    config = (path.parents[1] / "config.pbtxt").read_text()
+    assert 'name: "nvidia_efficientnet_quant_b0"' in config and 'platform: "onnxruntime_onnx"' in config
+    assert "dims: [ 3, 224, 224 ]" in config and "dims: [ 1000 ]" in config
+    assert (path.parents[1] / "labels.txt").read_text().splitlines()[0] == "tench, Tinca tinca"
