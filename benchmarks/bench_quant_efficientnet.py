@@ -58,7 +58,7 @@ def calibrate(model: torch.nn.Module, batch: torch.Tensor) -> None:
     for hook in hooks:
         hook.remove()
     for module, amax in seen.items():
-        module._amax.copy_(amax)
+        module.set_amax(amax)
 
 
 def timed(run: Callable[[torch.Tensor], object], x: torch.Tensor, calls: int) -> list[float]:

@@ -60,7 +60,7 @@ def test_fake_quantization_rounds_ties_to_even_and_clamps_at_plus_minus_amax():
 def test_an_uncalibrated_quantizer_uses_the_tensors_own_maximum():
     quantizer, x = TensorQuantizer(), torch.tensor([0.1, -2.0, 1.0])
     assert torch.equal(quantizer(x), fake_quantize(x, torch.tensor(2.0))) and "uncalibrated" in repr(quantizer)
-    quantizer._amax.fill_(1.0)
+    quantizer.set_amax(1.0)
     assert quantizer(x).tolist() == [pytest.approx(13 / 127), -1.0, 1.0]
 
 

@@ -75,10 +75,22 @@ class TensorQuantizer(nn.Module):
         self.per_channel = channels is not None
         shape = (channels,) + (1,) * (weight_dim - 1) if channels is not None else ()
         self.register_buffer("_amax", torch.full(shape, float("nan")))
+        # Whether ``_amax`` holds values (no NaN): a Python flag, so that tracers (torch.export, torch.compile)
+        # see no data-dependent branch. Set by loading a state dict and by :meth:`set_amax`.
+        self.calibrated = False
 
-    @property
-    def calibrated(self) -> bool:
-        return not bool(torch.isnan(self._amax).any())
+    def set_amax(self, amax: torch.Tensor | float) -> None:
+        """Calibrate: use ``amax`` (broadcast to the buffer's shape) from now on; NaN makes it dynamic again."""
+        with torch.no_grad():
+            self._amax.copy_(torch.as_tensor(amax).expand_as(self._amax))
+        self._update_calibrated()
+
+    def _update_calibrated(self) -> None:
+        self.calibrated = not self._amax.is_meta and not bool(torch.isnan(self._amax).any())
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._update_calibrated()
 
     def amax_for(self, x: torch.Tensor) -> torch.Tensor:
         """The amax used for ``x``: the stored one, or ``x``'s own maximum (per channel) if it is NaN."""
