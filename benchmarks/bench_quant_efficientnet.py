@@ -99,23 +99,22 @@ def main(argv: list[str] | None = None) -> None:
             "quant-B0 eager fp32 fake quantization": lambda x: quant(x),
             "quant-B0 ONNX Runtime int8 (Q/DQ)": lambda x: sessions["quant"].run(None, {"input": x.numpy()})}
     results: dict[str, dict[int, list[float]]] = {label: {} for label in rows}
+    print(f"CPU: {cpu_flags()}; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    print("| batch | configuration | p50 ms (pass 1 / 2) | img/s | speed-up vs B0 eager fp32 |")
+    print("|---|---|---|---|---|", flush=True)
     with torch.inference_mode():
         for batch in args.batch_sizes:
             x = torch.randn(batch, 3, 224, 224)
             for _ in range(2):  # interleaved passes
                 for label, run in rows.items():
                     results[label].setdefault(batch, []).append(statistics.median(timed(run, x, args.calls)))
-    print(f"CPU: {cpu_flags()}; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
-          f"{torch.get_num_threads()} threads")
-    print("| batch | configuration | p50 ms (pass 1 / 2) | img/s | speed-up vs B0 eager fp32 |")
-    print("|---|---|---|---|---|")
-    for batch in args.batch_sizes:
-        reference = results["EfficientNet-B0 eager fp32"][batch]
-        for label in rows:
-            p50 = results[label][batch]
-            ratios = " / ".join(f"{r / t:.2f}x" for r, t in zip(reference, p50, strict=True))
-            print(f"| {batch} | {label} | {' / '.join(f'{t:.1f}' for t in p50)} | "
-                  f"{batch * 1e3 / np.mean(p50):.1f} | {ratios} |")
+            reference = results["EfficientNet-B0 eager fp32"][batch]
+            for label in rows:
+                p50 = results[label][batch]
+                ratios = " / ".join(f"{r / t:.2f}x" for r, t in zip(reference, p50, strict=True))
+                print(f"| {batch} | {label} | {' / '.join(f'{t:.1f}' for t in p50)} | "
+                      f"{batch * 1e3 / np.mean(p50):.1f} | {ratios} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"cpu": cpu_flags(), "p50_ms": results}, indent=1))
 
