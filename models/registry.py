@@ -158,6 +158,15 @@ MBConv blocks with SiLU and squeeze-and-excitation, {se},
 BatchNorm eps 1e-3, dropout {dropout} before the classifier{drop_path}.
 Input {resolution} px (bicubic resize to {resize}, centre crop). Trained on ImageNet-1k by NVIDIA
 for 400 epochs with mixed precision."""
+_NVIDIA_EFFICIENTNET_QUANT = """Quantized {title} (8-bit quantization-aware training) from NVIDIA Deep Learning Examples, with NGC's checkpoint.
+
+NVIDIA's EfficientNet-{scale} (width {width}, depth {depth}, SiLU, dropout {dropout}) fine-tuned by
+NVIDIA with pytorch_quantization's fake quantization: every convolution, the classifier and the
+poolings see 8-bit inputs (one amax per tensor) and 8-bit weights (one amax per output channel),
+and so do the squeeze-and-excitation product and the residual additions. Runs here in floating
+point with the same arithmetic (no pytorch_quantization needed); export --format onnx writes the
+QuantizeLinear/DequantizeLinear graph that TensorRT and ONNX Runtime run in int8.
+Input {resolution} px (bicubic resize to {resize}, centre crop)."""
 _SUMMARIES = {
     "ssl": """Semi-supervised {arch} of Facebook AI (Yalniz et al., 2019, arXiv:1905.00546).
 
@@ -176,14 +185,16 @@ def _nvidia_efficientnet(variant: str, scaling: EfficientNetVariant) -> ModelSpe
     """NVIDIA's EfficientNet ``variant``: evaluated with a bicubic resize to resolution + 32, then a centre crop."""
     resolution = scaling.resolution
     drop_path = f", stochastic depth (survival {1 - scaling.drop_path:g}) in training" if scaling.drop_path else ""
-    summary = _NVIDIA_EFFICIENTNET.format(
-        title=f"EfficientNet-{'WideSE-' if scaling.wide_se else ''}{scaling.scale}",
+    template = _NVIDIA_EFFICIENTNET_QUANT if scaling.quantized else _NVIDIA_EFFICIENTNET
+    summary = template.format(
+        title=f"EfficientNet-{'WideSE-' if scaling.wide_se else ''}{scaling.scale}", scale=scaling.scale,
         se=("its hidden width a quarter of the expanded width (WideSE)" if scaling.wide_se
             else "its hidden width a quarter of the block's input width"),
         width=scaling.width, depth=scaling.depth, dropout=scaling.dropout, drop_path=drop_path,
         resolution=resolution, resize=resolution + 32)
-    # timm's efficientnet_b0/_b4 are NVIDIA's B0/B4 with BatchNorm eps 1e-3; timm has no WideSE.
-    timm_name = "" if scaling.wide_se else f"efficientnet_{variant}"
+    # timm's efficientnet_b0/_b4 are NVIDIA's B0/B4 with BatchNorm eps 1e-3; timm has no WideSE nor
+    # NVIDIA's quantized form.
+    timm_name = "" if scaling.wide_se or scaling.quantized else f"efficientnet_{variant}"
     timm_args = {"bn_eps": 1e-3, "drop_rate": scaling.dropout, "drop_path_rate": scaling.drop_path}
     return ModelSpec(Lazy("archs.efficientnet", "build_nvidia_efficientnet", variant), summary, classifier="classifier",
                      key_map=Lazy("archs.efficientnet", "nvidia_efficientnet_key"),
@@ -279,15 +290,13 @@ ALIASES = {alias: name for name, spec in SPECS.items() for alias in spec.aliases
 class Dispatcher:
     """An entrypoint that takes NVIDIA's ``type=`` and returns the model of the entrypoint of that type.
 
-    ``types`` maps each type name (matched in any case) to its entrypoint; ``refused`` maps the
-    type names NVIDIA serves and we do not to the reason.
+    ``types`` maps each type name (matched in any case) to its entrypoint.
     """
 
     types: dict[str, str]
     default_type: str
     summary: str
     extra_args: str
-    refused: dict[str, str] = field(default_factory=dict)
     keyword: str = "type"
 
     @property
@@ -298,29 +307,23 @@ class Dispatcher:
         """The entrypoint serving ``type=model_type``; an InvalidArgumentError lists the valid types."""
         key = model_type.strip().lower() if isinstance(model_type, str) else None
         valid = ", ".join(self.types)
-        if key in self.refused:
-            raise InvalidArgumentError(f"{self.keyword}={model_type!r} {self.refused[key]}; valid types: {valid}")
         if key not in self.types:
             raise InvalidArgumentError(f"{self.keyword}={model_type!r} is not a type of this entrypoint; valid: {valid}")
         return self.types[key]
 
-
-_NOT_SERVED_QUANTIZED = "is a quantization-aware-training checkpoint that needs NVIDIA's pytorch_quantization to run; it is not served"
 
 DISPATCHERS: dict[str, Dispatcher] = {
     "nvidia_efficientnet": Dispatcher(
         types={f"efficientnet-{variant.replace('_', '-')}": f"nvidia_efficientnet_{variant}"
                for variant in EFFICIENTNET_VARIANTS},
         default_type="efficientnet-b0",
-        refused={"efficientnet-quant-b0": _NOT_SERVED_QUANTIZED, "efficientnet-quant-b4": _NOT_SERVED_QUANTIZED},
         summary="""
 NVIDIA's EfficientNets by NVIDIA's type name, as NVIDIA's hub serves them.
 
 Returns the model of nvidia_efficientnet_<type> (nvidia_efficientnet_b4 for "efficientnet-b4"):
 see their own documentation for the architectures.""", extra_args="""
-    type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0" or
-        "efficientnet-widese-b4", in any case; anything else is a ValueError listing these. The
-        quantized types (efficientnet-quant-b0/b4) need NVIDIA's pytorch_quantization and are not
-        served (a ValueError says so).
+    type (str): "efficientnet-b0", "efficientnet-b4", "efficientnet-widese-b0",
+        "efficientnet-widese-b4", or the quantization-aware "efficientnet-quant-b0" and
+        "efficientnet-quant-b4", in any case; anything else is a ValueError listing these.
 """),
 }

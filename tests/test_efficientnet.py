@@ -40,12 +40,12 @@ def test_nvidia_type_names(hubconf, given, entrypoint):
     assert model.pretrained_cfg["entrypoint"] == entrypoint
 
 
-@pytest.mark.parametrize(("given", "why"), [("efficientnet-quant-b0", "pytorch_quantization"),
+@pytest.mark.parametrize(("given", "why"), [("efficientnet-quant-b2", "not an EfficientNet type"),
                                             ("efficientnet-b7", "not an EfficientNet type"), (None, "not an")])
 def test_unserved_types_are_value_errors_listing_the_valid_ones(hubconf, given, why):
     with pytest.raises(ValueError, match=why) as error:
         hubconf.nvidia_efficientnet(type=given, pretrained=False)
-    assert "efficientnet-widese-b4" in str(error.value)
+    assert "efficientnet-widese-b4" in str(error.value) and "efficientnet-quant-b4" in str(error.value)
 
 
 def test_pretrained_from_the_ngc_mirror_with_nvidias_preprocessing(tmp_path, hub_home, monkeypatch, hubconf):

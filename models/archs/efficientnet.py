@@ -5,7 +5,8 @@ symmetric padding: timm's ``EfficientNet`` with timm's blocks (``DepthwiseSepara
 ``InvertedResidual``, ``SqueezeExcite``) computes the same. Two things are NVIDIA's own: the
 WideSE variants size the squeeze-and-excitation layer from the expanded width (timm: from the
 block input), and the checkpoints name the stages ``layer1``..``layer7``, which
-:func:`nvidia_efficientnet_key` renames to timm's names.
+:func:`nvidia_efficientnet_key` renames to timm's names. The quantized variants are this model with
+NVIDIA's fake-quantized modules (:mod:`.efficientnet_quant`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from timm.models._efficientnet_builder import decode_arch_def, round_channels
 from timm.models.efficientnet import EfficientNet
 from torch import nn
 
+from .efficientnet_quant import quantize_efficientnet
 from .efficientnet_types import VARIANTS
 
 # Stage: block kind, repeats, kernel, stride, expansion, output channels (EfficientNet-B0).
@@ -26,10 +28,9 @@ _SE_RATIO = 0.25
 _BN_EPS = 1e-3
 
 
-
 def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, in_chans: int = 3,
                               drop_rate: float | None = None, drop_path_rate: float | None = None) -> nn.Module:
-    """NVIDIA's EfficientNet ``variant`` ("b0", "b4", "widese_b0", "widese_b4") as a timm ``EfficientNet``.
+    """NVIDIA's EfficientNet ``variant`` (a key of ``VARIANTS``: "b0", ..., "quant_b4") as a timm ``EfficientNet``.
 
     ``drop_rate`` (dropout before the classifier) and ``drop_path_rate`` (stochastic depth) default to
     NVIDIA's training values; both act only in training mode.
@@ -42,13 +43,14 @@ def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, in_chans: i
         se_ratio = _SE_RATIO * expansion if spec.wide_se else _SE_RATIO
         arch_def.append([f"{kind}_r{repeats}_k{kernel}_s{stride}_e{expansion}_c{channels}_se{se_ratio:g}"])
     round_chs = partial(round_channels, multiplier=spec.width, divisor=8)
-    return EfficientNet(
+    model = EfficientNet(
         block_args=decode_arch_def(arch_def, spec.depth, depth_trunc="ceil"),
         num_classes=num_classes, in_chans=in_chans, num_features=round_chs(1280), stem_size=32, round_chs_fn=round_chs,
         act_layer=nn.SiLU, norm_layer=partial(nn.BatchNorm2d, eps=_BN_EPS),
         drop_rate=spec.dropout if drop_rate is None else drop_rate,
         drop_path_rate=spec.drop_path if drop_path_rate is None else drop_path_rate,
     )
+    return quantize_efficientnet(model) if spec.quantized else model
 
 
 _BLOCK_KEY = re.compile(r"^layer(\d+)\.block(\d+)\.(\w+)\.(.*)$")
@@ -58,7 +60,7 @@ _IR_NAMES = {"expand.conv": "conv_pw", "expand.bn": "bn1", "depsep.conv": "conv_
              "proj.conv": "conv_pwl", "proj.bn": "bn3"}
 _SE_NAMES = {"squeeze": "conv_reduce", "expand": "conv_expand"}
 _TOP_NAMES = {"stem.conv.": "conv_stem.", "stem.bn.": "bn1.", "features.conv.": "conv_head.",
-              "features.bn.": "bn2.", "classifier.fc.": "classifier."}
+              "features.bn.": "bn2.", "classifier.fc.": "classifier.", "classifier.pooling.": "global_pool."}
 
 
 def nvidia_efficientnet_key(key: str) -> str:
@@ -71,6 +73,8 @@ def nvidia_efficientnet_key(key: str) -> str:
     if layer == "se":
         name, leaf = rest.split(".", 1)
         return f"{prefix}se.{_SE_NAMES.get(name, name)}.{leaf}"
+    if layer == "residual_quantizer":  # quantized blocks: residual_quantizer._amax
+        return f"{prefix}{layer}.{rest}"
     module, leaf = rest.split(".", 1)
     names = _DS_NAMES if _STAGES[int(stage) - 1][0] == "ds" else _IR_NAMES
     return prefix + names.get(f"{layer}.{module}", f"{layer}.{module}") + "." + leaf

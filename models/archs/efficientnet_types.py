@@ -20,6 +20,7 @@ class EfficientNetVariant:
     drop_path: float  # 1 - survival probability of stochastic depth (training only)
     wide_se: bool
     resolution: int  # evaluation input in pixels (bicubic resize to resolution + 32, then a centre crop)
+    quantized: bool = False  # NVIDIA's quantization-aware-trained 8-bit model (fake quantization)
 
     @property
     def scale(self) -> str:
@@ -32,5 +33,7 @@ VARIANTS = {
     "b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, False, 380),
     "widese_b0": EfficientNetVariant(1.0, 1.0, 0.2, 0.0, True, 224),
     "widese_b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, True, 380),
+    "quant_b0": EfficientNetVariant(1.0, 1.0, 0.2, 0.0, False, 224, quantized=True),
+    "quant_b4": EfficientNetVariant(1.4, 1.8, 0.4, 0.2, False, 380, quantized=True),
 }
 """Every served variant: entrypoint ``nvidia_efficientnet_<variant>``."""
