@@ -31,6 +31,7 @@ from ...processing.transforms import PREPROCESS_KEYS
 from ..entrypoints import entrypoint, model_type_keyword
 from ..errors import DatasetError, InvalidArgumentError
 from ..factory import FreshClassifierWarning
+from ..pretrained_config import update_pretrained_cfg
 from ..runtime.precision import parse_device
 from ..weights.checkpoint import read_checkpoint
 from ..weights.finetuned import FinetunedCheckpoint, recognise_finetuned
@@ -294,9 +295,8 @@ class _Run:
                      f"{cfg['classifier']!r}; {len(self.data.train)} training and {len(self.data.val)} validation images")
             if settings.image_size is not None:
                 channels = model.pretrained_cfg["input_size"][0]
-                model.pretrained_cfg = {**model.pretrained_cfg,
-                                        "input_size": (channels, settings.image_size, settings.image_size)}
-        model.pretrained_cfg = {**model.pretrained_cfg, "label_names": self.data.classes}
+                update_pretrained_cfg(model, input_size=(channels, settings.image_size, settings.image_size))
+        update_pretrained_cfg(model, label_names=self.data.classes)
         self.pretrained_build = _pretrained_build(model)
         if settings.freeze_backbone:
             head = model.pretrained_cfg["classifier"]

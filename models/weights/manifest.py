@@ -44,6 +44,7 @@ class WeightsEntry:
     num_params: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    hf_hub_id: str | None = None
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> WeightsEntry:
