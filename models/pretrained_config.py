@@ -92,10 +92,10 @@ def pretrained_cfg_of(model: nn.Module, spec: ModelSpec, *, architecture: str, e
 def feature_map_size(model: nn.Module, first_conv: str, input_size: tuple[int, ...]) -> tuple[int, int]:
     """Height and width of ``model.forward_features`` for an input of ``input_size`` (timm's ``pool_size``),
     computed on the meta device: shapes only, no arithmetic, the model's own tensors untouched."""
-    channels = model.get_submodule(first_conv).in_channels
+    conv = model.get_submodule(first_conv)
     tensors = {f"model.{name}": tensor.to("meta")
                for name, tensor in chain(model.named_parameters(), model.named_buffers())}
-    x = torch.empty(1, channels, *input_size[1:], device="meta")
+    x = torch.empty(1, conv.in_channels, *input_size[1:], dtype=conv.weight.dtype, device="meta")
     with torch.no_grad():
         features = torch.func.functional_call(_ForwardFeatures(model), tensors, (x,))
     return tuple(features.shape[-2:])

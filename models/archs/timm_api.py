@@ -78,10 +78,8 @@ class TimmApi:
     ``_classifier_name`` (the qualified name of the classifier). Its ``forward`` stays its own.
     Its ``global_pool`` is the pool type of its head (timm's names), one of ``POOL_TYPES``, set by
     ``_set_global_pool``; "" is none: then ``forward`` without a classifier returns the feature map.
-    ``DEFAULT_POOL`` is the one that ``reset_classifier`` restores when given none, as timm's models do.
     """
 
-    DEFAULT_POOL = "avg"
     POOL_TYPES: tuple[str, ...] = GLOBAL_HEAD_POOL_TYPES
 
     def _set_global_pool(self, pool_type: str) -> None:
@@ -132,11 +130,11 @@ class TimmApi:
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A fresh classifier of ``num_classes`` outputs; 0 makes it an identity (the model returns pre-logits).
 
-        ``global_pool`` (timm's pool types; None: the model's default pooling) sets the pooling before
-        it; "" removes it, and with ``num_classes=0`` the model returns its unpooled feature map.
+        ``global_pool`` (timm's pool types; None: the current one, as timm's models) sets the pooling
+        before it; "" removes it, and with ``num_classes=0`` the model returns its unpooled feature map.
         """
         checked_num_classes(num_classes)
-        pool_type = self.DEFAULT_POOL if global_pool is None else global_pool
+        pool_type = self.global_pool if global_pool is None else global_pool
         self._set_global_pool(checked_global_pool(pool_type, num_classes, self.POOL_TYPES))
         reference = next(self.parameters())
         head = (nn.Linear(self.head_hidden_size, num_classes, device=reference.device, dtype=reference.dtype)
