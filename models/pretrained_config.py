@@ -96,8 +96,14 @@ def feature_map_size(model: nn.Module, first_conv: str, input_size: tuple[int, .
     tensors = {f"model.{name}": tensor.to("meta")
                for name, tensor in chain(model.named_parameters(), model.named_buffers())}
     x = torch.empty(1, conv.in_channels, *input_size[1:], dtype=conv.weight.dtype, device="meta")
-    with torch.no_grad():
-        features = torch.func.functional_call(_ForwardFeatures(model), tensors, (x,))
+    training = {module: module.training for module in model.modules()}
+    model.eval()  # a batch of one: in training, BatchNorm would refuse a 1x1 map
+    try:
+        with torch.no_grad():
+            features = torch.func.functional_call(_ForwardFeatures(model), tensors, (x,))
+    finally:
+        for module, mode in training.items():
+            module.training = mode
     return tuple(features.shape[-2:])
 
 

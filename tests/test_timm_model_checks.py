@@ -224,3 +224,42 @@ def test_model_forward_fx_torchscript(variant):
         outputs = torch.cat(tuple(scripted(x).values()))
         assert torch.allclose(outputs, model(x), rtol=1e-4, atol=1e-5)
     assert outputs.shape == (1, model.num_classes) and not torch.isnan(outputs).any()
+
+
+def test_manifest_weights_give_timms_source_fields():
+    """For every manifest entry: timm's tag, url, license, and hf_hub_id where the Hub has the same weights,
+    whose timm pretrained_cfg then names the same first_conv, classifier and pool_size as ours."""
+    from convnets_hub.models.pretrained_config import pretrained_cfg_of
+    from convnets_hub.models.registry import SPECS
+    from convnets_hub.models.weights.manifest import load_manifest
+
+    hub_ids = []
+    for entry in load_manifest().entries:
+        spec = SPECS[entry.entrypoint]
+        with torch.device("meta"):
+            model = spec.build(**({"model_type": entry.model_type} if entry.model_type else {}))
+        cfg = pretrained_cfg_of(model, spec, architecture=entry.entrypoint, entrypoint=entry.entrypoint,
+                                model_type=entry.model_type, preprocessing=entry.preprocessing, loaded=entry,
+                                published=entry, checkpoint="file").to_dict()
+        assert f"{entry.entrypoint}.{cfg['tag']}" == cfg["id"] == entry.id
+        assert (cfg["url"], cfg["license"], cfg["architecture"]) == (entry.urls[0], entry.license, entry.entrypoint)
+        if "hf_hub_id" in cfg:
+            hub_ids.append(cfg["hf_hub_id"])
+            timm_cfg = timm.models.get_pretrained_cfg(cfg["hf_hub_id"].removeprefix("timm/"))
+            assert timm_cfg.hf_hub_id == cfg["hf_hub_id"] and timm_cfg.tag == cfg["tag"]
+            assert (timm_cfg.first_conv, timm_cfg.classifier, timm_cfg.num_classes) == (
+                cfg["first_conv"], cfg["classifier"], cfg["num_classes"])
+            # timm's input size may be its training one (resnet50.tv2_in1k: 176 px); ours is the test one
+            timm_pool_size = (timm_cfg.pool_size if tuple(timm_cfg.input_size) == cfg["input_size"]
+                              else timm_cfg.test_pool_size or tuple(-(-side // 32) for side in cfg["input_size"][1:]))
+            assert tuple(timm_pool_size) == cfg["pool_size"]
+    assert len(hub_ids) == 14  # the twelve Facebook SSL/SWSL models and torchvision's two ResNet-50 recipes
+
+
+def test_pool_size_is_computed_without_changing_the_model(on_meta):
+    """In training mode too (a batch of one with a 1x1 map, which BatchNorm refuses in training)."""
+    model = on_meta("resnet18_ssl", {})
+    assert model.training and model.pretrained_cfg["pool_size"] == (7, 7)
+    update_pretrained_cfg(model, input_size=(3, 32, 32))
+    assert model.pretrained_cfg["pool_size"] == (1, 1) and model.default_cfg is model.pretrained_cfg
+    assert all(module.training for module in model.modules())
