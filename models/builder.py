@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,13 @@ import torch
 from timm.models import adapt_input_conv
 from torch import nn
 
-from ..processing.transforms import PREPROCESS_KEYS
 from .archs.timm_api import OutIndices, checked_num_classes, features_only_model
 from .errors import InvalidArgumentError, WeightsUnavailableError
+from .pretrained_config import (
+    features_pretrained_cfg,
+    pretrained_cfg_of,
+    set_pretrained_cfg,
+)
 from .registry import ALIASES, SPECS, ModelSpec, default_preprocessing
 from .settings import OFFLINE_ENV, is_offline
 from .weights.finetuned import FinetunedCheckpoint, check_head, recognise_finetuned
@@ -70,32 +75,23 @@ def build_model(entrypoint: str, *, pretrained: bool, progress: bool, weights: s
     model.to(dtype)
     classifier = spec.classifier_name(model_type)
     if state is not None:
-        _load_checkpoint(model, spec, classifier, state, checkpoint, kwargs.get("in_chans"))
-    num_classes = getattr(model.get_submodule(classifier), "out_features", 0)
+        _load_checkpoint(model, spec, classifier, state, checkpoint, spec.first_conv_name(model_type))
     described = entry or manifest.default(name, model_type)
     preprocessing = (finetuned.preprocessing if finetuned else
                      described.preprocessing if described else default_preprocessing(name, model_type))
-    # A user's own file is preprocessed as the published weights are, but their metrics are not
-    # its own; an untrained model keeps them as the figures of its architecture's default weights.
-    metrics = None if checkpoint is not None and entry is None else (described.metrics if described else None)
-    model.pretrained_cfg = {
-        **{key: tuple(value) if isinstance(value, list) else value
-           for key, value in preprocessing.items() if key in PREPROCESS_KEYS},
-        "num_classes": num_classes,
-        "classifier": classifier,
-        "id": entry.id if entry else None,
-        "metrics": metrics,
-        "entrypoint": entrypoint,
-        "model_type": model_type,
-        "checkpoint": str(checkpoint) if checkpoint is not None else None,
-    }
-    if finetuned is not None and finetuned.num_classes == num_classes:
-        model.pretrained_cfg["label_names"] = finetuned.class_names  # the user's classes, by index
+    # A user's own file is preprocessed as the published weights are, but their metrics (and license) are
+    # not its own; an untrained model keeps them as the figures of its architecture's default weights.
+    published = None if checkpoint is not None and entry is None else described
+    cfg = pretrained_cfg_of(model, spec, architecture=name, entrypoint=entrypoint, model_type=model_type,
+                            preprocessing=preprocessing, loaded=entry, published=published,
+                            checkpoint=str(checkpoint) if checkpoint is not None else None)
+    if finetuned is not None and finetuned.num_classes == cfg.num_classes:
+        cfg = replace(cfg, label_names=finetuned.class_names)  # the user's classes, by index
     if features_only:
-        cfg = {key: value for key, value in model.pretrained_cfg.items()
-               if key not in ("num_classes", "classifier", "label_names")}
         model = features_only_model(model, out_indices)
-        model.pretrained_cfg = cfg
+        set_pretrained_cfg(model, features_pretrained_cfg(cfg.to_dict()))
+    else:
+        set_pretrained_cfg(model, cfg.to_dict())
     return model
 
 
@@ -183,15 +179,17 @@ def _read_weights(path: Path, source: WeightsEntry | None,
 
 
 def _load_checkpoint(model: nn.Module, spec: ModelSpec, classifier: str, state: dict[str, torch.Tensor],
-                     path: Path, in_chans: int | None) -> None:
+                     path: Path, first_conv: str) -> None:
     """Load ``state`` (read from ``path``) into ``model``: every weight, but the classifier where its number of
     classes differs (it stays freshly initialised, and a FreshClassifierWarning names it unless the model has
-    none) and the modules that the served model dropped (``spec.to_served_model``); with ``in_chans``, the
-    input convolutions adapted to it as timm's ``adapt_input_conv`` does."""
+    none) and the modules that the served model dropped (``spec.to_served_model``); the input convolution
+    ``first_conv``, where the model takes other than the checkpoint's number of channels (``in_chans``),
+    adapted as timm's ``load_pretrained`` does (``adapt_input_conv``)."""
     expected = model.state_dict()
     state = {key: value for key, value in state.items() if not _in_dropped_module(model, key)}
-    if in_chans is not None:
-        state = {key: _adapted_input_conv(value, expected.get(key), in_chans) for key, value in state.items()}
+    conv = f"{first_conv}.weight"
+    if conv in state and conv in expected and state[conv].dim() == 4 and state[conv].shape[1] != expected[conv].shape[1]:
+        state = {**state, conv: adapt_input_conv(expected[conv].shape[1], state[conv], base_chans=state[conv].shape[1])}
     weight = f"{classifier}.weight"
     given = state[weight].shape[0] if weight in state else None
     classes = expected[weight].shape[0] if weight in expected else 0
@@ -216,13 +214,3 @@ def _in_dropped_module(model: nn.Module, key: str) -> bool:
         if module is None:
             return True
     return False
-
-
-def _adapted_input_conv(weight: torch.Tensor, expected: torch.Tensor | None, in_chans: int) -> torch.Tensor:
-    """A checkpoint's input convolution ``weight`` (its shape the model's but for the input channels) for
-    ``in_chans`` channels: timm's ``adapt_input_conv`` (summed for one, repeated and scaled for more);
-    any other tensor unchanged."""
-    if (expected is None or weight.dim() != 4 or expected.shape[1] != in_chans or weight.shape[1] == in_chans
-            or weight.shape[:1] + weight.shape[2:] != expected.shape[:1] + expected.shape[2:]):
-        return weight
-    return adapt_input_conv(in_chans, weight, base_chans=weight.shape[1])

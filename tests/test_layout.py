@@ -79,6 +79,7 @@ def test_every_way_in_loads_each_module_once(tmp_path):
 LAYERS = {"processing": 0, "models": 1, "models.errors": 1, "models.repository": 1, "models.files": 1, "models.settings": 1, "models.release": 1, "models.wording": 1,
           "models.archs": 2, "models.weights": 2, "models.runtime": 3,
           "models.registry": 4, "models.docs": 4, "models.hub": 4, "models.builder": 4, "models.factory": 4,
+          "models.pretrained_config": 4,
           "models.hub_check": 5, "models.sharing": 6, "models.batch": 6, "models.deploy": 6, "models.train": 6,
           "models.cli": 7, "models.__main__": 7}
 """The layers of the library, bottom up: a module imports its own package and the layers below it."""

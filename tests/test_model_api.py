@@ -9,6 +9,7 @@ maps that its ``feature_info`` describes. The seeded checkpoints are handed to t
 (reading files is tested in test_checkpoint).
 """
 
+import contextlib
 import gzip
 import json
 import math
@@ -192,6 +193,97 @@ def test_in_chans_of_the_other_architectures_that_allow_it(hubconf, entrypoint, 
         assert model(torch.randn(1, 2, 32, 32)).shape[0] == 1
 
 
-def test_the_torchvision_models_take_no_in_chans(hubconf):
-    with pytest.raises(TypeError, match="'in_chans'"):
-        hubconf.resnet50(pretrained=False, in_chans=1)
+@pytest.mark.parametrize("architecture", ["alexnet", "googlenet", "resnet50"])
+def test_in_chans_adapts_the_torchvision_models_pretrained_input_convolution(architecture, tmp_path):
+    """As timm's load_pretrained: the checkpoint's ``first_conv`` summed for one channel, repeated and
+    scaled for more; every other weight as in the checkpoint. (VGG shares AlexNet's code path.)"""
+    from timm.models import adapt_input_conv
+
+    entrypoint, kwargs = ARCHITECTURES[architecture]
+    state = seeded_checkpoint(entrypoint, kwargs)
+    path = tmp_path / f"{entrypoint}.pth"
+    path.touch()
+    for in_chans in (1,):  # more channels: test_in_chans_adapts_the_pretrained_input_convolution_as_timm_does
+        model, _ = load(entrypoint, kwargs, state, path, in_chans=in_chans)
+        first_conv = f"{model.pretrained_cfg['first_conv']}.weight"
+        assert torch.equal(model.state_dict()[first_conv], adapt_input_conv(in_chans, state[first_conv]).double())
+        assert all(torch.equal(value, state[key].to(value.dtype)) for key, value in model.state_dict().items()
+                   if key != first_conv)
+        with torch.no_grad():
+            assert model(torch.randn(1, in_chans, SIZE, SIZE, dtype=torch.float64)).shape == (1, 1000)
+    assert model.transform_input is False if entrypoint == "googlenet" else True  # RGB re-normalisation: 3 channels
+
+
+@pytest.mark.parametrize("pin", PINS, ids=lambda pin: "-".join([pin["entrypoint"], *pin["kwargs"].values()]))
+def test_every_untrained_model_takes_in_chans(on_meta, pin):
+    model = on_meta(pin["entrypoint"], pin["kwargs"], in_chans=2)
+    assert model.get_submodule(model.pretrained_cfg["first_conv"]).in_channels == 2
+    size = model.pretrained_cfg["input_size"][1:] if pin["entrypoint"] == "lenet5" else (SIZE, SIZE)
+    assert model(torch.empty(1, 2, *size, device="meta")).shape == (1, model.num_classes)
+
+
+@pytest.fixture
+def on_meta(monkeypatch):
+    """Builds untrained models on the meta device: shapes without memory or initialisation."""
+    def build(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
+        monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+        with torch.device("meta"):
+            return getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs, **options).eval()
+    return build
+
+
+TIMM_BUILT = ("timm-resnet", "timm-efficientnet")
+GLOBAL_POOL_HEADS = {"timm-resnet": ("resnet18_ssl", {}), "timm-efficientnet": ("nvidia_efficientnet_b0", {}),
+                     "torchvision-resnet": ("resnet50", {}), "googlenet": ("googlenet", {}),
+                     "gpunet": ("nvidia_gpunet", {"model_type": "GPUNet-0"})}
+
+
+@pytest.mark.parametrize("head", list(GLOBAL_POOL_HEADS))
+def test_global_pool_sets_the_pooling_of_the_head(head):
+    entrypoint, kwargs = GLOBAL_POOL_HEADS[head]
+    torch.manual_seed(0)
+    model = getattr(HUBCONF, entrypoint)(pretrained=False, global_pool="max", **kwargs).eval()
+    x = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        assert torch.equal(model.forward_head(features, pre_logits=True), features.amax((2, 3)))
+        model.reset_classifier(0, "avg")
+        assert torch.allclose(model(x), features.mean((2, 3)), rtol=1e-5, atol=1e-6)
+        model.reset_classifier(0, "")
+        assert torch.equal(model(x), features)
+        with pytest.raises(InvalidArgumentError, match="needs num_classes=0") if head not in TIMM_BUILT else \
+                contextlib.nullcontext():  # timm's own models keep "" and fail at the call
+            model.reset_classifier(3)  # as timm's: the current pooling
+        model.reset_classifier(3, "avg")
+        assert model(x).shape == (1, 3)
+
+
+def test_global_pool_of_a_distilled_gpunet_keeps_its_convolution_after_pooling(on_meta):
+    model = on_meta("nvidia_gpunet", {"model_type": "GPUNet-D1"}, num_classes=0, global_pool="")
+    out = model(torch.empty(1, 3, 456, 456, device="meta"))
+    assert tuple(out.shape) == (1, model.head_hidden_size, *model.pretrained_cfg["pool_size"])
+
+
+@pytest.mark.parametrize("entrypoint", ["lenet5", "alexnet"])
+def test_global_pool_of_a_conv_stack_is_its_own_or_none(on_meta, entrypoint):
+    """AlexNet, VGG and LeNet-5: the classifier takes the grid of the feature map: no global pooling, but
+    "" (with num_classes=0) returns the feature map."""
+    model = on_meta(entrypoint, {}, num_classes=0, global_pool="")
+    size = model.pretrained_cfg["input_size"]
+    assert tuple(model(torch.empty(1, *size, device="meta")).shape) == (1, model.num_features,
+                                                                         *model.pretrained_cfg["pool_size"])
+    with pytest.raises(InvalidArgumentError, match="global_pool='max'"):
+        model.reset_classifier(0, "max")
+
+
+@pytest.mark.parametrize(("entrypoint", "options", "message"), [
+    ("lenet5", {"global_pool": "mean"}, "global_pool='mean' is not a pooling"),
+    ("resnet18_ssl", {"global_pool": 1}, "global_pool=1 is not a pooling"),
+    ("resnet18_ssl", {"global_pool": ""}, "it needs num_classes=0"),
+    ("googlenet", {"global_pool": "", "num_classes": 5}, "it needs num_classes=0"),
+    ("resnet50", {"global_pool": "catavgmax"}, "global_pool='catavgmax' is not a pooling"),
+    ("vgg16", {"global_pool": "avgmax"}, "global_pool='avgmax' is not a pooling"),
+    ("alexnet", {"in_chans": 0}, "in_chans must be a positive int")])
+def test_bad_global_pool_and_in_chans_are_value_errors_naming_them(on_meta, entrypoint, options, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        on_meta(entrypoint, {}, **options)

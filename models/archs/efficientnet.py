@@ -20,6 +20,7 @@ from torch import nn
 
 from .efficientnet_quant import quantize_efficientnet
 from .efficientnet_types import VARIANTS
+from .timm_api import checked_global_pool
 
 # Stage: block kind, repeats, kernel, stride, expansion, output channels (EfficientNet-B0).
 _STAGES = (("ds", 1, 3, 1, 1, 16), ("ir", 2, 3, 2, 6, 24), ("ir", 2, 5, 2, 6, 40), ("ir", 3, 3, 2, 6, 80),
@@ -29,11 +30,13 @@ _BN_EPS = 1e-3
 
 
 def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, in_chans: int = 3,
-                              drop_rate: float | None = None, drop_path_rate: float | None = None) -> nn.Module:
+                              drop_rate: float | None = None, drop_path_rate: float | None = None,
+                              global_pool: str = "avg") -> nn.Module:
     """NVIDIA's EfficientNet ``variant`` (a key of ``VARIANTS``: "b0", ..., "quant_b4") as a timm ``EfficientNet``.
 
     ``drop_rate`` (dropout before the classifier) and ``drop_path_rate`` (stochastic depth) default to
-    NVIDIA's training values; both act only in training mode.
+    NVIDIA's training values; both act only in training mode. ``global_pool`` is timm's (its pool types;
+    "" with ``num_classes=0``: the model returns the feature map).
     """
     spec = VARIANTS[variant]
     arch_def = []
@@ -49,6 +52,7 @@ def build_nvidia_efficientnet(variant: str, num_classes: int = 1000, in_chans: i
         act_layer=nn.SiLU, norm_layer=partial(nn.BatchNorm2d, eps=_BN_EPS),
         drop_rate=spec.dropout if drop_rate is None else drop_rate,
         drop_path_rate=spec.drop_path if drop_path_rate is None else drop_path_rate,
+        global_pool=checked_global_pool(global_pool, num_classes),
     )
     return quantize_efficientnet(model) if spec.quantized else model
 

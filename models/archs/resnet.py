@@ -15,6 +15,8 @@ from functools import partial
 from timm.layers import SEModule
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from .timm_api import checked_global_pool
+
 NVIDIA_SE_CHANNELS = 16
 
 _ARCHITECTURES = {
@@ -32,10 +34,11 @@ _ARCHITECTURES = {
 
 
 def build_resnet(architecture: str, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.0) -> ResNet:
-    """A randomly initialised timm ``ResNet`` of ``architecture`` (a key of ``_ARCHITECTURES``)."""
+                 drop_path_rate: float = 0.0, global_pool: str = "avg") -> ResNet:
+    """A randomly initialised timm ``ResNet`` of ``architecture`` (a key of ``_ARCHITECTURES``);
+    ``global_pool`` is timm's (its pool types; "" with ``num_classes=0``: the model returns the feature map)."""
     return ResNet(**_ARCHITECTURES[architecture], num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-                  drop_path_rate=drop_path_rate)
+                  drop_path_rate=drop_path_rate, global_pool=checked_global_pool(global_pool, num_classes))
 
 
 def nvidia_se_key(key: str) -> str:

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import torch
+from timm.layers import SelectAdaptivePool2d
 from timm.models._features import FeatureGetterNet, feature_take_indices
 from torch import nn
 
@@ -24,6 +25,39 @@ Step = tuple[str | None, Callable[[torch.Tensor], torch.Tensor]]
 FLATTEN: Step = (None, partial(torch.flatten, start_dim=1))
 
 OutIndices = int | Sequence[int] | None
+
+
+POOL_TYPES = ("", "avg", "max", "avgmax", "catavgmax", "fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax")
+"""timm's ``global_pool`` values (``SelectAdaptivePool2d``): "" keeps the feature map unpooled."""
+
+
+def checked_global_pool(global_pool: Any, num_classes: int, supported: Sequence[str] = POOL_TYPES) -> str:
+    """``global_pool`` if it is one of ``supported`` (timm's pool types, any case) and, when it is "" (no
+    pooling: the model returns the feature map), ``num_classes`` is 0; else InvalidArgumentError."""
+    if not isinstance(global_pool, str) or global_pool.lower() not in supported:
+        raise InvalidArgumentError(f"global_pool={global_pool!r} is not a pooling this model supports: one of "
+                                   f"{', '.join(map(repr, supported))}")
+    if not global_pool and num_classes:
+        raise InvalidArgumentError(f"global_pool='' keeps the feature map unpooled, which no classifier takes: "
+                                   f"it needs num_classes=0, got num_classes={num_classes}")
+    return global_pool.lower()
+
+
+GLOBAL_HEAD_POOL_TYPES = tuple(pool for pool in POOL_TYPES if not pool.endswith("catavgmax"))
+"""The pool types of a head whose classifier takes the feature map's width (concatenating avg and max doubles it)."""
+
+
+def global_pool_layer(pool_type: str) -> nn.Module:
+    """The pooling layer of ``pool_type`` to (N, C, 1, 1): torchvision's ``AdaptiveAvgPool2d`` for "avg",
+    else timm's ``SelectAdaptivePool2d`` (an identity for "")."""
+    return nn.AdaptiveAvgPool2d((1, 1)) if pool_type == "avg" else SelectAdaptivePool2d(pool_type=pool_type)
+
+
+def checked_in_chans(in_chans: Any) -> int:
+    """``in_chans`` if it is a positive int (the input's channels), else InvalidArgumentError."""
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise InvalidArgumentError(f"in_chans must be a positive int, got {in_chans!r}")
+    return in_chans
 
 
 def checked_num_classes(num_classes: Any) -> int:
@@ -42,12 +76,14 @@ class TimmApi:
     the pre-logits) and ``num_classes``, and defines ``_feature_steps`` (the forward pass to the last
     feature map), ``_pre_logits_steps`` (from there to the classifier's input) and
     ``_classifier_name`` (the qualified name of the classifier). Its ``forward`` stays its own.
+    Its ``global_pool`` is the pool type of its head (timm's names), one of ``POOL_TYPES``, set by
+    ``_set_global_pool``; "" is none: then ``forward`` without a classifier returns the feature map.
     """
 
-    feature_info: list[dict[str, Any]]
-    num_features: int
-    head_hidden_size: int
-    num_classes: int
+    POOL_TYPES: tuple[str, ...] = GLOBAL_HEAD_POOL_TYPES
+
+    def _set_global_pool(self, pool_type: str) -> None:
+        raise NotImplementedError
 
     def _feature_steps(self) -> list[Step]:
         raise NotImplementedError
@@ -58,11 +94,13 @@ class TimmApi:
     def _classifier_name(self) -> str:
         raise NotImplementedError
 
-    def _head_for(self, num_classes: int) -> None:
-        """Record ``num_classes``, built with a placeholder head of 1 for 0: then the head becomes an identity."""
+    def _head_for(self, num_classes: int, global_pool: str) -> None:
+        """Record ``num_classes`` and set the pooling ``global_pool``; the model was built with a placeholder
+        head of 1 for 0 classes: then the head becomes an identity."""
         self.num_classes = num_classes
+        self._set_global_pool(checked_global_pool(global_pool, num_classes, self.POOL_TYPES))
         if num_classes == 0:
-            self.reset_classifier(0)
+            self.reset_classifier(0, global_pool)
 
     def _named(self, *names: str) -> list[Step]:
         """The steps that run the submodules ``names``, in that order."""
@@ -90,11 +128,14 @@ class TimmApi:
         return name if name_only else self.get_submodule(name)
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """A fresh classifier of ``num_classes`` outputs; 0 makes it an identity (the model returns pre-logits)."""
-        if global_pool is not None:
-            raise InvalidArgumentError(f"{type(self).__name__}.reset_classifier(global_pool={global_pool!r}): "
-                                       "its pooling is fixed; leave global_pool=None")
+        """A fresh classifier of ``num_classes`` outputs; 0 makes it an identity (the model returns pre-logits).
+
+        ``global_pool`` (timm's pool types; None: the current one, as timm's models) sets the pooling
+        before it; "" removes it, and with ``num_classes=0`` the model returns its unpooled feature map.
+        """
         checked_num_classes(num_classes)
+        pool_type = self.global_pool if global_pool is None else global_pool
+        self._set_global_pool(checked_global_pool(pool_type, num_classes, self.POOL_TYPES))
         reference = next(self.parameters())
         head = (nn.Linear(self.head_hidden_size, num_classes, device=reference.device, dtype=reference.dtype)
                 if num_classes else nn.Identity())
@@ -131,10 +172,10 @@ class TimmApi:
             if name is not None:
                 self.set_submodule(name, nn.Identity())
         if prune_head or last < len(names) - 1:
+            self.reset_classifier(0)
             for name, _ in self._pre_logits_steps():
                 if name is not None:
                     self.set_submodule(name, nn.Identity())
-            self.reset_classifier(0)
             self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
         return take_indices
 

@@ -52,7 +52,7 @@ class CompiledModel(nn.Module):
     def __init__(self, eager: nn.Module, mode: str | None, freezing: bool = False) -> None:
         super().__init__()
         self.eager = eager
-        self.pretrained_cfg = getattr(eager, "pretrained_cfg", None)
+        self.pretrained_cfg = self.default_cfg = getattr(eager, "pretrained_cfg", None)  # timm's alias
         self._compile(mode, freezing)
         super().train(False)
 

@@ -31,6 +31,7 @@ from ...processing.transforms import PREPROCESS_KEYS
 from ..builder import FreshClassifierWarning
 from ..errors import DatasetError, InvalidArgumentError
 from ..hub import create
+from ..pretrained_config import update_pretrained_cfg
 from ..runtime.precision import parse_device
 from ..weights.finetuned import FinetunedCheckpoint
 from ..weights.model_folder import built_for_weights
@@ -298,9 +299,8 @@ class _Run:
                      f"{cfg['classifier']!r}; {len(self.data.train)} training and {len(self.data.val)} validation images")
             if settings.image_size is not None:
                 channels = model.pretrained_cfg["input_size"][0]
-                model.pretrained_cfg = {**model.pretrained_cfg,
-                                        "input_size": (channels, settings.image_size, settings.image_size)}
-        model.pretrained_cfg = {**model.pretrained_cfg, "label_names": self.data.classes}
+                update_pretrained_cfg(model, input_size=(channels, settings.image_size, settings.image_size))
+        update_pretrained_cfg(model, label_names=self.data.classes)
         self.pretrained_build = built_for_weights(model.pretrained_cfg)
         if settings.freeze_backbone:
             head = model.pretrained_cfg["classifier"]

@@ -75,6 +75,11 @@ class WeightsEntry:
     hf_hub_sources: tuple[HubSource, ...] = ()
     key_layout: str = "upstream"
 
+    @property
+    def hf_hub_id(self) -> str | None:
+        """The Hugging Face Hub repository of the same weights (timm's ``hf_hub_id``): the first Hub source's."""
+        return self.hf_hub_sources[0].hf_hub_id if self.hf_hub_sources else None
+
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> WeightsEntry:
         known = set(cls.__dataclass_fields__)

@@ -92,7 +92,8 @@ class ClassifierTail(nn.Module):
     feature map (a 1x1 conv, BatchNorm and ReLU), the next ones pool it to the pre-logits, the last is the
     classifier (an identity without classes).
 
-    ``num_features`` is the width of the feature map, ``head_hidden_size`` that of the pre-logits.
+    ``num_features`` is the width of the feature map, ``head_hidden_size`` that of the pre-logits;
+    ``net[FEATURE_LAYERS]`` is the pooling and ``net[flatten_layer]`` flattens the pooled map.
     """
 
     FEATURE_LAYERS = 3
@@ -101,6 +102,7 @@ class ClassifierTail(nn.Module):
         super().__init__()
         classifier = nn.Linear(head_hidden_size, num_classes) if num_classes else nn.Identity()
         self.net = nn.Sequential(*layers, classifier)
+        self.flatten_layer = next(index for index, layer in enumerate(layers) if isinstance(layer, nn.Flatten))
         self.num_features = num_features
         self.head_hidden_size = head_hidden_size
 

@@ -13,7 +13,13 @@ import torch
 from torch import nn
 
 from ...errors import InvalidArgumentError
-from ..timm_api import Step, TimmApi, checked_num_classes
+from ..timm_api import (
+    Step,
+    TimmApi,
+    checked_in_chans,
+    checked_num_classes,
+    global_pool_layer,
+)
 from .blocks import (
     ClassifierTail,
     ConvBnAct,
@@ -40,6 +46,23 @@ from .types import (
 DROP_PATH_RATE = 0.2
 
 
+def check_gpunet_input(x: torch.Tensor, in_chans: int) -> None:
+    """InvalidArgumentError unless ``x`` is a floating-point ``(N, in_chans, H, W)`` tensor.
+
+    A leaf of ``torch.fx`` traces (``torch.fx.wrap``): a traced GPUNet checks its real input too; it
+    scripts, so a scripted GPUNet checks it as well.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InvalidArgumentError(f"GPUNet input must be a floating-point tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise InvalidArgumentError(f"GPUNet input must be a floating-point tensor, got a {x.dtype} tensor")
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        raise InvalidArgumentError(f"GPUNet input must have shape (N, {in_chans}, H, W), got {list(x.shape)}")
+
+
+torch.fx.wrap("check_gpunet_input")
+
+
 class GPUNet(TimmApi, nn.Module):
     """A GPUNet: ``network`` is the sequence of layers named as in NVIDIA's checkpoints, the last one
     its :class:`ClassifierTail`; timm's feature and head API (:class:`TimmApi`) splits it.
@@ -61,14 +84,16 @@ class GPUNet(TimmApi, nn.Module):
         self.in_chans = in_chans
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            kind = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise InvalidArgumentError(f"GPUNet input must be a floating-point tensor, got {kind}")
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise InvalidArgumentError(
-                f"GPUNet input must have shape (N, {self.in_chans}, H, W), got {tuple(x.shape)}"
-            )
+        check_gpunet_input(x, self.in_chans)
         return self.network(x)
+
+    def _set_global_pool(self, pool_type: str) -> None:
+        """The tail's pooling becomes ``pool_type``'s; with "" neither pooling nor flattening: the layers after
+        it (the distilled types' 1x1 convolution) then act on every position of the feature map."""
+        tail = self.network[-1]
+        tail.net[ClassifierTail.FEATURE_LAYERS] = global_pool_layer(pool_type)
+        tail.net[tail.flatten_layer] = nn.Flatten() if pool_type else nn.Identity()
+        self.global_pool = pool_type
 
     def _tail_name(self) -> str:
         return f"{self._children('network')[-1][0]}.net"
@@ -83,18 +108,29 @@ class GPUNet(TimmApi, nn.Module):
         return self._children(self._tail_name())[ClassifierTail.FEATURE_LAYERS:-1]
 
 
+def _layer_of(model_type: str, index: int) -> tuple[str, nn.Module]:
+    """Name and module (on the meta device: for its layout only) of config entry ``index`` of ``model_type``."""
+    gpunet_type = GPUNET_TYPES[model_type]
+    config = load_config(gpunet_type.config_file)
+    index %= len(config)
+    with torch.device("meta"):
+        if config_is_distilled(gpunet_type.config_file):
+            return _distilled_layer(index, config[index], num_classes=1)
+        return _plain_layer(index, len(config) - 1, config[index], num_classes=1)
+
+
 @cache
 def gpunet_classifier(model_type: str) -> str:
     """``pretrained_cfg["classifier"]`` of ``model_type``: the qualified name of the last layer of its tail."""
-    gpunet_type = GPUNET_TYPES[model_type]
-    config = load_config(gpunet_type.config_file)
-    index = len(config) - 1
-    with torch.device("meta"):  # the tail alone, without memory, for its layout
-        if config_is_distilled(gpunet_type.config_file):
-            name, tail = _distilled_layer(index, config[index], num_classes=1)
-        else:
-            name, tail = _plain_layer(index, index, config[index], num_classes=1)
+    name, tail = _layer_of(model_type, -1)
     return f"network.{name}.net.{len(tail.net) - 1}"
+
+
+@cache
+def gpunet_first_conv(model_type: str) -> str:
+    """``pretrained_cfg["first_conv"]`` of ``model_type``: the qualified name of its stem's convolution."""
+    name, _ = _layer_of(model_type, 1)
+    return f"network.{name}.net.0"
 
 
 def _plain_layer(index: int, count: int, layer: LayerConfig, num_classes: int) -> tuple[str, nn.Module]:
@@ -179,16 +215,17 @@ def _build_network(gpunet_type: GPUNetType, num_classes: int,
     return network, _feature_info([name for name, _ in network.named_children()][:-1], config[1:-1])
 
 
-def build_gpunet(model_type: str, num_classes: int = 1000, in_chans: int = 3) -> GPUNet:
+def build_gpunet(model_type: str, num_classes: int = 1000, in_chans: int = 3, global_pool: str = "avg") -> GPUNet:
     """Build the GPUNet ``model_type`` (see :func:`canonical_gpunet_type`) with fresh weights.
 
     ``num_classes`` sets the width of the classifier (NVIDIA's checkpoints have 1000; 0: none, the
-    model returns its pre-logits), ``in_chans`` the channels of the input (NVIDIA's: 3). The model is
-    returned in training mode, in float32.
+    model returns its pre-logits), ``in_chans`` the channels of the input (NVIDIA's: 3), ``global_pool``
+    the tail's pooling (timm's pool types; "" with ``num_classes=0``: the model returns the feature map,
+    after the distilled types' 1x1 convolution). The model is returned in training mode, in float32.
     """
     canonical = canonical_gpunet_type(model_type)
     checked_num_classes(num_classes)
-    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-        raise InvalidArgumentError(f"in_chans must be a positive int, got {in_chans!r}")
-    network, feature_info = _build_network(GPUNET_TYPES[canonical], num_classes, in_chans)
-    return GPUNet(canonical, network, feature_info, num_classes, in_chans)
+    network, feature_info = _build_network(GPUNET_TYPES[canonical], num_classes, checked_in_chans(in_chans))
+    model = GPUNet(canonical, network, feature_info, num_classes, in_chans)
+    model._head_for(num_classes, global_pool)
+    return model

@@ -1,0 +1,265 @@
+"""timm's own model tests, re-expressed for every entrypoint and variant: code written for timm works on ours.
+
+The checks are those of timm's ``tests/test_models.py`` (huggingface/pytorch-image-models): forward,
+backward, default_cfgs (``pool_size``, ``first_conv``, ``classifier``, ``reset_classifier(0)`` and
+``(0, '')``, ``num_classes=0, global_pool=''``), features_only, forward_intermediates, TorchScript, FX
+forward and backward through torchvision's ``create_feature_extractor`` with timm's tracer settings, and
+FX then TorchScript. As there, models are untrained (``pretrained=False``) and nothing is excluded but by
+timm's size rules (``fixed_input_size``); inputs are smaller than timm's (64 px, 96 px for features) to keep
+the suite fast, and every check of an output's *shape* at the model's native size (timm's up to 448 px)
+runs on the meta device, where shapes are exact and cost nothing; ``pool_size`` is also checked against a
+real forward at 64 px.
+"""
+
+import gzip
+import json
+import math
+import warnings
+
+import pytest
+import timm
+import torch
+from conftest import HUBCONF, REFERENCE
+from convnets_hub.models import factory
+from convnets_hub.models.pretrained_config import update_pretrained_cfg
+from timm.models import get_notrace_functions, get_notrace_modules
+from torchvision.models.feature_extraction import (
+    NodePathTracer,
+    create_feature_extractor,
+    get_graph_node_names,
+)
+
+PINS = json.loads(gzip.decompress((REFERENCE / "entrypoint_pins.json.gz").read_bytes()))
+VARIANTS = [(pin["entrypoint"], pin["kwargs"]) for pin in PINS]  # every entrypoint, every variant
+IDS = ["-".join([entrypoint, *kwargs.values()]) for entrypoint, kwargs in VARIANTS]
+SIZE = 64  # forward, backward, TorchScript and FX (timm: 384, 128, 128, 128)
+FEATURES_SIZE = 96  # timm's TARGET_FFEAT_SIZE
+BACKWARD_CLASSES = 42
+
+
+def input_size(model: torch.nn.Module, target: int) -> tuple[int, ...]:
+    """timm's ``_get_input_size``: the model's own input size if fixed, else at most ``target`` px."""
+    cfg = model.default_cfg
+    return tuple(cfg["input_size"]) if cfg.get("fixed_input_size") else tuple(min(x, target) for x in cfg["input_size"])
+
+
+def batch(model: torch.nn.Module, target: int, size: int = 1) -> torch.Tensor:
+    return torch.randn((size, *input_size(model, target)), generator=torch.Generator().manual_seed(0))
+
+
+def fresh_head(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in eval mode with a head as built (its classes, average pooling) and no gradients."""
+    model.reset_classifier(model.pretrained_cfg["num_classes"], "avg")
+    model.zero_grad(set_to_none=True)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=VARIANTS, ids=IDS)
+def variant(request):
+    """(entrypoint, kwargs, untrained model): built once per variant for the checks that compute."""
+    entrypoint, kwargs = request.param
+    torch.manual_seed(0)
+    return entrypoint, kwargs, getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
+
+
+@pytest.fixture
+def on_meta(monkeypatch):
+    """Builds models on the meta device: shapes without memory, initialisation or arithmetic."""
+    def build(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
+        monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+        with torch.device("meta"):
+            return getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs, **options)
+    return build
+
+
+def test_model_forward(variant):
+    model = fresh_head(variant[2])
+    with torch.no_grad():
+        outputs = model(batch(model, SIZE))
+    assert outputs.shape == (1, model.num_classes)
+    assert not torch.isnan(outputs).any()
+
+
+def test_model_backward(variant):
+    model = fresh_head(variant[2])
+    model.reset_classifier(BACKWARD_CLASSES)
+    model.train()
+    outputs = model(batch(model, SIZE, size=2))
+    outputs.mean().backward()
+    assert [name for name, parameter in model.named_parameters() if parameter.grad is None] == []
+    assert outputs.shape == (2, BACKWARD_CLASSES)
+    assert not torch.isnan(outputs).any()
+
+
+def test_model_default_cfgs(variant, on_meta):
+    """timm's test_model_default_cfgs, at the model's native input size, on the meta device."""
+    entrypoint, kwargs, real = variant
+    assert real.default_cfg is real.pretrained_cfg  # timm's alias
+    model = on_meta(entrypoint, kwargs).eval()
+    cfg = model.default_cfg
+    assert model.num_classes >= 0 and model.num_features > 0 and model.head_hidden_size > 0
+    x = torch.empty((1, *cfg["input_size"]), device="meta")
+    features = model.forward_features(x)
+    assert tuple(features.shape[2:]) == tuple(cfg["pool_size"]) and features.shape[1] == model.num_features
+    assert model.forward_head(features, pre_logits=True).shape[1] == model.head_hidden_size
+    model.reset_classifier(0)
+    assert model.num_classes == 0
+    assert model(x).shape == (1, model.head_hidden_size)
+    model.reset_classifier(0, "")  # no classifier, no pooling
+    unpooled = model(x)
+    assert unpooled.dim() == 4 and tuple(unpooled.shape[2:]) == tuple(cfg["pool_size"])
+    backbone = on_meta(entrypoint, kwargs, num_classes=0, global_pool="").eval()
+    assert tuple(backbone(x).shape) == tuple(unpooled.shape)
+    state_dict = real.state_dict()
+    assert f"{cfg['classifier']}.weight" in state_dict
+    assert f"{cfg['first_conv']}.weight" in state_dict
+
+
+def test_pool_size_follows_the_input_size(variant):
+    """pool_size against a real forward_features, at another input size than the native one."""
+    model = fresh_head(variant[2])
+    x = batch(model, SIZE)
+    with torch.no_grad():
+        features = model.forward_features(x)
+    cfg = dict(model.pretrained_cfg)
+    try:
+        update_pretrained_cfg(model, input_size=tuple(x.shape[1:]))
+        assert tuple(model.pretrained_cfg["pool_size"]) == tuple(features.shape[2:])
+        assert model.default_cfg is model.pretrained_cfg
+    finally:
+        update_pretrained_cfg(model, input_size=cfg["input_size"])
+    assert model.pretrained_cfg == cfg
+
+
+def test_model_forward_features(variant, on_meta):
+    """timm's test_model_forward_features (shapes: on the meta device) and its cfg: the model's, less the head's."""
+    entrypoint, kwargs, real = variant
+    model = on_meta(entrypoint, kwargs, features_only=True).eval()
+    channels, reductions = model.feature_info.channels(), model.feature_info.reduction()
+    assert len(channels) >= 3
+    size = input_size(real, FEATURES_SIZE)
+    outputs = model(torch.empty((1, *size), device="meta"))
+    assert [o.shape[1] for o in outputs] == channels
+    for reduction, output in zip(reductions, outputs):
+        assert output.shape[0] == 1
+        assert all(side <= math.ceil(full / reduction) + 1 for side, full in zip(output.shape[2:], size[1:]))
+    assert model.default_cfg is model.pretrained_cfg
+    assert model.pretrained_cfg == {key: value for key, value in real.pretrained_cfg.items()
+                                    if key not in ("num_classes", "classifier")}
+
+
+def test_model_forward_intermediates(variant):
+    model = fresh_head(variant[2])
+    info = timm.models.FeatureInfo(model.feature_info, len(model.feature_info))
+    x = batch(model, FEATURES_SIZE)
+    with torch.no_grad():
+        output, intermediates = model.forward_intermediates(x, output_fmt="NCHW")
+        assert torch.allclose(output, model.forward_features(x))
+    assert len(intermediates) == len(info.channels()) >= 3
+    for channels, reduction, o in zip(info.channels(), info.reduction(), intermediates):
+        assert o.shape[:2] == (1, channels) and not torch.isnan(o).any()
+        assert all(side <= math.ceil(full / reduction) + 1 for side, full in zip(o.shape[2:], x.shape[2:]))
+
+
+def _scripted(module: torch.nn.Module) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated in favour of torch.export
+        return torch.jit.script(module)
+
+
+def test_model_forward_torchscript(variant):
+    model = fresh_head(variant[2])
+    x = batch(model, SIZE)
+    scripted = _scripted(model)
+    with torch.no_grad():
+        outputs, expected = scripted(x), model(x)
+    assert outputs.shape == (1, model.num_classes) and not torch.isnan(outputs).any()
+    assert torch.allclose(outputs, expected, rtol=1e-4, atol=1e-5)
+
+
+def _fx_model(model: torch.nn.Module, train: bool = False) -> torch.fx.GraphModule:
+    """timm's ``_create_fx_model``: torchvision's feature extractor of the model's output, traced with
+    timm's leaf modules and functions."""
+    tracer_kwargs = {"leaf_modules": get_notrace_modules(), "autowrap_functions": get_notrace_functions(),
+                     "param_shapes_constant": True}
+    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)
+    train_return_nodes = [train_nodes[-1]]
+    if train:
+        graph_nodes = list(reversed(NodePathTracer(**tracer_kwargs).trace(model).nodes))
+        names = [node.name for node in graph_nodes]
+        train_return_nodes = [train_nodes[-names.index(node.name)] for node in graph_nodes[0]._input_nodes]
+    return create_feature_extractor(model, train_return_nodes=train_return_nodes,
+                                    eval_return_nodes=[eval_nodes[-1]], tracer_kwargs=tracer_kwargs)
+
+
+def test_model_forward_fx(variant):
+    """Traced (torch.fx), the model computes bit for bit what it computes eagerly."""
+    model = fresh_head(variant[2])
+    x = batch(model, SIZE)
+    with torch.inference_mode():
+        outputs = model(x)
+        fx_outputs = torch.cat(tuple(_fx_model(model)(x).values()))
+    assert torch.equal(fx_outputs, outputs)
+    assert outputs.shape[0] == 1 and not torch.isnan(outputs).any()
+
+
+def test_model_backward_fx(variant):
+    model = fresh_head(variant[2])
+    model.reset_classifier(BACKWARD_CLASSES)
+    model.train()
+    traced = _fx_model(model, train=True)
+    outputs = torch.cat(tuple(traced(batch(model, SIZE, size=2)).values()))
+    outputs.mean().backward()
+    assert [name for name, parameter in traced.named_parameters() if parameter.grad is None] == []
+    assert sum(p.numel() for p in traced.parameters()) == sum(p.numel() for p in model.parameters())
+    assert outputs.shape == (2, BACKWARD_CLASSES) and not torch.isnan(outputs).any()
+
+
+def test_model_forward_fx_torchscript(variant):
+    """Traced, then scripted: the traced graph's code compiles (its annotations are real types)."""
+    model = fresh_head(variant[2])
+    x = batch(model, SIZE)
+    scripted = _scripted(_fx_model(model))
+    with torch.inference_mode():
+        outputs = torch.cat(tuple(scripted(x).values()))
+        assert torch.allclose(outputs, model(x), rtol=1e-4, atol=1e-5)
+    assert outputs.shape == (1, model.num_classes) and not torch.isnan(outputs).any()
+
+
+def test_manifest_weights_give_timms_source_fields():
+    """For every manifest entry: timm's tag, url, license, and hf_hub_id where the Hub has the same weights,
+    whose timm pretrained_cfg then names the same first_conv, classifier and pool_size as ours."""
+    from convnets_hub.models.pretrained_config import pretrained_cfg_of
+    from convnets_hub.models.registry import SPECS
+    from convnets_hub.models.weights.manifest import load_manifest
+
+    hub_ids = []
+    for entry in load_manifest().entries:
+        spec = SPECS[entry.entrypoint]
+        with torch.device("meta"):
+            model = spec.build(**({"model_type": entry.model_type} if entry.model_type else {}))
+        cfg = pretrained_cfg_of(model, spec, architecture=entry.entrypoint, entrypoint=entry.entrypoint,
+                                model_type=entry.model_type, preprocessing=entry.preprocessing, loaded=entry,
+                                published=entry, checkpoint="file").to_dict()
+        assert f"{entry.entrypoint}.{cfg['tag']}" == cfg["id"] == entry.id
+        assert (cfg["url"], cfg["license"], cfg["architecture"]) == (entry.urls[0], entry.license, entry.entrypoint)
+        if "hf_hub_id" in cfg:
+            hub_ids.append(cfg["hf_hub_id"])
+            timm_cfg = timm.models.get_pretrained_cfg(cfg["hf_hub_id"].removeprefix("timm/"))
+            assert timm_cfg.hf_hub_id == cfg["hf_hub_id"] and timm_cfg.tag == cfg["tag"]
+            assert (timm_cfg.first_conv, timm_cfg.classifier, timm_cfg.num_classes) == (
+                cfg["first_conv"], cfg["classifier"], cfg["num_classes"])
+            # timm's input size may be its training one (resnet50.tv2_in1k: 176 px); ours is the test one
+            timm_pool_size = (timm_cfg.pool_size if tuple(timm_cfg.input_size) == cfg["input_size"]
+                              else timm_cfg.test_pool_size or tuple(-(-side // 32) for side in cfg["input_size"][1:]))
+            assert tuple(timm_pool_size) == cfg["pool_size"]
+    assert len(hub_ids) == 14  # the twelve Facebook SSL/SWSL models and torchvision's two ResNet-50 recipes
+
+
+def test_pool_size_is_computed_without_changing_the_model(on_meta):
+    """In training mode too (a batch of one with a 1x1 map, which BatchNorm refuses in training)."""
+    model = on_meta("resnet18_ssl", {})
+    assert model.training and model.pretrained_cfg["pool_size"] == (7, 7)
+    update_pretrained_cfg(model, input_size=(3, 32, 32))
+    assert model.pretrained_cfg["pool_size"] == (1, 1) and model.default_cfg is model.pretrained_cfg
+    assert all(module.training for module in model.modules())
