@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     plain = torch.hub.load(str(REPO), "nvidia_efficientnet_b0", source="local", pretrained=False).eval()
     quant = torch.hub.load(str(REPO), "nvidia_efficientnet_quant_b0", source="local", pretrained=False).eval()
-    from convnets_hub.models.deploy.export import (
+    from convnets_hub.models.deploy.exporters import (
         export_model,  # the package torch.hub.load registered
     )
 

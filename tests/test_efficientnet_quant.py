@@ -16,8 +16,8 @@ import pytest
 import skimage
 import torch
 from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
-from convnets_hub.models.archs.efficientnet_types import entrypoint_of_type
 from convnets_hub.models.archs.fake_quantization import TensorQuantizer, fake_quantize
+from convnets_hub.models.registry import DISPATCHERS
 from convnets_hub.models.runtime.optimize import optimize_for_inference
 from ngc_quant_efficientnet import ngc_quant_state, reference_logits
 from PIL import Image
@@ -67,7 +67,7 @@ def test_an_uncalibrated_quantizer_uses_the_tensors_own_maximum():
 @pytest.mark.parametrize(("given", "entrypoint"), [("efficientnet-quant-b0", "nvidia_efficientnet_quant_b0"),
                                                    ("EfficientNet-Quant-B4", "nvidia_efficientnet_quant_b4")])
 def test_nvidias_quant_types_are_served(given, entrypoint):
-    assert entrypoint_of_type(given) == entrypoint
+    assert DISPATCHERS["nvidia_efficientnet"].target(given) == entrypoint
 
 
 def test_parity_with_pytorch_quantizations_formula_through_the_hub(ngc_file, tmp_path, hub_home):

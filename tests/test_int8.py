@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from convnets_hub.models.cli import main
-from convnets_hub.models.deploy.export import export_model
+from convnets_hub.models.deploy.exporters import export_model
 from convnets_hub.models.errors import InferenceOnlyError, InvalidArgumentError
 from convnets_hub.models.runtime import int8
 from convnets_hub.models.runtime.cpu_instructions import (
@@ -232,7 +232,7 @@ def test_int8_exports_its_qdq_graph_that_onnxruntime_runs_alike(lenet_int8, digi
 
 def test_validate_prints_int8_beside_fp32(tmp_path, capsys):
     """A LeNet-5 fine-tuned on coloured noise, validated in int8 (calibrated on its training images)."""
-    from convnets_hub.models.train.finetune import finetune
+    from convnets_hub.models.train.trainer import finetune
 
     data = make_image_folder(tmp_path / "images")
     finetune(lenet_settings(data, tmp_path / "run", epochs=3))

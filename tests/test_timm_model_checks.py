@@ -22,6 +22,7 @@ import torch
 from conftest import HUBCONF, REFERENCE
 from convnets_hub.models import factory
 from convnets_hub.models.pretrained_config import update_pretrained_cfg
+from convnets_hub.models.registry import ALIASES, DISPATCHERS
 from timm.models import get_notrace_functions, get_notrace_modules
 from torchvision.models.feature_extraction import (
     NodePathTracer,
@@ -35,6 +36,33 @@ IDS = ["-".join([entrypoint, *kwargs.values()]) for entrypoint, kwargs in VARIAN
 SIZE = 64  # forward, backward, TorchScript and FX (timm: 384, 128, 128, 128)
 FEATURES_SIZE = 96  # timm's TARGET_FFEAT_SIZE
 BACKWARD_CLASSES = 42
+FX_MAX_PARAMS = 100e6  # timm's CI: "Skipping FX test on model with more than 100M params."
+FX_EXCLUDED = ("vgg",)  # timm's CI EXCLUDE_FX_FILTERS: 'vgg*'
+
+
+def computed_once(variant) -> None:
+    """The costly checks (backward, TorchScript, FX) run once per model: an alias and NVIDIA's type=
+    dispatcher return the very model of the entrypoint they name (test_aliases_and_types_build_their_targets)."""
+    entrypoint = variant[0]
+    if entrypoint in ALIASES or entrypoint in DISPATCHERS:
+        pytest.skip(f"{entrypoint} builds the model of {ALIASES.get(entrypoint, 'its type')}, checked under that name")
+
+
+def compiled_as_graphs(variant) -> None:
+    """TorchScript and FX apply to every model but NVIDIA's quantization-aware EfficientNets, whose fake
+    quantizers (pytorch_quantization's design: calibration state read at every call, a Q/DQ form only
+    while ONNX exports them) go to deployment as ONNX Q/DQ graphs (tests/test_efficientnet_quant.py)."""
+    computed_once(variant)
+    if "quant" in variant[0] or "quant" in str(variant[1].get("type", "")):
+        pytest.skip(f"{variant[0]}: fake-quantized, deployed as ONNX Q/DQ, not scripted or traced")
+
+
+def traceable_by_timms_rules(variant) -> None:
+    """timm's own exclusions of its FX tests on its CI runners: VGG, and models above 100 M parameters."""
+    compiled_as_graphs(variant)
+    params = sum(p.numel() for p in variant[2].parameters())
+    if variant[0].startswith(FX_EXCLUDED) or params > FX_MAX_PARAMS:
+        pytest.skip(f"timm's FX exclusions: {variant[0]} ({params / 1e6:.0f} M parameters)")
 
 
 def input_size(model: torch.nn.Module, target: int) -> tuple[int, ...]:
@@ -80,7 +108,22 @@ def test_model_forward(variant):
     assert not torch.isnan(outputs).any()
 
 
+def test_aliases_and_types_build_their_targets(on_meta):
+    """What lets the costly checks run once per model: the same class and weights' names and shapes."""
+    def layout(model):
+        return type(model), [(key, tuple(value.shape)) for key, value in model.state_dict().items()]
+
+    for alias, target in ALIASES.items():
+        assert layout(on_meta(alias, {})) == layout(on_meta(target, {}))
+    for name, dispatcher in DISPATCHERS.items():
+        for model_type, target in dispatcher.types.items():
+            built = on_meta(name, {"type": model_type})
+            assert layout(built) == layout(on_meta(target, {}))
+            assert built.pretrained_cfg["entrypoint"] == target
+
+
 def test_model_backward(variant):
+    computed_once(variant)
     model = fresh_head(variant[2])
     model.reset_classifier(BACKWARD_CLASSES)
     model.train()
@@ -168,6 +211,7 @@ def _scripted(module: torch.nn.Module) -> torch.jit.ScriptModule:
 
 
 def test_model_forward_torchscript(variant):
+    compiled_as_graphs(variant)
     model = fresh_head(variant[2])
     x = batch(model, SIZE)
     scripted = _scripted(model)
@@ -194,6 +238,7 @@ def _fx_model(model: torch.nn.Module, train: bool = False) -> torch.fx.GraphModu
 
 def test_model_forward_fx(variant):
     """Traced (torch.fx), the model computes bit for bit what it computes eagerly."""
+    traceable_by_timms_rules(variant)
     model = fresh_head(variant[2])
     x = batch(model, SIZE)
     with torch.inference_mode():
@@ -204,6 +249,7 @@ def test_model_forward_fx(variant):
 
 
 def test_model_backward_fx(variant):
+    traceable_by_timms_rules(variant)
     model = fresh_head(variant[2])
     model.reset_classifier(BACKWARD_CLASSES)
     model.train()
@@ -217,6 +263,7 @@ def test_model_backward_fx(variant):
 
 def test_model_forward_fx_torchscript(variant):
     """Traced, then scripted: the traced graph's code compiles (its annotations are real types)."""
+    traceable_by_timms_rules(variant)
     model = fresh_head(variant[2])
     x = batch(model, SIZE)
     scripted = _scripted(_fx_model(model))

@@ -98,7 +98,8 @@ def quantize_efficientnet(model: EfficientNet) -> EfficientNet:
         for index, block in enumerate(stage):
             stage[index] = _quantized_block(block)
     model.conv_head = QuantConv2d.from_float(model.conv_head)
-    model.global_pool = QuantGlobalAvgPool(flatten=True)
+    if model.global_pool.pool_type == "avg":  # NVIDIA's quantized pooling; another timm pooling stays as built
+        model.global_pool = QuantGlobalAvgPool(flatten=True)
     if isinstance(model.classifier, nn.Linear):  # not num_classes=0's identity
         model.classifier = QuantLinear.from_float(model.classifier)
     return model
