@@ -24,17 +24,14 @@ PROCESSING_UTILS = "nvidia_convnets_processing_utils"
 """The one entrypoint that returns no model."""
 
 
-def _create_model(name: str, **kwargs: Any) -> nn.Module:
-    # Imported at the first call: listing the entrypoints imports no model code.
-    from .factory import create_model
-
-    return create_model(name, **kwargs)
-
-
 def _model_entrypoint(name: str, pretrained_default: bool) -> Callable[..., nn.Module]:
     # Unannotated, so that its signature reads as every hub entrypoint's always has.
     def entrypoint(pretrained=pretrained_default, progress=True, weights=None, **kwargs):
-        return _create_model(name, pretrained=pretrained, progress=progress, weights=weights, **kwargs)
+        # Imported at the first call (listing the entrypoints imports no model code); called from here, so
+        # that warnings point at the user's line.
+        from .factory import create_model
+
+        return create_model(name, pretrained=pretrained, progress=progress, weights=weights, **kwargs)
 
     return entrypoint
 
@@ -44,8 +41,10 @@ def _variants_entrypoint(name: str, default_type: str) -> Callable[..., nn.Modul
 
     def entrypoint(pretrained=True, progress=True, weights=None, model_type=default_type, model_math="fp32",
                    **kwargs):
-        return _create_model(name, pretrained=pretrained, progress=progress, weights=weights,
-                             model_type=model_type, model_math=model_math, **kwargs)
+        from .factory import create_model
+
+        return create_model(name, pretrained=pretrained, progress=progress, weights=weights,
+                            model_type=model_type, model_math=model_math, **kwargs)
 
     return entrypoint
 
@@ -54,8 +53,10 @@ def _dispatcher_entrypoint(name: str, default_type: str) -> Callable[..., nn.Mod
     """NVIDIA's ``type=`` entrypoint: the model of the entrypoint serving that type."""
 
     def entrypoint(type=default_type, pretrained=True, progress=True, weights=None, **kwargs):
-        return _create_model(DISPATCHERS[name].target(type), pretrained=pretrained, progress=progress,
-                             weights=weights, **kwargs)
+        from .factory import create_model
+
+        return create_model(DISPATCHERS[name].target(type), pretrained=pretrained, progress=progress,
+                            weights=weights, **kwargs)
 
     return entrypoint
 

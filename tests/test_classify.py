@@ -674,7 +674,7 @@ def test_resume_compares_local_paths_in_one_canonical_form(lenet_weights, tmp_pa
     capsys.readouterr()
     for spelling in ("../x/dir", "dir/../dir", str(folder), "link", "./dir/b.jpg", "~/../../" + str(folder)):
         assert main(["classify", spelling, *command, "--resume"]) == 0, spelling
-        assert "input already in" in capsys.readouterr().err, spelling
+        assert "already in" in capsys.readouterr().err, spelling
     assert len(read_results(output)) == 3
 
 

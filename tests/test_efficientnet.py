@@ -40,8 +40,9 @@ def test_nvidia_type_names(hubconf, given, entrypoint):
     assert model.pretrained_cfg["entrypoint"] == entrypoint
 
 
-@pytest.mark.parametrize(("given", "why"), [("efficientnet-quant-b2", "not an EfficientNet type"),
-                                            ("efficientnet-b7", "not an EfficientNet type"), (None, "not an")])
+@pytest.mark.parametrize(("given", "why"), [("efficientnet-quant-b2", "is not a type of this entrypoint"),
+                                            ("efficientnet-b7", "is not a type of this entrypoint"),
+                                            (None, "is not a type")])
 def test_unserved_types_are_value_errors_listing_the_valid_ones(hubconf, given, why):
     with pytest.raises(ValueError, match=why) as error:
         hubconf.nvidia_efficientnet(type=given, pretrained=False)

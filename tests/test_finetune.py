@@ -101,7 +101,7 @@ def test_the_loss_curve_does_not_depend_on_the_number_of_loader_workers(image_fo
 
 def test_resume_refuses_other_settings_and_a_run_is_never_overwritten(image_folder, uninterrupted):
     _, output = uninterrupted
-    with pytest.raises(InvalidArgumentError, match=r"--lr \(0\.01, not 0\.02\)"):
+    with pytest.raises(InvalidArgumentError, match=r"lr=0\.01 \(now 0\.02\)"):
         finetune(lenet_settings(image_folder, output, lr=0.02, resume=True))
     with pytest.raises(InvalidArgumentError, match="already holds a run"):
         finetune(lenet_settings(image_folder, output))

@@ -254,7 +254,7 @@ def test_validate_prints_int8_beside_fp32(tmp_path, capsys):
 def test_calibration_on_the_command_line_goes_with_int8_only(tmp_path, capsys):
     assert main(["export", "--entrypoint", "lenet5", "--format", "onnx", "--output", str(tmp_path / "x.onnx"),
                  "--calibration", str(tmp_path)]) == 2
-    assert "only serves model_math='int8'" in capsys.readouterr().err
+    assert "is given with --model-math 'fp32'; it only serves --model-math 'int8'" in capsys.readouterr().err
 
 
 def seeded_model(hubconf, entrypoint, size):

@@ -20,7 +20,7 @@ import pytest
 import torch
 import torchvision
 from conftest import HUBCONF, REFERENCE, seeded_input, seeded_state_dict
-from convnets_hub.models import factory
+from convnets_hub.models import builder, factory
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError
@@ -55,7 +55,7 @@ def load(entrypoint: str, kwargs: dict, state: dict, path, **options) -> tuple[t
     """``entrypoint``'s float64 eval model with ``state`` as its weights file ``path``, and the warnings it gave."""
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        patch.setattr(factory, "read_checkpoint", lambda *args: state)
+        patch.setattr(builder, "read_checkpoint", lambda *args: state)
         model = getattr(HUBCONF, entrypoint)(weights=str(path), model_math="fp64", **kwargs, **options).eval()
     return model, caught
 

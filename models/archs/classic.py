@@ -234,7 +234,7 @@ def drop_googlenet_aux(model: nn.Module, options: dict[str, Any]) -> None:
     unless the user asked for them with ``aux_logits=True`` (then they stay, to be trained)."""
     if options.get("aux_logits"):
         warnings.warn("the auxiliary heads of googlenet are kept (aux_logits=True): train them before use",
-                      stacklevel=4)
+                      stacklevel=5)
         return
     model.aux_logits = False
     model.aux1 = None

@@ -34,7 +34,6 @@ from torch import nn
 
 from ..errors import InferenceOnlyError, InvalidArgumentError
 from .cpu_instructions import CpuInstructions, cpu_instructions
-from .fold import fold_conv_bn
 from .int8_calibration import Calibration, calibration_batch
 from .tensor_names import INPUT_NAME, OUTPUT_NAME
 
@@ -67,8 +66,8 @@ def check_int8_options(entrypoint: str, model_math: Any, device: torch.device, f
     ``calibration`` without int8."""
     if not is_int8(model_math):
         if calibration is not None:
-            raise InvalidArgumentError(f"calibration= is given with model_math={model_math!r}; it only serves "
-                                       "model_math='int8'")
+            raise InvalidArgumentError(f"calibration={str(calibration)!r} is given with model_math={model_math!r}; "
+                                       "it only serves model_math='int8'")
         return
     missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
     if missing:
@@ -93,6 +92,10 @@ def quantize_int8(model: nn.Module, calibration: Calibration = None) -> Int8Mode
     see benchmarks/RESULTS.md).
     """
     model = model.eval().to(torch.float32)
+    from .fold import (
+        fold_conv_bn,  # timm's blocks: imported once a model is quantized, after torchvision's check
+    )
+
     fold_conv_bn(model)
     batch = calibration_batch(calibration, model.pretrained_cfg)
     instructions = cpu_instructions()
