@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO))
 importlib.import_module("models")  # mounts this checkout's library as convnets_hub.models
 
 from convnets_hub.models.hub import entrypoint
+from convnets_hub.models.train.finetune_settings import FinetuneSettings
 from convnets_hub.models.train.loop import TrainStep
-from convnets_hub.models.train.settings import FinetuneSettings
 from convnets_hub.models.train.trainer import optimisation
 
 CLASSES = 10

@@ -15,9 +15,9 @@ from conftest import REPO
 from convnets_hub.models.errors import DatasetError, InvalidArgumentError
 from convnets_hub.models.train import loop
 from convnets_hub.models.train.data import image_folder_data
+from convnets_hub.models.train.finetune_settings import FinetuneSettings
 from convnets_hub.models.train.output_folder import LOCK_FILE
 from convnets_hub.models.train.run_files import read_run
-from convnets_hub.models.train.settings import FinetuneSettings
 from convnets_hub.models.train.trainer import amp_dtype, finetune
 from convnets_hub.models.train.validation import validate_folder
 from PIL import Image

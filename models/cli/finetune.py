@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..train.settings import AMP, DEFAULT_VAL_FRACTION, OPTIMIZERS, FinetuneSettings
+from ..train.finetune_settings import (
+    AMP,
+    DEFAULT_VAL_FRACTION,
+    OPTIMIZERS,
+    FinetuneSettings,
+)
 from .arguments import add_model_arguments, non_negative_int, positive_int
 
 DEFAULTS = FinetuneSettings(entrypoint="", data="", output="")

@@ -42,7 +42,7 @@ from ...processing.nvidia_api import DEFAULT_MAX_PIXELS
 from ..errors import DatasetError
 from ..weights.finetuned import class_name_problem
 from ..wording import count
-from .settings import DEFAULT_VAL_FRACTION
+from .finetune_settings import DEFAULT_VAL_FRACTION
 
 Sample = tuple[str, int]
 """An image's path and class index."""

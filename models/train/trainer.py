@@ -48,6 +48,7 @@ from .data import (
     unreadable_images,
 )
 from .file_digests import file_digests
+from .finetune_settings import AMP, OPTIMIZERS, RUN_DEFINING, FinetuneSettings
 from .loop import (
     EpochTotals,
     LocalEpoch,
@@ -67,7 +68,6 @@ from .run_files import (
     rng_state,
     save_checkpoint,
 )
-from .settings import AMP, OPTIMIZERS, RUN_DEFINING, FinetuneSettings
 
 
 @dataclass(frozen=True)
