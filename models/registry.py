@@ -32,7 +32,7 @@ class Lazy:
     """A function of this package, named by its module and name, imported at the first call (with leading
     positional ``args`` bound).
 
-    The registry names the builders this way, so that importing hubconf (``torch.hub.list``,
+    The registry names the builders this way, so that listing the entrypoints (``torch.hub.list``,
     ``torch.hub.help``) does not import timm or torchvision's model zoo. Each reference is checked when it
     is declared: the module's file must define the function (read with :mod:`ast`, nothing imported), so
     a rename fails at hubconf's import, not at a model's first build. ``inspect.signature`` sees the
