@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import fields
+from types import SimpleNamespace
 
 import pytest
 from conftest import REPO
@@ -57,6 +58,7 @@ class _FakeRay:
 
     def __init__(self):
         self.calls = []
+        self.cloudpickle = SimpleNamespace(register_pickle_by_value=lambda module: None)
 
     def is_initialized(self):
         return False

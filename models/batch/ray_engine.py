@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ import pyarrow as pa
 import torch
 from tqdm import tqdm
 
+from .. import mount
 from ..hub import create
 from ..repository import REPO_ROOT
 from ..settings import forwarded_environment
@@ -32,8 +34,6 @@ from .schema import SCHEMA, to_table, utf8_row, utf8_text
 from .store import ResultStore
 
 DECODING_WORKER_BYTES = 768 * 1024 * 1024  # a worker with torch imported, and its decoding buffers
-WORKER_SETUP_HOOK = "hubconf._package"
-"""Run first in every worker: mounts the private package under which this process's functions live."""
 SHIPPED_EXCLUDES = [".git", "tests", "notebooks", "benchmarks", "**/__pycache__"]
 
 
@@ -94,17 +94,23 @@ def _connect(ray: Any, settings: RaySettings) -> bool:
     """Join the cluster, or start a local Ray; True when this call started it (and must stop it)."""
     if ray.is_initialized():
         return False
-    if settings.address is None:
-        # The local workers inherit this process's environment: they find hubconf.py here.
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    if settings.address is None:  # the local workers inherit this process's environment
         ray.init(num_cpus=settings.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                  log_to_driver=False, logging_level=logging.WARNING,
-                 runtime_env={"worker_process_setup_hook": WORKER_SETUP_HOOK})
-    else:
+                 runtime_env={"worker_process_setup_hook": _worker_setup_hook(ray, REPO_ROOT)})
+    else:  # a cluster's workers run this checkout shipped as their working directory
         ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING,
                  runtime_env={"working_dir": str(REPO_ROOT), "excludes": SHIPPED_EXCLUDES,
-                              "env_vars": forwarded_environment(), "worker_process_setup_hook": WORKER_SETUP_HOOK})
+                              "env_vars": forwarded_environment(),
+                              "worker_process_setup_hook": _worker_setup_hook(ray, None)})
     return True
+
+
+def _worker_setup_hook(ray: Any, root: Path | None) -> Callable[[], None]:
+    """Run first in every worker: mounts the package that this module lives in (over ``root``; None: the
+    worker's working directory), so that the worker can unpickle our functions and classes."""
+    ray.cloudpickle.register_pickle_by_value(mount)
+    return mount.worker_setup_hook(__name__.partition(".")[0], root)
 
 
 def _pipeline(ray: Any, sources: Sequence[str], recipe: ModelRecipe, preprocess: Mapping[str, Any],
