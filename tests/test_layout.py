@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -69,14 +70,16 @@ def test_every_way_in_loads_each_module_once(tmp_path):
     assert twice == {}, f"modules loaded more than once: {twice}"
     renamed = {os.path.relpath(path, REPO): sorted(name for name, _ in names)
                for path, names in found["names"].items() if len(names) > 1}
-    assert renamed == {os.path.join("models", "__init__.py"): ["convnets_hub.models", "models"]}
+    mount = os.path.join(REPO, "models", "mount.py")  # its key in sys.modules: every way in finds it there
+    assert renamed == {os.path.join("models", "__init__.py"): ["convnets_hub.models", "models"],
+                       os.path.join("models", "mount.py"): sorted([mount, "convnets_hub.models.mount"])}
     loaded = {os.path.relpath(path, REPO) for path in found["names"]}
     assert {os.path.join("models", "cli", "classify.py"), os.path.join("processing", "nvidia_api.py"),
             os.path.join("models", "deploy", "exporters.py")} <= loaded
     assert "hubconf.py" not in loaded, "the library imports hubconf (torch.hub and the mount only run it)"
 
 
-LAYERS = {"processing": 0, "models": 1, "models.errors": 1, "models.repository": 1, "models.files": 1, "models.settings": 1, "models.release": 1, "models.wording": 1,
+LAYERS = {"processing": 0, "models": 1, "models.mount": 1, "models.errors": 1, "models.repository": 1, "models.files": 1, "models.settings": 1, "models.release": 1, "models.wording": 1,
           "models.archs": 2, "models.weights": 2, "models.runtime": 3,
           "models.registry": 4, "models.docs": 4, "models.hub": 4, "models.builder": 4, "models.factory": 4,
           "models.pretrained_config": 4,
@@ -91,15 +94,27 @@ def _layer(module: str) -> tuple[int, str]:
     return LAYERS[prefix], prefix
 
 
+HUBCONF_REFERENCE = re.compile(r"hubconf(\.\w+)*(:\w+)?")
+"""A string that names hubconf to load it: ``"hubconf"``, ``"hubconf.py"``, ``"hubconf._package"`` (a Ray hook)."""
+
+
 def _imports(path):
     """(importing module, imported module) for every import of a file of the library: relative imports,
     absolute imports of our own packages (under any of their names: ``models``, ``processing``,
-    ``convnets_hub.models``...), and the registry's lazy references (``Lazy("archs.resnet", ...)``)."""
+    ``convnets_hub.models``...), and the registry's lazy references (``Lazy("archs.resnet", ...)``);
+    and (module, ``hubconf``) wherever code names hubconf: a name, or a string such as a Ray hook's
+    ``"hubconf._package"`` or the file ``"hubconf.py"`` (prose in docstrings and messages aside)."""
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
     package = parts[:-1]
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level:
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                and HUBCONF_REFERENCE.fullmatch(node.value)) or getattr(node, "id", None) == "hubconf" \
+                or getattr(node, "attr", None) == "hubconf":
+            yield module, "hubconf"
+        elif isinstance(node, ast.ImportFrom) and node.level:
             base = ".".join(package[: len(package) - (node.level - 1)] + ([node.module] if node.module else []))
             yield from ((module, f"{base}.{alias.name}") for alias in node.names) if node.module is None \
                 else [(module, base)]
@@ -120,8 +135,8 @@ def _library_files():
 
 def test_imports_point_down_the_layers():
     """processing imports nothing of models; archs and weights nothing above them; nothing outside the
-    command line imports it; nothing imports hubconf. Absolute imports and the registry's lazy references
-    count as imports."""
+    command line imports it; nothing imports or names hubconf. Absolute imports, the registry's lazy
+    references and strings naming hubconf count as imports."""
     upward = []
     for path in _library_files():
         for module, target in _imports(path):
@@ -147,6 +162,26 @@ def test_the_layer_check_sees_every_kind_of_import(tmp_path):
     finally:
         REPO = saved
     assert found == {"models.cli", "models.train", "hubconf", "processing.decode", "models.archs.resnet"}
+
+
+@pytest.mark.parametrize("code", ['WORKER_SETUP_HOOK = "hubconf._package"',
+                                  'runpy.run_path(str(ROOT / "hubconf.py"))["_import"]("models")',
+                                  'importlib.import_module("hubconf")', "entrypoint = getattr(hubconf(), name)"])
+def test_the_layer_check_sees_hubconf_named_in_code(tmp_path, code):
+    """The library may not reach hubconf by a string either (the Ray hook that Ray's workers imported, a clone's
+    ``import models`` that ran hubconf.py); prose that mentions hubconf.py is no reference."""
+    library = tmp_path / "models"
+    library.mkdir()
+    (library / "probe.py").write_text(f'"""Made by hubconf.py."""\nHELP = "a model entrypoint of hubconf.py"\n{code}\n')
+    (library / "prose.py").write_text('"""Made by hubconf.py."""\nHELP = "a model entrypoint of hubconf.py"\n')
+    global REPO
+    saved, REPO = REPO, tmp_path
+    try:
+        found = {target for _, target in _imports(library / "probe.py")}
+        prose = list(_imports(library / "prose.py"))
+    finally:
+        REPO = saved
+    assert found == {"hubconf"} and prose == []
 
 
 def test_every_module_has_a_layer():
