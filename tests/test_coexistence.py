@@ -1,6 +1,9 @@
 """Our packages never collide with another hub repository's top-level ``models`` / ``processing``."""
 
+import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -63,3 +66,75 @@ def test_another_repo_works_after_ours_was_loaded(repo_dir, other_repo):
     print(torch.hub.load(OTHER, "owners", source="local"))
     """
     assert run(script, other_repo.parent) == "('other models', 'other processing')"
+
+
+@pytest.fixture
+def second_checkout(repo_dir, tmp_path):
+    """Another checkout of ours (its library and hubconf), as a second clone or another version."""
+    copy = tmp_path / "second checkout"
+    copy.mkdir()
+    for name in ("hubconf.py", "weights_manifest.json"):
+        shutil.copy2(repo_dir / name, copy / name)
+    for name in ("models", "processing"):
+        shutil.copytree(repo_dir / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_two_checkouts_side_by_side_mount_their_own_packages(repo_dir, second_checkout):
+    """The second checkout takes convnets_hub_<sha1 of its root>; each file, the mount's included, is loaded
+    once, under its checkout's package."""
+    script = _prelude(repo_dir, second_checkout) + """
+    import json
+    for root in (OURS, OTHER):
+        model = torch.hub.load(root, "resnet18_ssl", source="local", pretrained=False)
+    files = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("convnets_hub") or name.endswith("mount.py"):
+            files.setdefault(getattr(module, "__file__", None) or str(list(module.__path__)), []).append(name)
+    print(json.dumps({"files": files, "top-level models": "models" in sys.modules}))
+    """
+    found = json.loads(run(script, second_checkout.parent))
+    files = found["files"]
+    second = "convnets_hub_" + hashlib.sha1(str(second_checkout).encode()).hexdigest()[:10]
+    assert files[str([str(repo_dir)])] == ["convnets_hub"] and files[str([str(second_checkout)])] == [second]
+    for root, package in ((repo_dir, "convnets_hub"), (second_checkout, second)):
+        mount = str(root / "models" / "mount.py")
+        assert sorted(files[mount]) == sorted([mount, f"{package}.models.mount"])
+        assert files[str(root / "models" / "hub.py")] == [f"{package}.models.hub"]
+    assert not found["top-level models"]
+
+
+def test_a_ray_worker_mounts_its_drivers_package_before_it_unpickles(repo_dir, second_checkout, tmp_path):
+    """The worker setup hook goes by value (the worker cannot import it before the mount) and mounts the
+    driver's package name, here the second checkout's convnets_hub_<sha1>, over the worker's working directory
+    (where Ray unpacks a shipped checkout); then an object of ours unpickles there."""
+    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
+    driver = _prelude(repo_dir, second_checkout) + """
+    import importlib, importlib.util, pickle, ray
+    for root in (OURS, OTHER):
+        spec = importlib.util.spec_from_file_location("hubconf", root + "/hubconf.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    package = sys.modules[OTHER + "/models/mount.py"].mount().__name__
+    engine = importlib.import_module(package + ".models.batch.ray_engine")
+    hook = ray.cloudpickle.dumps(engine._worker_setup_hook(ray, None))
+    ours = ray.cloudpickle.dumps(importlib.import_module(package + ".models.settings").DownloadSettings.from_env())
+    open(sys.argv[1], "wb").write(pickle.dumps((package, hook, ours)))
+    print("written")
+    """
+    pickled = tmp_path / "pickled"
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(driver), str(pickled)], check=False,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    worker = """
+    import json, pickle, sys
+    package, hook, ours = pickle.loads(open(sys.argv[1], "rb").read())
+    pickle.loads(hook)()
+    module = sys.modules[type(pickle.loads(ours)).__module__]
+    print(json.dumps([package, module.__name__, module.__file__, "models" in sys.modules]))
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(worker), str(pickled)], check=False,
+                            cwd=second_checkout, capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    package, module, path, top_level_models = json.loads(result.stdout.strip().splitlines()[-1])
+    assert package.startswith("convnets_hub_") and module == f"{package}.models.settings"
+    assert path == str(second_checkout / "models" / "settings.py") and not top_level_models
