@@ -2,7 +2,8 @@
 
 The architectures come from hubconf (every model entrypoint, every variant of those that have
 variants), never from a list here, so a new entrypoint is exported by these tests the day it is
-added. Each distinct architecture is exported once (ssl/swsl pairs and aliases share one), with
+added. Each distinct architecture is exported once (ssl/swsl pairs and aliases share one; a wider twin,
+its narrower model: tests/architectures.py), with
 random weights re-drawn so that the logits depend on the input (random GoogLeNets and GPUNets
 otherwise answer every image alike, which would make a parity check vacuous); files are deleted
 as each test ends.
@@ -18,6 +19,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from architectures import WIDER_TWINS, costly_architectures
 from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
@@ -27,9 +29,7 @@ from convnets_hub.models.deploy.triton_repository import (
     triton_config,
     write_triton_repository,
 )
-from convnets_hub.models.hub import model_entrypoint_names, variant_keyword
-from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
-from convnets_hub.models.weights.manifest import load_manifest
+from convnets_hub.models.hub import variant_keyword
 from convnets_hub.processing.labels import imagenet_labels
 from test_cli import run_cli
 from torch import nn
@@ -41,22 +41,8 @@ QUANTIZED = ("nvidia_efficientnet_quant_b0", "nvidia_efficientnet_quant_b4")
 
 
 def architectures() -> list[tuple[str, str | None]]:
-    """(entrypoint, model_type) of each distinct architecture of the model entrypoints."""
-    manifest = load_manifest()
-    seen, result = set(), []
-    for name in model_entrypoint_names():
-        if name in DISPATCHERS or name in QUANTIZED:
-            continue
-        types = [None]
-        if variant_keyword(name) is not None:
-            types = sorted({entry.model_type for entry in manifest.entries if entry.entrypoint == name})
-            assert types, f"{name} takes a model type but the manifest lists none"
-        for model_type in types:
-            key = (SPECS[ALIASES.get(name, name)].build, model_type)  # equal builders build equal models
-            if key not in seen:
-                seen.add(key)
-                result.append((name, model_type))
-    return result
+    """Each architecture exported here: the distinct ones, less the quantized and the wider twins."""
+    return [item for item in costly_architectures() if item[0] not in QUANTIZED]
 
 
 def build(entrypoint: str, model_type: str | None = None, **kwargs) -> nn.Module:
@@ -134,6 +120,7 @@ def test_every_entrypoint_and_variant_is_covered():
     assert {model_type for name, model_type in covered if name == "nvidia_gpunet"} == set(GPUNET_TYPES)
     assert {"googlenet", "lenet5", "vgg16", "nvidia_resneXt", "resnet18_ssl"} <= names
     assert "resnet18_swsl" not in names and "nvidia_resnext101_32x4d" not in names  # same architectures
+    assert not names & set(WIDER_TWINS)  # their narrower twins stand for them (tests/test_wider_twins.py)
 
 
 @pytest.mark.parametrize("entrypoint, model_type", architectures(),

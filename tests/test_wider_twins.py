@@ -1,0 +1,51 @@
+"""The wider twins (tests/architectures.py) differ from their models in channel widths only, so the
+costly checks of the narrower model stand for them."""
+
+import pytest
+import torch
+from architectures import (
+    WIDER_TWINS,
+    costly_architectures,
+    distinct_architectures,
+    stands_for,
+)
+from conftest import HUBCONF
+from convnets_hub.models import factory
+from torch import nn
+
+LAYOUT = ("kernel_size", "stride", "padding", "dilation", "groups", "ceil_mode", "output_size", "inplace", "p")
+
+
+def structure(entrypoint: str, monkeypatch) -> list[tuple]:
+    """Every module's name, class and layout attributes (not its channel counts), and the weights' names."""
+    monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+    with torch.device("meta"):
+        model = getattr(HUBCONF, entrypoint)(pretrained=False)
+    modules = [(name, type(module), tuple(getattr(module, key, None) for key in LAYOUT))
+               for name, module in model.named_modules()]
+    return [type(model), modules, list(model.state_dict())]
+
+
+@pytest.mark.parametrize(("twin", "model"), WIDER_TWINS.items())
+def test_a_wider_twin_differs_from_its_model_in_widths_only(twin, model, monkeypatch):
+    assert structure(twin, monkeypatch) == structure(model, monkeypatch)
+    widths = {}
+    for name in (twin, model):
+        with torch.device("meta"):
+            widths[name] = sum(p.numel() for p in getattr(HUBCONF, name)(pretrained=False).parameters())
+    assert widths[twin] > widths[model]  # wider, not the same model twice
+
+
+def test_the_structure_sees_a_change_of_groups_or_depth(monkeypatch):
+    """The comparison can fail: ResNeXt50 is not ResNeXt101's twin (depth), nor is ResNet-50 (groups)."""
+    resnext = structure("resnext101_32x4d_ssl", monkeypatch)
+    assert structure("resnext50_32x4d_ssl", monkeypatch) != resnext
+    assert structure("resnet50_ssl", monkeypatch)[1] != structure("resnext50_32x4d_ssl", monkeypatch)[1]
+    assert nn.Conv2d in {kind for _, kind, _ in resnext[1]}
+
+
+def test_every_architecture_is_checked_itself_or_through_its_twin():
+    costly = {name for name, _ in costly_architectures()}
+    assert set(WIDER_TWINS) <= {name for name, _ in distinct_architectures()}
+    assert set(WIDER_TWINS.values()) <= costly and not set(WIDER_TWINS) & costly
+    assert stands_for("resnext101_32x16d_swsl") == stands_for("resnext101_32x4d_ssl") == "nvidia_resneXt"
