@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from conftest import REPO, Reply, remove_big_files, seeded_input, seeded_state_dict
+from convnets_hub.models import factory
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from sklearn.datasets import load_digits
@@ -217,9 +218,24 @@ def test_googlenet_keeps_its_aux_heads_when_asked_as_torchvision_does(hubconf, h
     assert model.aux1 is not None and model.aux_logits
 
 
-@pytest.mark.parametrize("name", [*WEIGHTS, "lenet5"])
+def test_folded_vgg16_bn_is_vgg16(hubconf, monkeypatch):
+    """optimize=True folds VGG16-BN's batch norms into its convolutions: what it compiles then has VGG16's
+    layers, in VGG16's order, with VGG16's shapes, so VGG16-BN's compile check stands for VGG16's."""
+    def layers(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+        return [(type(module).__name__, tuple(module.weight.shape) if hasattr(module, "weight") else ())
+                for module in model.modules() if not list(module.children()) and type(module) is not torch.nn.Identity]
+
+    folded = hubconf.vgg16_bn(pretrained=False, optimize=True)
+    monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+    with torch.device("meta"):
+        plain, unfolded = hubconf.vgg16(pretrained=False), hubconf.vgg16_bn(pretrained=False)
+    assert layers(folded.eager) == layers(plain) != layers(unfolded)
+
+
+@pytest.mark.parametrize("name", [name for name in [*WEIGHTS, "lenet5"] if name != "vgg16"])
 def test_optimize_matches_the_eager_model_and_compiles(hubconf, tmp_path, name):
-    """optimize=True (folded, channels_last, torch.compile on the CPU) gives the eager model's logits."""
+    """optimize=True (folded, channels_last, torch.compile on the CPU) gives the eager model's logits
+    (VGG16: through VGG16-BN, test_folded_vgg16_bn_is_vgg16)."""
     if name == "lenet5":
         torch.manual_seed(0)
         state, shape = hubconf.lenet5().state_dict(), (2, 1, 32, 32)

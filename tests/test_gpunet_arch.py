@@ -66,6 +66,9 @@ def test_parameter_count_is_the_manifests_and_the_published_one(name, model_of):
 
 TOLERANCES = {torch.float64: 1e-6, torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 5e-3}
 """Relative L2 error against NVIDIA's float64 logits (measured over the 7 types: at most 3e-9, 6e-7, 1.1e-2, 1.5e-3)."""
+FLOAT16_TYPES = ("GPUNet-0", "GPUNet-D1")
+"""float16 on one plain and one distilled type: a CPU without float16 instructions emulates it at 10 to 30 s
+an image (GPUNet-2: 18 s against bfloat16's 0.3 s), while bfloat16, the coarser rounding, runs on every type."""
 
 
 @pytest.mark.parametrize("name", TYPES)
@@ -80,6 +83,8 @@ def test_matches_nvidia_builder_in_float64_and_every_precision_takes_a_float32_b
     assert x.shape[-1] == GPUNET_TYPES[name].resolution
     logits = torch.tensor(fixture["logits"], dtype=torch.float64)
     for dtype, tolerance in TOLERANCES.items():
+        if dtype == torch.float16 and name not in FLOAT16_TYPES:
+            continue
         model.to(dtype).load_state_dict(state, strict=True)  # every precision rounds the float64 weights once
         batch = len(x) if dtype == torch.float64 else 1  # the slow emulated half precisions: one image
         with torch.no_grad():
