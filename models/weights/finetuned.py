@@ -104,8 +104,8 @@ def recognise_finetuned(contents: object, source: str) -> FinetunedCheckpoint | 
 
 
 def check_head(checkpoint: FinetunedCheckpoint, classifier: str, source: str) -> None:
-    """A CheckpointMismatchError unless the checkpoint's classifier ``classifier`` (the qualified name of the
-    model's) has a row per class name (checked before the weights are loaded)."""
+    """A CheckpointMismatchError unless the checkpoint's classifier ``classifier`` has a row per class
+    name (checked before a model is built for as many classes as the checkpoint names)."""
     weight = checkpoint.state_dict.get(f"{classifier}.weight")
     rows = weight.shape[0] if isinstance(weight, torch.Tensor) and weight.dim() else None
     if rows != checkpoint.num_classes:
