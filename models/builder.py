@@ -18,7 +18,12 @@ import torch
 from timm.models import adapt_input_conv
 from torch import nn
 
-from .archs.timm_api import OutIndices, checked_num_classes, features_only_model
+from .archs.timm_api import (
+    OutIndices,
+    checked_num_classes,
+    classifier_name,
+    features_only_model,
+)
 from .errors import InvalidArgumentError, WeightsUnavailableError
 from .pretrained_config import (
     features_pretrained_cfg,
@@ -66,14 +71,16 @@ def build_model(entrypoint: str, *, pretrained: bool, progress: bool, weights: s
     state, finetuned = (None, None) if checkpoint is None else _read_weights(checkpoint, source, spec)
     if finetuned is not None:
         kwargs = _finetuned_kwargs(entrypoint, name, model_type, finetuned, checkpoint, kwargs)
-        check_head(finetuned, spec.classifier_name(model_type), str(checkpoint))
     pretrained_build = state is not None and (finetuned is None or finetuned.pretrained_build)
-    model = spec.build(**(pretrained_kwargs(entrypoint, spec, entry, kwargs) if pretrained_build else kwargs))
+    build_kwargs = pretrained_kwargs(entrypoint, spec, entry, kwargs) if pretrained_build else kwargs
+    if finetuned is not None:
+        check_head(finetuned, _classifier_of(spec, build_kwargs), str(checkpoint))
+    model = spec.build(**build_kwargs)
     if pretrained_build and spec.to_served_model is not None:
         spec.to_served_model(model, kwargs)
     # Loaded in the model's precision, so that a float64 checkpoint keeps it.
     model.to(dtype)
-    classifier = spec.classifier_name(model_type)
+    classifier = classifier_name(model)
     if state is not None:
         _load_checkpoint(model, spec, classifier, state, checkpoint, spec.first_conv_name(model_type))
     described = entry or manifest.default(name, model_type)
@@ -101,6 +108,13 @@ def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) ->
         if key not in accepted:
             raise TypeError(f"{entrypoint}() got an unexpected keyword argument {key!r}; "
                             f"it accepts {', '.join(RUNTIME_OPTIONS)}, {', '.join(accepted)}")
+
+
+def _classifier_of(spec: ModelSpec, build_kwargs: dict[str, Any]) -> str:
+    """The classifier's name in ``spec``'s model built with ``build_kwargs``, learnt from a build on the meta
+    device (shapes only: no memory, however many classes), before a checkpoint's head is built for real."""
+    with torch.device("meta"):
+        return classifier_name(spec.build(**build_kwargs))
 
 
 def pretrained_kwargs(entrypoint: str, spec: ModelSpec, entry: WeightsEntry | None,

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .archs.timm_api import classifier_name
 from .registry import ModelSpec
 from .weights.manifest import WeightsEntry
 
@@ -74,12 +75,12 @@ def pretrained_cfg_of(model: nn.Module, spec: ModelSpec, *, architecture: str, e
     in the registry), preprocessed as ``preprocessing`` says; ``loaded`` is the manifest entry of the
     weights loaded from ``checkpoint``, ``published`` the one whose license and figures describe it."""
     first_conv = spec.first_conv_name(model_type)
+    classifier = classifier_name(model)
     input_size = _sequence(preprocessing["input_size"])
     return ModelPretrainedCfg(
         input_size=input_size, crop_pct=preprocessing["crop_pct"], interpolation=preprocessing["interpolation"],
         mean=_sequence(preprocessing["mean"]), std=_sequence(preprocessing["std"]),
-        num_classes=getattr(model.get_submodule(spec.classifier_name(model_type)), "out_features", 0),
-        classifier=spec.classifier_name(model_type), id=loaded.id if loaded else None,
+        num_classes=getattr(model.get_submodule(classifier), "out_features", 0), classifier=classifier, id=loaded.id if loaded else None,
         metrics=published.metrics if published else None, entrypoint=entrypoint, model_type=model_type,
         checkpoint=checkpoint, pool_size=feature_map_size(model, first_conv, input_size), first_conv=first_conv,
         architecture=architecture, fixed_input_size=spec.fixed_input_size,

@@ -98,9 +98,9 @@ class ModelSpec:
     one served, given the user's build options (GoogLeNet drops its auxiliary heads: their weights in
     the checkpoints are then not loaded). ``extra_args`` documents the entrypoint's own keywords
     for its docstring.
-    ``classifier`` is the qualified name of the classifier (timm's ``default_cfg["classifier"]``; a
-    function of the model type where it depends on it): with pretrained weights of another number of
-    classes, it is re-initialised, and so are ``aux_classifiers``, other classifiers the checkpoints hold.
+    The classifier is the built model's own (``archs.timm_api.classifier_name``): with pretrained weights
+    of another number of classes, it is re-initialised, and so are ``aux_classifiers``, other classifiers
+    the checkpoints hold.
     ``timm_architecture`` is timm's name of exactly this architecture, whose state dict keys are the
     model's own (``timm.create_model(name, **timm_model_args)`` computes the same logits); empty where
     timm has no such model: a saved model folder (``save-pretrained``) names it for timm to load.
@@ -111,7 +111,6 @@ class ModelSpec:
 
     build: Callable[..., nn.Module]
     summary: str
-    classifier: str | Callable[[str], str]
     first_conv: str | Callable[[str], str]
     aliases: tuple[str, ...] = ()
     key_map: Callable[[str], str] | None = None
@@ -131,9 +130,6 @@ class ModelSpec:
     def variant_keyword(self) -> str | None:
         """The keyword through which the entrypoint takes its variant (None: it serves one model)."""
         return "model_type" if self.canonical_type is not None else None
-
-    def classifier_name(self, model_type: str | None) -> str:
-        return self.classifier(model_type) if callable(self.classifier) else self.classifier
 
     def first_conv_name(self, model_type: str | None) -> str:
         return self.first_conv(model_type) if callable(self.first_conv) else self.first_conv
@@ -204,40 +200,40 @@ def _nvidia_efficientnet(variant: str, scaling: EfficientNetVariant) -> ModelSpe
     # NVIDIA's quantized form.
     timm_name = "" if scaling.wide_se or scaling.quantized else f"efficientnet_{variant}"
     timm_args = {"bn_eps": 1e-3, "drop_rate": scaling.dropout, "drop_path_rate": scaling.drop_path}
-    return ModelSpec(Lazy("archs.efficientnet", "build_nvidia_efficientnet", variant), summary, classifier="classifier",
+    return ModelSpec(Lazy("archs.efficientnet", "build_nvidia_efficientnet", variant), summary,
                      first_conv="conv_stem", key_map=Lazy("archs.efficientnet", "nvidia_efficientnet_key"),
                      timm_architecture=timm_name, timm_model_args=timm_args if timm_name else {})
 
 
 SPECS: dict[str, ModelSpec] = {
-    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnext101_32x4d"), _NVIDIA_RESNEXT, classifier="fc",
+    "nvidia_resneXt": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnext101_32x4d"), _NVIDIA_RESNEXT,
                                 first_conv="conv1", aliases=("nvidia_resnext101_32x4d",),
                                 timm_architecture="resnext101_32x4d"),
-    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnet50"), _NVIDIA_RESNET50, classifier="fc",
+    "nvidia_resnet50": ModelSpec(Lazy("archs.resnet", "build_resnet", "resnet50"), _NVIDIA_RESNET50,
                                  first_conv="conv1", timm_architecture="resnet50"),
     # No timm_architecture: timm's seresnext101_32x4d sizes its SE layers by a ratio, NVIDIA's have 16 channels.
     "nvidia_se_resnext101_32x4d": ModelSpec(Lazy("archs.resnet", "build_resnet", "se_resnext101_32x4d"),
-                                            _NVIDIA_SE_RESNEXT, classifier="fc", first_conv="conv1",
+                                            _NVIDIA_SE_RESNEXT, first_conv="conv1",
                                             key_map=Lazy("archs.resnet", "nvidia_se_key")),
     **{f"nvidia_efficientnet_{variant}": _nvidia_efficientnet(variant, scaling)
        for variant, scaling in EFFICIENTNET_VARIANTS.items()},
-    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet", "build_resnet", arch), summary.format(arch=title), classifier="fc",
+    **{f"{arch}_{kind}": ModelSpec(Lazy("archs.resnet", "build_resnet", arch), summary.format(arch=title),
                                    first_conv="conv1", timm_architecture=arch)
        for kind, summary in _SUMMARIES.items() for arch, title in _FACEBOOK_ARCHITECTURES.items()},
     "alexnet": ModelSpec(Lazy("archs.classic", "build_alexnet"), """
 AlexNet (Krizhevsky, Sutskever and Hinton, 2012), torchvision's model and ImageNet weights.
 
 Five convolutions with ReLU, max pooling and dropout, then three fully connected layers;
-torchvision's single-tower variant ("one weird trick", arXiv:1404.5997).""", classifier="classifier.6",
+torchvision's single-tower variant ("one weird trick", arXiv:1404.5997).""",
                          first_conv="features.0"),
     "vgg16": ModelSpec(Lazy("archs.classic", "build_vgg16"), """
 VGG-16 (Simonyan and Zisserman, 2014, arXiv:1409.1556), torchvision's model and ImageNet weights.
 
 Thirteen 3x3 convolutions in five stages, each closed by max pooling, then three fully
-connected layers (138 M parameters).""", classifier="classifier.6", first_conv="features.0"),
+connected layers (138 M parameters).""", first_conv="features.0"),
     "vgg16_bn": ModelSpec(Lazy("archs.classic", "build_vgg16_bn"), """
 VGG-16 with batch normalization after every convolution, torchvision's model and ImageNet weights.""",
-                           classifier="classifier.6", first_conv="features.0"),
+                           first_conv="features.0"),
     # As torchvision.models.googlenet(weights=...): built with the auxiliary heads that the
     # checkpoint holds and the input transform it was trained with, then the heads are dropped.
     "googlenet": ModelSpec(Lazy("archs.classic", "build_googlenet"), """
@@ -246,7 +242,7 @@ GoogLeNet / Inception v1 (Szegedy et al., 2014, arXiv:1409.4842), torchvision's 
 Nine Inception modules (parallel 1x1, 3x3, 5x5 and pooling branches). Pretrained, it is exactly
 torchvision's googlenet(weights=IMAGENET1K_V1): transform_input=True (it takes ImageNet-normalised
 input and re-normalises it as the original Caffe training did) and no auxiliary heads.""",
-                           classifier="fc", first_conv="conv1.conv", aux_classifiers=("aux1.fc2", "aux2.fc2"),
+                           first_conv="conv1.conv", aux_classifiers=("aux1.fc2", "aux2.fc2"),
                            to_served_model=Lazy("archs.classic", "drop_googlenet_aux"),
                            pretrained_build_kwargs={"aux_logits": True, "transform_input": True,
                                                     "init_weights": False}),
@@ -255,7 +251,7 @@ ResNet-50 (He et al., 2015, arXiv:1512.03385), torchvision's model and ImageNet 
 
 Bottleneck residual blocks (1x1, 3x3, 1x1) in four stages of 3, 4, 6 and 3 blocks; the stride
 is on the 3x3 convolution (v1.5). Two recipes: torchvision's original weights (default) and its
-2021 recipe (weights="resnet50.tv2_in1k", 80.9 % top-1, resize 232).""", classifier="fc", first_conv="conv1",
+2021 recipe (weights="resnet50.tv2_in1k", 80.9 % top-1, resize 232).""", first_conv="conv1",
                          timm_architecture="resnet50"),
     "lenet5": ModelSpec(Lazy("archs.classic", "build_lenet5"), """
 LeNet-5 (LeCun et al., 1998) for 1x32x32 grey images: three 5x5 convolutions with tanh and
@@ -263,7 +259,7 @@ average pooling, then two fully connected layers (61,706 parameters for 10 class
 
 It has no published weights: pretrained defaults to False and a small training run such as
 notebooks/lenet5_digits.ipynb (scikit-learn's digits, under a minute on a CPU) trains it.""",
-                        classifier="classifier.2", first_conv="features.0", fixed_input_size=True,
+                        first_conv="features.0", fixed_input_size=True,
                         no_weights_hint="train it as notebooks/lenet5_digits.ipynb does",
                         default_cfg={"input_size": (1, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear",
                                      "mean": (0.5,), "std": (0.5,)}),
@@ -275,7 +271,6 @@ GPUNets were found by neural architecture search for low GPU inference latency (
 2022, arXiv:2205.00841); the P types are pruned, the D types distilled. Each type has its own
 input resolution (``pretrained_cfg["input_size"]``), crop_pct 1.0 and bicubic resizing: pass
 ``model=`` to ``prepare_input_from_uri`` to feed it its native input.""",
-                               classifier=Lazy("archs.gpunet.model", "gpunet_classifier"),
                                first_conv=Lazy("archs.gpunet.model", "gpunet_first_conv"),
                                canonical_type=canonical_gpunet_type, default_type="GPUNet-0",
                                extra_args="""

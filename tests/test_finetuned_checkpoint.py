@@ -1,6 +1,8 @@
 """A fine-tuned checkpoint is first-class weights: entrypoints build its head, preprocessing and class names
 from it, and classify, export and serve take it with ``--weights`` and answer with its class names."""
 
+import dataclasses
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -9,6 +11,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from convnets_hub.models import builder
 from convnets_hub.models.archs.classic import build_googlenet, drop_googlenet_aux
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.cli import main
@@ -129,3 +132,24 @@ def test_a_checkpoint_whose_metadata_does_not_fit_its_weights_is_refused(finetun
     torch.save(record, tmp_path / "bad.pth")
     with pytest.raises(CheckpointMismatchError, match=message):
         hubconf.resnet18_ssl(weights=str(tmp_path / "bad.pth"))
+
+
+def test_a_head_of_the_names_size_is_not_built_before_the_weights_are_checked(finetuned, hubconf, tmp_path,
+                                                                               monkeypatch):
+    """A file listing millions of class names is a CheckpointMismatchError, not a MemoryError: the classifier's
+    name comes from the architecture built on the meta device (no memory), the model is built after the check."""
+    spec = builder.SPECS["resnet18_ssl"]
+    builds = []
+
+    @functools.wraps(spec.build)
+    def build(**kwargs):
+        builds.append((torch.empty(0).device.type, kwargs["num_classes"]))
+        return spec.build(**kwargs)
+
+    monkeypatch.setitem(builder.SPECS, "resnet18_ssl", dataclasses.replace(spec, build=build))
+    record = torch.load(finetuned[0], weights_only=True)
+    record["class_names"] = [f"class {index}" for index in range(100_000)]
+    torch.save(record, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointMismatchError, match="names 100000 classes but its classifier 'fc' has 3 rows"):
+        hubconf.resnet18_ssl(weights=str(tmp_path / "bad.pth"))
+    assert all(device == "meta" for device, _ in builds), builds

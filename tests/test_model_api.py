@@ -22,6 +22,7 @@ import torchvision
 from conftest import HUBCONF, REFERENCE, seeded_input, seeded_state_dict
 from convnets_hub.models import builder, factory
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
+from convnets_hub.models.archs.timm_api import classifier_name
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError
 
@@ -220,6 +221,37 @@ def test_every_untrained_model_takes_in_chans(on_meta, pin):
     assert model.get_submodule(model.pretrained_cfg["first_conv"]).in_channels == 2
     size = model.pretrained_cfg["input_size"][1:] if pin["entrypoint"] == "lenet5" else (SIZE, SIZE)
     assert model(torch.empty(1, 2, *size, device="meta")).shape == (1, model.num_classes)
+
+
+CLASSIFIERS = {"resnet18_ssl": "fc", "nvidia_efficientnet_quant_b0": "classifier", "vgg16_bn": "classifier.6",
+               "googlenet": "fc", "lenet5": "classifier.2", "GPUNet-0": "network. layer15.net.6",
+               "GPUNet-D1": "network.tail:.net.8"}
+"""``pretrained_cfg["classifier"]`` (timm's: the qualified name of what ``get_classifier()`` returns) of a few
+architectures, as NVIDIA's, torchvision's and timm's checkpoints name it."""
+
+
+@pytest.mark.parametrize("options", [{"num_classes": 3}, {"num_classes": 0}, {"num_classes": 0, "global_pool": ""}],
+                         ids=["3-classes", "no-classes", "unpooled"])
+@pytest.mark.parametrize("architecture", list(CLASSIFIERS))
+def test_pretrained_cfg_names_the_classifier_even_without_classes(on_meta, architecture, options):
+    """As timm's models: with ``num_classes=0`` the classifier is an identity, still named."""
+    entrypoint, kwargs = (("nvidia_gpunet", {"model_type": architecture}) if architecture.startswith("GPUNet")
+                          else (architecture, {}))
+    model = on_meta(entrypoint, kwargs, **options)
+    cfg = model.pretrained_cfg
+    assert (cfg["classifier"], cfg["num_classes"]) == (CLASSIFIERS[architecture], options["num_classes"])
+    assert model.get_classifier() is model.get_submodule(cfg["classifier"])
+    assert isinstance(model.get_classifier(), torch.nn.Identity) == (options["num_classes"] == 0)
+
+
+
+def test_a_classifier_outside_the_model_has_no_name():
+    class Stray(torch.nn.Sequential):
+        def get_classifier(self) -> torch.nn.Module:
+            return torch.nn.Linear(2, 2)
+
+    with pytest.raises(LookupError, match="Stray.get_classifier.. returns Linear, which is none of the model's"):
+        classifier_name(Stray(torch.nn.Linear(2, 2)))
 
 
 @pytest.fixture

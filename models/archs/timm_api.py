@@ -67,6 +67,18 @@ def checked_num_classes(num_classes: Any) -> int:
     return num_classes
 
 
+def classifier_name(model: nn.Module) -> str:
+    """The qualified name of ``model``'s classifier (timm's ``pretrained_cfg["classifier"]``): that of the
+    module its ``get_classifier()`` returns, an ``nn.Identity`` when ``num_classes`` is 0. The architecture
+    (timm's models, and :class:`TimmApi`'s ``_classifier_name``) is the one place that says it."""
+    classifier = model.get_classifier()
+    for name, module in model.named_modules():
+        if module is classifier and name:
+            return name
+    raise LookupError(f"{type(model).__name__}.get_classifier() returns {type(classifier).__name__}, "
+                      "which is none of the model's submodules")
+
+
 class TimmApi:
     """Mixin for an ``nn.Module``: timm's ``forward_features``, ``forward_head``, ``get_classifier``,
     ``reset_classifier``, ``forward_intermediates`` and ``prune_intermediate_layers``.

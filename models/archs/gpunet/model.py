@@ -120,13 +120,6 @@ def _layer_of(model_type: str, index: int) -> tuple[str, nn.Module]:
 
 
 @cache
-def gpunet_classifier(model_type: str) -> str:
-    """``pretrained_cfg["classifier"]`` of ``model_type``: the qualified name of the last layer of its tail."""
-    name, tail = _layer_of(model_type, -1)
-    return f"network.{name}.net.{len(tail.net) - 1}"
-
-
-@cache
 def gpunet_first_conv(model_type: str) -> str:
     """``pretrained_cfg["first_conv"]`` of ``model_type``: the qualified name of its stem's convolution."""
     name, _ = _layer_of(model_type, 1)
