@@ -1,8 +1,8 @@
 """Where convnets-hub lives: its checkout's files, and its GitHub name that README, docstrings and notebooks use."""
 
-from pathlib import Path
+from . import mount
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = mount.ROOT
 """The checkout this library was imported from."""
 MANIFEST_FILE = "weights_manifest.json"
 
