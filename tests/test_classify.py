@@ -94,9 +94,9 @@ def model_args(weights: Path) -> list[str]:
 ON_THE_RAY_WORKER = pytest.mark.xdist_group("ray")
 
 
-@pytest.fixture(scope="session")
-def _ray_of_the_session():
-    """Stops the shared local Ray (if one is running) when the session ends."""
+@pytest.fixture(scope="module")
+def _ray_of_this_module():
+    """Stops the shared local Ray (if one is running) when this module's tests end (on this worker)."""
     ray = pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
     yield ray
     if ray.is_initialized():
@@ -104,9 +104,9 @@ def _ray_of_the_session():
 
 
 @pytest.fixture
-def shared_ray(_ray_of_the_session, monkeypatch):
+def shared_ray(_ray_of_this_module, monkeypatch):
     """A local Ray as the engine starts one for ``--ray-num-cpus 2`` offline, started at its first use."""
-    ray = _ray_of_the_session
+    ray = _ray_of_this_module
     if not ray.is_initialized():
         with monkeypatch.context() as environment:  # its workers inherit the command line's environment
             environment.setenv("CONVNETS_HUB_OFFLINE", "1")
@@ -115,9 +115,9 @@ def shared_ray(_ray_of_the_session, monkeypatch):
 
 
 @pytest.fixture
-def no_ray(_ray_of_the_session):
+def no_ray(_ray_of_this_module):
     """No Ray running in this process: the shared one (if any) is stopped."""
-    ray = _ray_of_the_session
+    ray = _ray_of_this_module
     if ray.is_initialized():
         ray.shutdown()
     return ray
