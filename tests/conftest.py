@@ -45,6 +45,20 @@ HUBCONF = _load_hubconf()  # as torch.hub does: mounts the private package ``con
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped where torch.cuda.is_available() is False)")
+    config.addinivalue_line("markers", "xdist_group(name): tests that pytest-xdist runs on one worker (one Ray)")
+    # `pytest -n N` distributes with "load"; "loadgroup" is "load" that keeps each xdist_group on one worker
+    # (the tests that share one local Ray). A worker learns it from its controller (pytest_configure_node).
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.option.loadgroup = workerinput.get("loadgroup", False)
+    elif getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist's controller, before a worker starts: whether the worker marks its tests' groups."""
+    node.workerinput["loadgroup"] = node.config.option.dist == "loadgroup"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -168,7 +182,9 @@ class LoopbackServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # shutdown() waits for the loop's next poll: 0.5 s by default, at the end of every test with a server
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                       daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:

@@ -33,7 +33,12 @@ from convnets_hub.models.batch.decoding import (
 from convnets_hub.models.batch.inputs import Inputs, expand_inputs
 from convnets_hub.models.batch.local import classify_local
 from convnets_hub.models.batch.predictor import Predictor
-from convnets_hub.models.batch.ray_engine import ModelRecipe, _ClassifyActor
+from convnets_hub.models.batch.ray_engine import (
+    ModelRecipe,
+    RaySettings,
+    _ClassifyActor,
+    _connect,
+)
 from convnets_hub.models.batch.schema import SCHEMA
 from convnets_hub.models.batch.store import ResultStore, read_results
 from convnets_hub.models.cli import main
@@ -80,6 +85,42 @@ def lenet_weights(tmp_path_factory, hubconf) -> Path:
 
 def model_args(weights: Path) -> list[str]:
     return ["--entrypoint", "lenet5", "--weights", str(weights), "--top-k", "3", "--no-progress"]
+
+
+# The Ray tests run on one pytest-xdist worker (tests/conftest.py turns -n N's "load" into "loadgroup"),
+# where all but one join one local Ray (``shared_ray``): starting a Ray costs 10-30 s. The engine joins a
+# Ray that is running and leaves it running (``_connect``); the test of a file name that is not UTF-8
+# (``no_ray``) shows that without one the engine starts its own and stops it.
+ON_THE_RAY_WORKER = pytest.mark.xdist_group("ray")
+
+
+@pytest.fixture(scope="module")
+def _ray_of_this_module():
+    """Stops the shared local Ray (if one is running) when this module's tests end (on this worker)."""
+    ray = pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
+    yield ray
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture
+def shared_ray(_ray_of_this_module, monkeypatch):
+    """A local Ray as the engine starts one for ``--ray-num-cpus 2`` offline, started at its first use."""
+    ray = _ray_of_this_module
+    if not ray.is_initialized():
+        with monkeypatch.context() as environment:  # its workers inherit the command line's environment
+            environment.setenv("CONVNETS_HUB_OFFLINE", "1")
+            assert _connect(ray, RaySettings(num_cpus=2)) is True
+    return ray
+
+
+@pytest.fixture
+def no_ray(_ray_of_this_module):
+    """No Ray running in this process: the shared one (if any) is stopped."""
+    ray = _ray_of_this_module
+    if ray.is_initialized():
+        ray.shutdown()
+    return ray
 
 
 def test_inputs_expand_directories_globs_lists_and_tables(collection, tmp_path):
@@ -215,8 +256,8 @@ def test_temporary_files_are_created_exclusively_and_never_follow_a_planted_link
     assert (tmp_path / "x").read_bytes() == b"new" and victim.read_text() == "precious"
 
 
-def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path):
-    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
+@ON_THE_RAY_WORKER
+def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path, shared_ray):
     local = run_cli(str(collection), *model_args(lenet_weights), "--output", str(tmp_path / "local.parquet"),
                     "--batch-size", "2")
     assert local.returncode == EXIT_SOME_FAILED, local.stderr  # two inputs are no images
@@ -241,9 +282,10 @@ def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tm
 
 
 def test_ctrl_c_keeps_what_is_done_and_resume_finishes_without_duplicates(lenet_weights, tmp_path):
+    total = 500  # the run takes seconds after its second batch: Ctrl-C comes well before its end
     links = tmp_path / "links"
     links.mkdir()
-    for index in range(1500):
+    for index in range(total):
         (links / f"{index:04d}.jpg").symlink_to(GRACE_HOPPER)
     output = tmp_path / "out.parquet"
     command = [sys.executable, "-m", "models", "classify", str(links), *model_args(lenet_weights),
@@ -261,7 +303,7 @@ def test_ctrl_c_keeps_what_is_done_and_resume_finishes_without_duplicates(lenet_
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     kept = pq.read_table(output).column("path").to_pylist()
-    assert 8 <= len(kept) < 1500 and len(set(kept)) == len(kept)
+    assert 8 <= len(kept) < total and len(set(kept)) == len(kept)
     refused = run_cli(str(links), *model_args(lenet_weights), "--output", str(output))
     assert refused.returncode == 2 and "--resume" in refused.stderr
     resumed = run_cli(str(links), *model_args(lenet_weights), "--output", str(output), "--resume",
@@ -523,10 +565,10 @@ def test_a_decoding_thread_that_dies_stops_the_run_with_its_error(hubconf, tmp_p
                        ResultStore(tmp_path / "o.jsonl"), batch_size=2, workers=2, progress=False)
 
 
-def test_ray_engine_decodes_jpegs_in_its_model_actors(collection, hubconf, tmp_path):
+@ON_THE_RAY_WORKER
+def test_ray_engine_decodes_jpegs_in_its_model_actors(collection, hubconf, tmp_path, shared_ray):
     """``--engine ray --decode gpu``: the tasks read the bytes, the actor decodes (here on the CPU),
     with the local engine's GPU decoder's pixels and the CPU path for the rest."""
-    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
     torch.manual_seed(2)
     weights = tmp_path / "resnet18.pth"
     torch.save(hubconf.resnet18_ssl(pretrained=False).state_dict(), weights)
@@ -708,10 +750,12 @@ def test_a_corrupt_parquet_output_on_resume_is_one_line(lenet_weights, tmp_path,
     assert "--overwrite" in error
 
 
+@ON_THE_RAY_WORKER
 @pytest.mark.skipif(sys.platform != "linux", reason="file names of any bytes (Linux file systems)")
-def test_the_ray_engine_gives_a_file_name_that_is_not_utf8_its_row(lenet_weights, tmp_path, monkeypatch, capsys):
-    """Ray's batches are Arrow tables, whose text is UTF-8: the paths travel as bytes, the rows hold \\xNN."""
-    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
+def test_the_ray_engine_gives_a_file_name_that_is_not_utf8_its_row(lenet_weights, tmp_path, monkeypatch, capsys,
+                                                                   no_ray):
+    """Ray's batches are Arrow tables, whose text is UTF-8: the paths travel as bytes, the rows hold \\xNN.
+    With no Ray running, the engine starts a local one and stops it at the end."""
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(GRACE_HOPPER, os.fsdecode(os.fsencode(folder) + b"/caf\xe9.jpg"))
@@ -720,6 +764,7 @@ def test_the_ray_engine_gives_a_file_name_that_is_not_utf8_its_row(lenet_weights
     result = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--engine", "ray",
                      "--ray-num-cpus", "2", "--workers", "1")
     assert result.returncode == EXIT_SOME_FAILED, result.stderr
+    assert not no_ray.is_initialized(), "the engine stops the Ray it started"
     rows = {row["path"]: row for row in map(json.loads, output.read_text().splitlines())}
     assert set(rows) == {f"{folder}/caf\\xe9.jpg", f"{folder}/\\xff.png"}
     assert rows[f"{folder}/caf\\xe9.jpg"]["error"] == "" and len(rows[f"{folder}/caf\\xe9.jpg"]["labels"]) == 3

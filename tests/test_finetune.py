@@ -166,22 +166,6 @@ def test_unreadable_images_are_listed_in_one_line_or_skipped(tmp_path):
     assert len(skipped.step_losses) == 3  # the 12 readable training images
 
 
-def test_ctrl_c_stops_the_command_with_exit_code_130_and_a_resumable_run(image_folder, tmp_path):
-    command = [sys.executable, "-m", "models", "finetune", "--entrypoint", "lenet5", "--data", str(image_folder),
-               "--output", str(tmp_path), "--epochs", "100000", "--batch-size", "8", "--workers", "0", "--no-progress"]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "CONVNETS_HUB_OFFLINE": "1"},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not (tmp_path / "last.pth").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "interrupted" in stdout and "--resume" in stdout and "Traceback" not in stderr
-    _, training = read_run(tmp_path / "last.pth")
-    assert training["epoch"] >= 1 and training["settings"]["epochs"] == 100000
-
-
 def _free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -258,32 +242,32 @@ def test_checkpoints_replace_planted_links_and_never_write_through_them(image_fo
     read_run(output / "last.pth")
 
 
-def test_a_second_run_on_the_same_output_is_refused_in_one_line_while_the_first_goes_on(image_folder, tmp_path):
-    arguments = ["finetune", "--entrypoint", "lenet5", "--data", str(image_folder), "--output", str(tmp_path),
+def test_a_second_run_is_refused_in_one_line_while_the_first_goes_on_and_ctrl_c_stops_it_with_130(image_folder,
+                                                                                                    tmp_path):
+    """The first run is a process (Ctrl-C, its exit code); the second, refused by the first's lock, runs here."""
+    output = tmp_path / "run"
+    arguments = ["finetune", "--entrypoint", "lenet5", "--data", str(image_folder), "--output", str(output),
                  "--epochs", "100000", "--batch-size", "8", "--workers", "0", "--no-progress"]
-    environment = {**os.environ, "CONVNETS_HUB_OFFLINE": "1"}
-    first = subprocess.Popen([sys.executable, "-m", "models", *arguments], cwd=REPO, env=environment,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with (tmp_path / "stdout").open("w") as stdout, (tmp_path / "stderr").open("w") as stderr:
+        first = subprocess.Popen([sys.executable, "-m", "models", *arguments], cwd=REPO, stdout=stdout,
+                                 stderr=stderr, env={**os.environ, "CONVNETS_HUB_OFFLINE": "1"})
     try:
         deadline = time.monotonic() + 240
-        while not (tmp_path / "last.pth").exists() and first.poll() is None and time.monotonic() < deadline:
+        while not (output / "last.pth").exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert (tmp_path / "last.pth").exists(), first.stderr.read() if first.poll() is not None else "no last.pth"
-        second = subprocess.Popen([sys.executable, "-m", "models", *arguments, "--resume"], cwd=REPO,
-                                  env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            _, stderr = second.communicate(timeout=240)
-        except subprocess.TimeoutExpired:  # it trains beside the first run
-            second.kill()
-            _, stderr = second.communicate()
-        assert second.returncode == 2, stderr
-        assert len(stderr.strip().splitlines()) == 1 and "being written by another finetune run" in stderr
+        assert (output / "last.pth").exists(), (tmp_path / "stderr").read_text()
+        second = run_cli(*arguments, "--resume")
+        assert second.returncode == 2, second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1 and "being written by another finetune run" in second.stderr
         assert first.poll() is None, "the first run goes on"
     finally:
         first.send_signal(signal.SIGINT)
-        first.communicate(timeout=120)
-    assert first.returncode == 130
-    read_run(tmp_path / "last.pth")
+        first.wait(timeout=120)
+    stdout, stderr = (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text()
+    assert first.returncode == 130, stderr
+    assert "interrupted" in stdout and "--resume" in stdout and "Traceback" not in stderr
+    _, training = read_run(output / "last.pth")
+    assert training["epoch"] >= 1 and training["settings"]["epochs"] == 100000
 
 
 def test_an_output_that_cannot_be_written_is_refused_before_the_data_is_read(tmp_path, monkeypatch):

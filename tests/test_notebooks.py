@@ -14,8 +14,12 @@ from upstream_files import write_mirror
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 IMAGES = [Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
           Path(skimage.data_dir) / "chelsea.png", Path(skimage.data_dir) / "coffee.png"]
-# Papermill-style overrides injected after a notebook's "parameters" cell: the smaller choices.
-OVERRIDES = {"semi_supervised_resnet_resnext.ipynb": 'ARCH = "resnet18"'}
+# Papermill-style overrides injected after a notebook's "parameters" cell: the smaller choices, where the
+# notebook's code runs the same either way (one timed run per model instead of five; one fine-tuning epoch
+# instead of four: what each further epoch does is tests/test_finetune.py's).
+OVERRIDES = {"semi_supervised_resnet_resnext.ipynb": {"ARCH": '"resnet18"'},
+             "nvidia_gpunet.ipynb": {"LATENCY_RUNS": "1"}, "nvidia_resnext.ipynb": {"LATENCY_RUNS": "1"},
+             "finetune.ipynb": {"EPOCHS": "1"}}
 # The accuracy (in %) a notebook that trains a model must print as "test accuracy: XX.X %".
 MIN_ACCURACY = {"lenet5_digits.ipynb": 97.0}
 PRETRAINED = [("nvidia_resneXt", None), ("nvidia_gpunet", "GPUNet-0"), ("resnet18_ssl", None),
@@ -54,9 +58,13 @@ def test_stored_notebook_has_no_outputs(path, nbformat):
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: outputs not stripped"
 
 
-def _with_overrides(nbformat, notebook, override):
+def _with_overrides(nbformat, notebook, overrides):
+    """``notebook`` with a cell after its "parameters" cell that sets ``overrides``, each one of its parameters."""
     index = next(i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", []))
-    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(override))
+    for name in overrides:
+        assert re.search(rf"^{name} = ", notebook.cells[index].source, re.MULTILINE), f"no parameter {name}"
+    source = "\n".join(f"{name} = {value}" for name, value in overrides.items())
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
     return notebook
 
 
