@@ -12,6 +12,7 @@ import warnings
 import pytest
 import torch
 from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
+from convnets_hub.models import factory
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
@@ -61,9 +62,20 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
+@pytest.fixture
+def on_meta_device(monkeypatch):
+    """Models are built on the meta device: their configuration and shapes without memory or arithmetic."""
+    monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+    with torch.device("meta"):
+        yield
+
+
 @pytest.mark.parametrize("name", MODEL_ENTRYPOINTS)
-def test_every_entrypoint_builds_untrained_without_network(repo_dir, hub_home, no_network, name):
+def test_every_entrypoint_builds_untrained_without_network(repo_dir, hub_home, no_network, on_meta_device, name):
+    """Through torch.hub.load, on the meta device (the untrained models compute in test_timm_model_checks,
+    once per architecture, and below)."""
     model = torch.hub.load(str(repo_dir), name, source="local", pretrained=False).eval()
+    assert next(model.parameters()).is_meta  # built where this test builds it, not on the CPU
     cfg = model.pretrained_cfg
     spec = SPECS[ALIASES.get(name, name)]
     default = load_manifest().default(ALIASES.get(name, name), cfg["model_type"])
@@ -73,12 +85,19 @@ def test_every_entrypoint_builds_untrained_without_network(repo_dir, hub_home, n
     assert (cfg["interpolation"], cfg["crop_pct"]) == (expected["interpolation"], expected["crop_pct"])
     assert cfg["num_classes"] == num_classes and cfg["id"] is None
     assert len(cfg["mean"]) == len(cfg["std"]) == cfg["input_size"][0]
-    with torch.no_grad():
-        assert model(torch.randn(1, *cfg["input_size"])).shape == (1, num_classes)
+    x = torch.empty(1, *cfg["input_size"])
+    assert model(x).shape == (1, num_classes)
     small = torch.hub.load(str(repo_dir), name, source="local", pretrained=False, num_classes=7).eval()
-    with torch.no_grad():
-        assert small(torch.randn(1, *cfg["input_size"])).shape == (1, 7)
+    assert small(x).shape == (1, 7)
     assert small.pretrained_cfg["num_classes"] == 7
+
+
+def test_an_untrained_model_from_torch_hub_computes_on_the_cpu(repo_dir, hub_home, no_network):
+    model = torch.hub.load(str(repo_dir), "resnet18_ssl", source="local", pretrained=False).eval()
+    assert {parameter.device.type for parameter in model.parameters()} == {"cpu"}
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    assert logits.shape == (2, 1000) and torch.isfinite(logits).all() and not torch.equal(logits[0], logits[1])
 
 
 def test_unknown_keyword_is_a_type_error_naming_it(hubconf):

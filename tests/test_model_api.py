@@ -2,7 +2,8 @@
 
 For each architecture (one entrypoint where several share the class: every ResNet/ResNeXt/SE-ResNeXt
 entrypoint is timm's ``ResNet``, vgg16 and vgg16_bn are torchvision's ``VGG``; every EfficientNet
-variant and GPUNet type, whose heads differ): ``num_classes`` with pretrained weights loads all but the
+variant and GPUNet type, whose heads differ; a wide-SE EfficientNet, which differs from its plain-SE model
+in widths only, through that model: tests/architectures.py): ``num_classes`` with pretrained weights loads all but the
 declared classifier and warns once naming it, ``forward_head(forward_features(x))`` is ``forward(x)``
 in float64, ``reset_classifier`` gives a new head or none, and ``features_only=True`` returns the feature
 maps that its ``feature_info`` describes. The seeded checkpoints are handed to the loader in memory
@@ -19,18 +20,20 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torchvision
+from architectures import costly_architectures
 from conftest import HUBCONF, REFERENCE, seeded_input, seeded_state_dict
 from convnets_hub.models import builder, factory
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.archs.timm_api import classifier_name
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError
+from convnets_hub.models.hub import variant_keyword
 
 PINS = json.loads(gzip.decompress((REFERENCE / "entrypoint_pins.json.gz").read_bytes()))
 ARCHITECTURES = {
     "resnet": ("resnet18_ssl", {}),
     **{f"efficientnet_{variant}": (f"nvidia_efficientnet_{variant}", {})
-       for variant in ("b0", "b4", "widese_b0", "widese_b4")},
+       for variant in ("b0", "b4")},
     **{name: ("nvidia_gpunet", {"model_type": name}) for name in GPUNET_TYPES},
     **{name: (name, {}) for name in ("alexnet", "vgg16_bn", "googlenet", "resnet50", "lenet5")},
 }
@@ -215,11 +218,13 @@ def test_in_chans_adapts_the_torchvision_models_pretrained_input_convolution(arc
     assert model.transform_input is False if entrypoint == "googlenet" else True  # RGB re-normalisation: 3 channels
 
 
-@pytest.mark.parametrize("pin", PINS, ids=lambda pin: "-".join([pin["entrypoint"], *pin["kwargs"].values()]))
-def test_every_untrained_model_takes_in_chans(on_meta, pin):
-    model = on_meta(pin["entrypoint"], pin["kwargs"], in_chans=2)
+@pytest.mark.parametrize(("entrypoint", "model_type"), costly_architectures(),
+                         ids=["-".join(filter(None, architecture)) for architecture in costly_architectures()])
+def test_every_untrained_model_takes_in_chans(on_meta, entrypoint, model_type):
+    """Every architecture (tests/architectures.py: a wider twin through its narrower model)."""
+    model = on_meta(entrypoint, {variant_keyword(entrypoint): model_type} if model_type else {}, in_chans=2)
     assert model.get_submodule(model.pretrained_cfg["first_conv"]).in_channels == 2
-    size = model.pretrained_cfg["input_size"][1:] if pin["entrypoint"] == "lenet5" else (SIZE, SIZE)
+    size = model.pretrained_cfg["input_size"][1:] if entrypoint == "lenet5" else (SIZE, SIZE)
     assert model(torch.empty(1, 2, *size, device="meta")).shape == (1, model.num_classes)
 
 

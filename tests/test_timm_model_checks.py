@@ -1,4 +1,4 @@
-"""timm's own model tests, re-expressed for every entrypoint and variant: code written for timm works on ours.
+"""timm's own model tests, re-expressed for our entrypoints and variants: code written for timm works on ours.
 
 The checks are those of timm's ``tests/test_models.py`` (huggingface/pytorch-image-models): forward,
 backward, default_cfgs (``pool_size``, ``first_conv``, ``classifier``, ``reset_classifier(0)`` and
@@ -6,11 +6,19 @@ backward, default_cfgs (``pool_size``, ``first_conv``, ``classifier``, ``reset_c
 forward and backward through torchvision's ``create_feature_extractor`` with timm's tracer settings, and
 FX then TorchScript. As there, models are untrained (``pretrained=False``) and nothing is excluded but by
 timm's size rules (``fixed_input_size``); inputs are smaller than timm's (64 px, 96 px for features) to keep
-the suite fast, and every check of an output's *shape* at the model's native size (timm's up to 448 px)
-runs on the meta device, where shapes are exact and cost nothing; ``pool_size`` is also checked against a
-real forward at 64 px.
+the suite fast.
+
+What depends on the entrypoint (its ``pretrained_cfg``, ``default_cfg``, input size, head, feature maps) is
+checked for every entrypoint and variant, at the model's native size (timm's up to 448 px) on the meta device,
+where shapes are exact and cost nothing; a ``type=`` dispatcher's variant builds its target's very model,
+``pretrained_cfg`` included (test_aliases_and_types_build_their_targets), and is checked under that name.
+What computes (forward, backward, ``pool_size`` against a real forward, intermediates, TorchScript, FX) runs
+once per distinct architecture (tests/architectures.py: an ssl/swsl pair shares one build, a wider twin is
+checked through its narrower model).
 """
 
+import copy
+import functools
 import gzip
 import json
 import math
@@ -19,9 +27,14 @@ import warnings
 import pytest
 import timm
 import torch
+from architectures import costly_architectures
 from conftest import HUBCONF, REFERENCE
 from convnets_hub.models import factory
-from convnets_hub.models.pretrained_config import update_pretrained_cfg
+from convnets_hub.models.hub import variant_keyword
+from convnets_hub.models.pretrained_config import (
+    set_pretrained_cfg,
+    update_pretrained_cfg,
+)
 from convnets_hub.models.registry import ALIASES, DISPATCHERS
 from timm.models import get_notrace_functions, get_notrace_modules
 from torchvision.models.feature_extraction import (
@@ -31,8 +44,16 @@ from torchvision.models.feature_extraction import (
 )
 
 PINS = json.loads(gzip.decompress((REFERENCE / "entrypoint_pins.json.gz").read_bytes()))
-VARIANTS = [(pin["entrypoint"], pin["kwargs"]) for pin in PINS]  # every entrypoint, every variant
-IDS = ["-".join([entrypoint, *kwargs.values()]) for entrypoint, kwargs in VARIANTS]
+VARIANTS = [(pin["entrypoint"], pin["kwargs"]) for pin in PINS  # every entrypoint and variant but
+            if pin["entrypoint"] not in DISPATCHERS]  # a dispatcher's, which build their targets' models
+ARCHITECTURES = [(name, {variant_keyword(name): model_type} if model_type else {})
+                 for name, model_type in costly_architectures()]  # each distinct architecture once
+
+
+def ids(variants) -> list[str]:
+    return ["-".join([entrypoint, *kwargs.values()]) for entrypoint, kwargs in variants]
+
+
 SIZE = 64  # forward, backward, TorchScript and FX (timm: 384, 128, 128, 128)
 FEATURES_SIZE = 96  # timm's TARGET_FFEAT_SIZE
 BACKWARD_CLASSES = 42
@@ -40,20 +61,11 @@ FX_MAX_PARAMS = 100e6  # timm's CI: "Skipping FX test on model with more than 10
 FX_EXCLUDED = ("vgg",)  # timm's CI EXCLUDE_FX_FILTERS: 'vgg*'
 
 
-def computed_once(variant) -> None:
-    """The costly checks (backward, TorchScript, FX) run once per model: an alias and NVIDIA's type=
-    dispatcher return the very model of the entrypoint they name (test_aliases_and_types_build_their_targets)."""
-    entrypoint = variant[0]
-    if entrypoint in ALIASES or entrypoint in DISPATCHERS:
-        pytest.skip(f"{entrypoint} builds the model of {ALIASES.get(entrypoint, 'its type')}, checked under that name")
-
-
 def compiled_as_graphs(variant) -> None:
     """TorchScript and FX apply to every model but NVIDIA's quantization-aware EfficientNets, whose fake
     quantizers (pytorch_quantization's design: calibration state read at every call, a Q/DQ form only
     while ONNX exports them) go to deployment as ONNX Q/DQ graphs (tests/test_efficientnet_quant.py)."""
-    computed_once(variant)
-    if "quant" in variant[0] or "quant" in str(variant[1].get("type", "")):
+    if "quant" in variant[0]:
         pytest.skip(f"{variant[0]}: fake-quantized, deployed as ONNX Q/DQ, not scripted or traced")
 
 
@@ -82,22 +94,25 @@ def fresh_head(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.fixture(scope="module", params=VARIANTS, ids=IDS)
+@pytest.fixture(scope="module", params=ARCHITECTURES, ids=ids(ARCHITECTURES))
 def variant(request):
-    """(entrypoint, kwargs, untrained model): built once per variant for the checks that compute."""
+    """(entrypoint, kwargs, untrained model): built once per architecture for the checks that compute."""
     entrypoint, kwargs = request.param
     torch.manual_seed(0)
     return entrypoint, kwargs, getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
 
 
-@pytest.fixture
-def on_meta(monkeypatch):
-    """Builds models on the meta device: shapes without memory, initialisation or arithmetic."""
-    def build(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
-        monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
-        with torch.device("meta"):
-            return getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs, **options)
-    return build
+@functools.cache
+def _built_on_meta(entrypoint: str, kwargs: tuple, options: tuple) -> torch.nn.Module:
+    with pytest.MonkeyPatch.context() as patch, torch.device("meta"):
+        patch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+        return getattr(HUBCONF, entrypoint)(pretrained=False, **dict(kwargs), **dict(options))
+
+
+def on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
+    """The untrained model on the meta device (shapes without memory, initialisation or arithmetic), a copy of
+    its caller's own: each is built once per test process (a fake-quantized EfficientNet takes seconds even there)."""
+    return copy.deepcopy(_built_on_meta(entrypoint, tuple(kwargs.items()), tuple(options.items())))
 
 
 def test_model_forward(variant):
@@ -108,22 +123,25 @@ def test_model_forward(variant):
     assert not torch.isnan(outputs).any()
 
 
-def test_aliases_and_types_build_their_targets(on_meta):
-    """What lets the costly checks run once per model: the same class and weights' names and shapes."""
+def test_aliases_and_types_build_their_targets():
+    """What lets the checks run once per model: the same class, modules, and weights' names and shapes; a
+    dispatcher's variant, its target's very ``pretrained_cfg`` (an alias names itself as the entrypoint)."""
     def layout(model):
-        return type(model), [(key, tuple(value.shape)) for key, value in model.state_dict().items()]
+        return (type(model), [(name, type(module)) for name, module in model.named_modules()],
+                [(key, tuple(value.shape)) for key, value in model.state_dict().items()])
 
     for alias, target in ALIASES.items():
-        assert layout(on_meta(alias, {})) == layout(on_meta(target, {}))
+        built, expected = on_meta(alias, {}), on_meta(target, {})
+        assert layout(built) == layout(expected)
+        assert built.pretrained_cfg == {**expected.pretrained_cfg, "entrypoint": alias}
     for name, dispatcher in DISPATCHERS.items():
         for model_type, target in dispatcher.types.items():
-            built = on_meta(name, {"type": model_type})
-            assert layout(built) == layout(on_meta(target, {}))
-            assert built.pretrained_cfg["entrypoint"] == target
+            built, expected = on_meta(name, {dispatcher.keyword: model_type}), on_meta(target, {})
+            assert layout(built) == layout(expected)
+            assert built.pretrained_cfg == expected.pretrained_cfg and built.pretrained_cfg["entrypoint"] == target
 
 
 def test_model_backward(variant):
-    computed_once(variant)
     model = fresh_head(variant[2])
     model.reset_classifier(BACKWARD_CLASSES)
     model.train()
@@ -134,12 +152,12 @@ def test_model_backward(variant):
     assert not torch.isnan(outputs).any()
 
 
-def test_model_default_cfgs(variant, on_meta):
+@pytest.mark.parametrize(("entrypoint", "kwargs"), VARIANTS, ids=ids(VARIANTS))
+def test_model_default_cfgs(entrypoint, kwargs):
     """timm's test_model_default_cfgs, at the model's native input size, on the meta device."""
-    entrypoint, kwargs, real = variant
-    assert real.default_cfg is real.pretrained_cfg  # timm's alias
     model = on_meta(entrypoint, kwargs).eval()
-    cfg = model.default_cfg
+    assert model.default_cfg is model.pretrained_cfg  # timm's alias
+    cfg, state_dict = model.default_cfg, model.state_dict()
     assert model.num_classes >= 0 and model.num_features > 0 and model.head_hidden_size > 0
     x = torch.empty((1, *cfg["input_size"]), device="meta")
     features = model.forward_features(x)
@@ -153,7 +171,6 @@ def test_model_default_cfgs(variant, on_meta):
     assert unpooled.dim() == 4 and tuple(unpooled.shape[2:]) == tuple(cfg["pool_size"])
     backbone = on_meta(entrypoint, kwargs, num_classes=0, global_pool="").eval()
     assert tuple(backbone(x).shape) == tuple(unpooled.shape)
-    state_dict = real.state_dict()
     assert f"{cfg['classifier']}.weight" in state_dict
     assert f"{cfg['first_conv']}.weight" in state_dict
 
@@ -164,19 +181,19 @@ def test_pool_size_follows_the_input_size(variant):
     x = batch(model, SIZE)
     with torch.no_grad():
         features = model.forward_features(x)
-    cfg = dict(model.pretrained_cfg)
+    cfg = model.pretrained_cfg
     try:
         update_pretrained_cfg(model, input_size=tuple(x.shape[1:]))
-        assert tuple(model.pretrained_cfg["pool_size"]) == tuple(features.shape[2:])
-        assert model.default_cfg is model.pretrained_cfg
+        resized = {**cfg, "input_size": tuple(x.shape[1:]), "pool_size": tuple(features.shape[2:])}
+        assert model.pretrained_cfg == resized and model.default_cfg is model.pretrained_cfg
     finally:
-        update_pretrained_cfg(model, input_size=cfg["input_size"])
-    assert model.pretrained_cfg == cfg
+        set_pretrained_cfg(model, cfg)  # the native pool_size: test_model_default_cfgs
 
 
-def test_model_forward_features(variant, on_meta):
+@pytest.mark.parametrize(("entrypoint", "kwargs"), VARIANTS, ids=ids(VARIANTS))
+def test_model_forward_features(entrypoint, kwargs):
     """timm's test_model_forward_features (shapes: on the meta device) and its cfg: the model's, less the head's."""
-    entrypoint, kwargs, real = variant
+    real = _built_on_meta(entrypoint, tuple(kwargs.items()), ())  # read only
     model = on_meta(entrypoint, kwargs, features_only=True).eval()
     channels, reductions = model.feature_info.channels(), model.feature_info.reduction()
     assert len(channels) >= 3
@@ -303,7 +320,7 @@ def test_manifest_weights_give_timms_source_fields():
     assert len(hub_ids) == 14  # the twelve Facebook SSL/SWSL models and torchvision's two ResNet-50 recipes
 
 
-def test_pool_size_is_computed_without_changing_the_model(on_meta):
+def test_pool_size_is_computed_without_changing_the_model():
     """In training mode too (a batch of one with a 1x1 map, which BatchNorm refuses in training)."""
     model = on_meta("resnet18_ssl", {})
     assert model.training and model.pretrained_cfg["pool_size"] == (7, 7)
