@@ -77,7 +77,7 @@ MUTANTS = (
            (D + "test_hash_prefix_of_an_unpinned_file_is_checked",)),
     Mutant("a cached copy whose modification time changed is not hashed again", "models/weights/records.py",
            "return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]", "return [stat.st_size, 0, 0]",
-           (D + "test_an_unchanged_cached_file_is_not_hashed_again",)),
+           (D + "test_an_unchanged_cached_file_that_no_sha256_pins_is_not_hashed_again",)),
     Mutant("a file in the mirror directory is used without verification", "models/weights/sources.py",
            "            verify_file(mirror_dir / entry.file_name, entry, str(mirror_dir / entry.file_name))\n", "",
            (D + "test_mirror_directory_is_used_in_place_even_offline",
