@@ -33,5 +33,5 @@ def test_untrained_model_matches_its_pin(hubconf, hub_home, on_meta_device, pin)
     # Every pinned field keeps its value; timm's further fields (pool_size, first_conv, ...) may be added.
     cfg = json.loads(json.dumps(model.pretrained_cfg))
     assert {key: cfg.get(key, "missing") for key in pin["pretrained_cfg"]} == pin["pretrained_cfg"]
-    # The declared classifier (registry.py) is the one timm's API of the model returns.
+    # The pinned classifier name is that of the module timm's API of the model returns.
     assert model.get_classifier() is model.get_submodule(pin["pretrained_cfg"]["classifier"])
