@@ -558,13 +558,19 @@ def test_strict_fp32_on_cuda_is_one_pytorch_setting_away(hubconf, resnet18_check
             assert _relative(model(x.cuda()).cpu(), reference(x)) <= 1e-4
 
 
-def test_building_and_running_a_model_leaves_torchs_tf32_settings_to_the_user(hubconf, resnet18_checkpoint,
-                                                                               monkeypatch):
+def test_building_and_running_a_model_leaves_torchs_tf32_settings_to_the_user(hubconf, resnet18_checkpoint):
     """model_math="fp32" means PyTorch's float32, TF32 settings included: the library never sets them."""
-    for user_choice in ("ieee", "tf32"):
-        for owner, name in TF32_SWITCHES:
-            monkeypatch.setattr(owner, name, user_choice)
-        model = hubconf.resnet18_ssl(weights=str(resnet18_checkpoint[0]), model_math="fp32", optimize=True)
-        optimize_for_inference(copy.deepcopy(resnet18_checkpoint[1]), compile=False)(torch.randn(1, 3, 32, 32))
-        assert isinstance(model, CompiledModel)
-        assert [getattr(owner, name) for owner, name in TF32_SWITCHES] == [user_choice, user_choice]
+    # Saved and restored by hand: torch serves these through __getattr__, which pytest 9.2's monkeypatch
+    # takes for attributes that were not set (its undo then deletes them, and fails).
+    saved = [getattr(owner, name) for owner, name in TF32_SWITCHES]
+    try:
+        for user_choice in ("ieee", "tf32"):
+            for owner, name in TF32_SWITCHES:
+                setattr(owner, name, user_choice)
+            model = hubconf.resnet18_ssl(weights=str(resnet18_checkpoint[0]), model_math="fp32", optimize=True)
+            optimize_for_inference(copy.deepcopy(resnet18_checkpoint[1]), compile=False)(torch.randn(1, 3, 32, 32))
+            assert isinstance(model, CompiledModel)
+            assert [getattr(owner, name) for owner, name in TF32_SWITCHES] == [user_choice, user_choice]
+    finally:
+        for (owner, name), value in zip(TF32_SWITCHES, saved):
+            setattr(owner, name, value)
