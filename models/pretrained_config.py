@@ -80,7 +80,8 @@ def pretrained_cfg_of(model: nn.Module, spec: ModelSpec, *, architecture: str, e
     return ModelPretrainedCfg(
         input_size=input_size, crop_pct=preprocessing["crop_pct"], interpolation=preprocessing["interpolation"],
         mean=_sequence(preprocessing["mean"]), std=_sequence(preprocessing["std"]),
-        num_classes=getattr(model.get_submodule(classifier), "out_features", 0), classifier=classifier, id=loaded.id if loaded else None,
+        num_classes=getattr(model.get_submodule(classifier), "out_features", 0), classifier=classifier,
+        id=loaded.id if loaded else None,
         metrics=published.metrics if published else None, entrypoint=entrypoint, model_type=model_type,
         checkpoint=checkpoint, pool_size=feature_map_size(model, first_conv, input_size), first_conv=first_conv,
         architecture=architecture, fixed_input_size=spec.fixed_input_size,
