@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -75,8 +76,11 @@ def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_p
                         "CONVNETS_HUB_IMAGES": ",".join(map(str, IMAGES)), "CONVNETS_HUB_MANIFEST": str(manifest),
                         "CONVNETS_HUB_MIRROR": str(mirror_directory), "CONVNETS_HUB_OFFLINE": "1",
                         "TORCH_HOME": str(tmp_path / "torch"),
+                        # the kernel's temporary files (finetune.ipynb's 215 MB run folder) go with the test
+                        "TMPDIR": str(tmp_path / "tmp"),
                         "MPLBACKEND": "Agg"}.items():
         monkeypatch.setenv(name, value)
+    (tmp_path / "tmp").mkdir()
     notebook = nbformat.read(path, as_version=4)
     if path.name in OVERRIDES:
         notebook = _with_overrides(nbformat, notebook, OVERRIDES[path.name])
@@ -89,4 +93,5 @@ def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_p
     if path.name in MIN_ACCURACY:
         (accuracy,) = re.findall(r"test accuracy: ([\d.]+) %", outputs)
         assert float(accuracy) >= MIN_ACCURACY[path.name], outputs
-    assert {p.name for p in tmp_path.iterdir()} <= {"torch"}, "a notebook wrote into its working directory"
+    assert {p.name for p in tmp_path.iterdir()} <= {"torch", "tmp"}, "a notebook wrote into its working directory"
+    shutil.rmtree(tmp_path / "tmp")
