@@ -45,20 +45,6 @@ HUBCONF = _load_hubconf()  # as torch.hub does: mounts the private package ``con
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped where torch.cuda.is_available() is False)")
-    config.addinivalue_line("markers", "xdist_group(name): tests that pytest-xdist runs on one worker (one Ray)")
-    # `pytest -n N` distributes with "load"; "loadgroup" is "load" that keeps each xdist_group on one worker
-    # (the tests that share one local Ray). A worker learns it from its controller (pytest_configure_node).
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        config.option.loadgroup = workerinput.get("loadgroup", False)
-    elif getattr(config.option, "dist", "no") == "load":
-        config.option.dist = "loadgroup"
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    """pytest-xdist's controller, before a worker starts: whether the worker marks its tests' groups."""
-    node.workerinput["loadgroup"] = node.config.option.dist == "loadgroup"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -26,28 +26,10 @@ def test_without_a_gpu_only_cuda_marked_tests_are_skipped_not_a_parameter_named_
     assert marked.added == ["needs a CUDA GPU"] and parameter.added == []
 
 
-class _Config:
-    """What the distribution hook sees of pytest's configuration: its options, and a worker's input."""
-
-    def __init__(self, dist: str, workerinput: dict | None = None) -> None:
-        self.option = type("Options", (), {"dist": dist, "loadgroup": False})()
-        self.lines: list[str] = []
-        if workerinput is not None:
-            self.workerinput = workerinput
-
-    def addinivalue_line(self, name: str, line: str) -> None:
-        self.lines.append(line)
-
-
-@pytest.mark.parametrize(("dist", "expected"), [("load", "loadgroup"), ("no", "no"), ("each", "each")])
-def test_n_workers_keep_each_xdist_group_on_one_worker(dist, expected):
-    """`pytest -n 2` distributes with "load"; the suite makes it "loadgroup" (the Ray tests share one Ray), and a
-    worker learns from its controller that it marks its tests' groups; other choices are left as given."""
-    controller = _Config(dist)
-    conftest.pytest_configure(controller)
-    assert controller.option.dist == expected
-    node = type("Node", (), {"config": controller, "workerinput": {}})()
-    conftest.pytest_configure_node(node)
-    worker = _Config("no", node.workerinput)
-    conftest.pytest_configure(worker)
-    assert worker.option.loadgroup == (expected == "loadgroup")
+def test_n_workers_keep_each_xdist_group_on_one_worker(request):
+    """`pytest -n 2` distributes with "loadgroup" (pyproject.toml), which keeps the Ray tests on one worker."""
+    config = request.config
+    if hasattr(config, "workerinput"):  # a worker: xdist sets "loadgroup" from its controller's --dist, then "no"
+        assert config.option.loadgroup
+    else:
+        assert config.getoption("dist") == "loadgroup"
