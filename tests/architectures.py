@@ -23,13 +23,12 @@ WIDER_TWINS = {
 """An architecture -> the architecture it widens (entrypoints as ``distinct_architectures`` names them)."""
 
 
-def distinct_architectures(quantized: bool = True) -> list[tuple[str, str | None]]:
-    """(entrypoint, model_type) of each distinct architecture of the model entrypoints; ``quantized``
-    False leaves out the fake-quantized EfficientNets."""
+def distinct_architectures() -> list[tuple[str, str | None]]:
+    """(entrypoint, model_type) of each distinct architecture of the model entrypoints."""
     manifest = load_manifest()
     seen, result = set(), []
     for name in model_entrypoint_names():
-        if name in DISPATCHERS or (not quantized and "quant" in name):
+        if name in DISPATCHERS:
             continue
         types = [None]
         if variant_keyword(name) is not None:
@@ -43,18 +42,7 @@ def distinct_architectures(quantized: bool = True) -> list[tuple[str, str | None
     return result
 
 
-def costly_architectures(quantized: bool = True) -> list[tuple[str, str | None]]:
+def costly_architectures() -> list[tuple[str, str | None]]:
     """``distinct_architectures`` less the wider twins, which their narrower models stand for."""
-    return [(name, model_type) for name, model_type in distinct_architectures(quantized) if name not in WIDER_TWINS]
+    return [(name, model_type) for name, model_type in distinct_architectures() if name not in WIDER_TWINS]
 
-
-def same_build(entrypoint: str) -> str:
-    """The entrypoint that ``distinct_architectures`` names for the architecture of ``entrypoint``."""
-    build = SPECS[ALIASES.get(entrypoint, entrypoint)].build
-    return next(name for name, _ in distinct_architectures() if SPECS[ALIASES.get(name, name)].build == build)
-
-
-def stands_for(entrypoint: str) -> str:
-    """The entrypoint whose costly checks cover ``entrypoint``: its own architecture's, or its narrower twin's."""
-    name = same_build(entrypoint)
-    return WIDER_TWINS.get(name, name)

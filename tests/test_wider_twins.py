@@ -7,7 +7,6 @@ from architectures import (
     WIDER_TWINS,
     costly_architectures,
     distinct_architectures,
-    stands_for,
 )
 from conftest import HUBCONF
 from convnets_hub.models import factory
@@ -48,4 +47,3 @@ def test_every_architecture_is_checked_itself_or_through_its_twin():
     costly = {name for name, _ in costly_architectures()}
     assert set(WIDER_TWINS) <= {name for name, _ in distinct_architectures()}
     assert set(WIDER_TWINS.values()) <= costly and not set(WIDER_TWINS) & costly
-    assert stands_for("resnext101_32x16d_swsl") == stands_for("resnext101_32x4d_ssl") == "nvidia_resneXt"
