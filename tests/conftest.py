@@ -37,8 +37,12 @@ def _load_hubconf():
 
 # pytest-xdist workers share the cores: torch's default of one thread per core in every worker
 # oversubscribes them, and the many small parallel regions of float64 depthwise convolutions then
-# run a hundred times slower.
-torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+# run a hundred times slower. The processes that tests start (notebook kernels, the command line,
+# torchrun, Ray's workers) read OMP_NUM_THREADS: with a thread per core each, their OpenMP threads
+# spin while waiting for cores that the workers hold (the notebooks took 60 % more CPU time).
+WORKER_THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+torch.set_num_threads(WORKER_THREADS)
+os.environ.setdefault("OMP_NUM_THREADS", str(WORKER_THREADS))
 
 HUBCONF = _load_hubconf()  # as torch.hub does: mounts the private package ``convnets_hub`` over the checkout
 
