@@ -1,15 +1,18 @@
 """The classic CNNs: parity with torchvision's own pretrained models, the weights resolver, LeNet-5."""
 
+import contextlib
 import hashlib
-import io
 import json
+import math
 import warnings
+import zlib
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from conftest import REPO, Reply, remove_big_files, seeded_input, seeded_state_dict
+from conftest import REPO, Reply, remove_big_files, seeded_input
 from convnets_hub.models import factory
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
@@ -24,24 +27,78 @@ WEIGHTS = {  # entrypoint: the torchvision weights its default manifest entry se
     "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
 }
 MANIFEST = json.loads((REPO / "weights_manifest.json").read_text())
+pytestmark = pytest.mark.xdist_group("test_classic")  # one worker writes each torchvision file once
 
 
 def torchvision_checkpoint(name: str) -> dict[str, torch.Tensor]:
-    """Seeded float32 weights under the keys and shapes of torchvision's file for ``name``."""
+    """Seeded float32 weights under the keys and shapes of torchvision's file for ``name``.
+
+    Drawn as ``seeded_weights`` draws them (BatchNorm statistics near one, weights scaled by their
+    fan-in), but by torch in float32: VGG16's 138 M numbers take a fifth of NumPy's float64 time."""
     # torchvision's GoogLeNet file holds the auxiliary heads, which its builder drops after loading.
     options = {"aux_logits": True, "init_weights": False} if name == "googlenet" else {}
     with torch.device("meta"):
         keys = [(key, value.shape) for key, value in
                 torchvision.models.get_model(name, weights=None, **options).state_dict().items()]
-    return {key: value.float() if value.is_floating_point() else value
-            for key, value in seeded_state_dict(keys, 0).items()}
+    return {key: _seeded_tensor(key, shape) for key, shape in keys}
+
+
+def _seeded_tensor(key: str, shape: torch.Size) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "num_batches_tracked":
+        return torch.zeros(shape, dtype=torch.int64)
+    if leaf == "running_var" or (len(shape) <= 1 and leaf == "weight"):
+        return torch.rand(shape, generator=generator) + 0.5
+    if len(shape) <= 1:  # biases and running means
+        return torch.randn(shape, generator=generator) * 0.1
+    return torch.randn(shape, generator=generator) / math.sqrt(shape[1:].numel())
+
+
+@pytest.fixture(scope="module")
+def torchvision_file(tmp_path_factory):
+    """``name`` -> torchvision's file of ``torchvision_checkpoint(name)`` (under its real file name), written
+    once per module: the float64 parity, the optimize check and the loading tests read the same file."""
+    directory = tmp_path_factory.mktemp("torchvision")
+    written = {}
+
+    def get(name: str) -> Path:
+        if name not in written:
+            written[name] = directory / entry(f"{name}.tv_in1k")["file_name"]
+            torch.save(torchvision_checkpoint(name), written[name])
+        return written[name]
+
+    yield get
+    remove_big_files(directory)
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors, memory-mapped (read as they are used)."""
+    return torch.load(path, mmap=True, weights_only=True)
+
+
+@contextlib.contextmanager
+def _without_weight_init():
+    """torch.nn.init's functions leave their tensor as it is: a model about to load a complete state dict
+    (strictly, as torchvision's builder does) skips drawing 138 M random numbers first."""
+    names = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_",
+             "kaiming_normal_", "xavier_uniform_", "xavier_normal_")
+    saved = {name: getattr(torch.nn.init, name) for name in names}
+    try:
+        for name in names:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.nn.init, name, function)
 
 
 def torchvision_pretrained(name: str, state: dict, monkeypatch, **kwargs) -> torch.nn.Module:
     """torchvision's own ``name(weights=...)``, with ``state`` standing in for the downloaded file."""
     weights = WEIGHTS[name]
     monkeypatch.setattr(type(weights), "get_state_dict", lambda self, *args, **kw: state)
-    return torchvision.models.get_model(name, weights=weights, **kwargs)
+    with _without_weight_init():  # torchvision's builder then loads every tensor, strictly
+        return torchvision.models.get_model(name, weights=weights, **kwargs)
 
 
 def entry(weights_id: str) -> dict:
@@ -53,19 +110,20 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def _logits(model: torch.nn.Module) -> torch.Tensor:
+    """The logits of one image of 112 px: the equality with torchvision does not depend on the size, and
+    every layer still works on a map of its own (the last maps: AlexNet 2x2, VGG 3x3, GoogLeNet and
+    ResNet-50 4x4, GoogLeNet's ceil-mode pools rounding up) before the adaptive pooling; a quarter of 224 px's work."""
     with torch.no_grad():
-        return model(torch.from_numpy(seeded_input((1, 3, 224, 224), 0)))
+        return model(torch.from_numpy(seeded_input((1, 3, 112, 112), 0)))
 
 
 @pytest.mark.parametrize("name", list(WEIGHTS))
-def test_pretrained_model_equals_torchvision_in_float64(repo_dir, hub_home, tmp_path, monkeypatch, name):
-    state = torchvision_checkpoint(name)
-    path = tmp_path / entry(f"{name}.tv_in1k")["file_name"]
-    torch.save(state, path)
+def test_pretrained_model_equals_torchvision_in_float64(repo_dir, hub_home, monkeypatch, torchvision_file, name):
+    path = torchvision_file(name)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a local torchvision file loads without any warning
         model = torch.hub.load(str(repo_dir), name, source="local", weights=str(path), model_math="fp64").eval()
-    reference = torchvision_pretrained(name, state, monkeypatch).double().eval()
+    reference = torchvision_pretrained(name, read_state(path), monkeypatch).double().eval()
     error = relative_error(_logits(model), _logits(reference))
     print(f"{name}: relative L2 error {error:.2e}")
     assert error <= TOLERANCE
@@ -74,12 +132,9 @@ def test_pretrained_model_equals_torchvision_in_float64(repo_dir, hub_home, tmp_
     assert (model.pretrained_cfg["classifier"], model.pretrained_cfg["num_classes"]) == (classifier, 1000)
 
 
-@pytest.fixture(scope="module")
-def googlenet_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("googlenet") / "googlenet-1378be20.pth"
-    torch.save(torchvision_checkpoint("googlenet"), path)
-    yield path
-    remove_big_files(path.parent)
+@pytest.fixture
+def googlenet_file(torchvision_file):
+    return torchvision_file("googlenet")
 
 
 def test_pretrained_googlenet_is_torchvisions_without_aux_heads(hubconf, hub_home, googlenet_file):
@@ -96,7 +151,7 @@ def test_googlenet_with_other_num_classes_keeps_the_pretrained_backbone(hubconf,
         model = hubconf.googlenet(weights=str(googlenet_file), num_classes=10).eval()
     # One warning, naming the head; the aux heads' classifiers differ too but are dropped.
     assert [type(w.message) for w in caught] == [FreshClassifierWarning] and "aux1" not in str(caught[0].message)
-    state = torch.load(googlenet_file, weights_only=True)
+    state = read_state(googlenet_file)
     assert torch.equal(model.inception5b.branch4[1].conv.weight, state["inception5b.branch4.1.conv.weight"])
     assert model.aux1 is None and model.pretrained_cfg["num_classes"] == 10
     with torch.no_grad():
@@ -108,11 +163,9 @@ def test_googlenet_options_the_weights_forbid_are_a_value_error(hubconf, hub_hom
         hubconf.googlenet(weights=str(googlenet_file), transform_input=False)
 
 
-@pytest.fixture(scope="module")
-def resnet50_bytes() -> bytes:
-    buffer = io.BytesIO()
-    torch.save(torchvision_checkpoint("resnet50"), buffer)
-    return buffer.getvalue()
+@pytest.fixture
+def resnet50_bytes(torchvision_file) -> bytes:
+    return torchvision_file("resnet50").read_bytes()
 
 
 def pinned_manifest(tmp_path, monkeypatch, payload: bytes, ids: list[str], urls=None) -> None:
@@ -124,13 +177,14 @@ def pinned_manifest(tmp_path, monkeypatch, payload: bytes, ids: list[str], urls=
     monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(path))
 
 
-def test_pinned_weights_are_downloaded_and_loaded(hubconf, hub_home, server, tmp_path, monkeypatch, resnet50_bytes):
+def test_pinned_weights_are_downloaded_and_loaded(hubconf, hub_home, server, tmp_path, monkeypatch, resnet50_bytes,
+                                                  torchvision_file):
     url = server.serve("/models/resnet50-0676ba61.pth", Reply(body=resnet50_bytes))
     pinned_manifest(tmp_path, monkeypatch, resnet50_bytes, ["resnet50.tv_in1k"], [url])
     model = hubconf.resnet50(progress=False)
     assert server.hits == ["/models/resnet50-0676ba61.pth"]
     assert (hub_home / "checkpoints" / "resnet50-0676ba61.pth").read_bytes() == resnet50_bytes
-    assert torch.equal(model.fc.weight, torchvision_checkpoint("resnet50")["fc.weight"])
+    assert torch.equal(model.fc.weight, read_state(torchvision_file("resnet50"))["fc.weight"])
     assert model.pretrained_cfg["id"] == "resnet50.tv_in1k" and model.pretrained_cfg["crop_pct"] == 0.875
 
 
@@ -233,16 +287,15 @@ def test_folded_vgg16_bn_is_vgg16(hubconf, monkeypatch):
 
 
 @pytest.mark.parametrize("name", [name for name in [*WEIGHTS, "lenet5"] if name != "vgg16"])
-def test_optimize_matches_the_eager_model_and_compiles(hubconf, tmp_path, name):
+def test_optimize_matches_the_eager_model_and_compiles(hubconf, tmp_path, torchvision_file, name):
     """optimize=True (folded, channels_last, torch.compile on the CPU) gives the eager model's logits
     (VGG16: through VGG16-BN, test_folded_vgg16_bn_is_vgg16)."""
     if name == "lenet5":
         torch.manual_seed(0)
-        state, shape = hubconf.lenet5().state_dict(), (2, 1, 32, 32)
+        path, shape = tmp_path / "weights.pth", (2, 1, 32, 32)
+        torch.save(hubconf.lenet5().state_dict(), path)
     else:
-        state, shape = torchvision_checkpoint(name), (2, 3, 64, 64)
-    path = tmp_path / "weights.pth"
-    torch.save(state, path)
+        path, shape = torchvision_file(name), (2, 3, 64, 64)
     eager = getattr(hubconf, name)(weights=str(path)).eval()
     optimized = getattr(hubconf, name)(weights=str(path), optimize=True)
     x = torch.randn(shape)

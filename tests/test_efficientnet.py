@@ -89,7 +89,7 @@ def test_optimize_folds_and_matches_eager(hubconf):
     from convnets_hub.models.runtime.optimize import optimize_for_inference
     folded = optimize_for_inference(optimized, compile=False)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    x = torch.randn(2, 3, 224, 224)
+    x = torch.randn(2, 3, 64, 64)  # folding's exactness does not depend on the size; every block still runs (2x2 last)
     with torch.no_grad():
         ref, out = eager(x), folded(x)
     assert float((out - ref).norm() / ref.norm()) <= 1e-5
