@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +19,12 @@ from convnets_hub.models.registry import DISPATCHERS
 from convnets_hub.models.runtime.optimize import optimize_for_inference
 from ngc_quant_efficientnet import ngc_quant_state, reference_logits
 from PIL import Image
+from test_cli import run_cli
 from upstream_files import write_mirror
+
+# One worker runs the whole module: the seeded state (_state, a float64 calibration run) and the exported
+# ONNX file (the module fixture `exported`) are then computed once, not once on each xdist worker.
+pytestmark = pytest.mark.xdist_group("efficientnet_quant")
 
 INPUT = (2, 3, 32, 32)  # EfficientNet-B0 is resolution-agnostic: a small input keeps the float64 runs fast
 
@@ -120,10 +123,8 @@ def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("quant_onnx")
     path = folder / "nvidia-efficientnet-quant-b0-130421.pth"
     torch.save({f"module.{key}": value.float() for key, value in _state().items()}, path)
-    result = subprocess.run([sys.executable, "-m", "models", "export", "--entrypoint", "nvidia_efficientnet",
-                             "--model-type", "efficientnet-quant-b0", "--weights", str(path), "--format", "onnx",
-                             "--triton-repository", str(folder / "repository")], cwd=REPO, capture_output=True,
-                            text=True, timeout=600, check=False)
+    result = run_cli("export", "--entrypoint", "nvidia_efficientnet", "--model-type", "efficientnet-quant-b0",
+                     "--weights", str(path), "--format", "onnx", "--triton-repository", str(folder / "repository"))
     assert result.returncode == 0, result.stderr
     model = HUBCONF.nvidia_efficientnet_quant_b0(weights=str(path)).eval()
     return model, folder / "repository" / "nvidia_efficientnet_quant_b0" / "1" / "model.onnx"

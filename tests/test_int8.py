@@ -47,6 +47,10 @@ def digits_inputs(images):
     return (x - 0.5) / 0.5
 
 
+# The tests of the LeNet-5 learnt here run on one xdist worker, which trains it (and quantizes lenet_int8) once.
+ON_THE_DIGITS_WORKER = pytest.mark.xdist_group("int8_digits")
+
+
 @pytest.fixture(scope="module")
 def digits_lenet(tmp_path_factory, hubconf):
     """LeNet-5 trained here on 1347 of scikit-learn's digits (8 epochs); its checkpoint and the data."""
@@ -73,6 +77,7 @@ def accuracy(model, x, y):
         return 100.0 * (model(x).argmax(dim=1) == y).float().mean().item()
 
 
+@ON_THE_DIGITS_WORKER
 def test_int8_loses_at_most_one_point_on_digits_a_model_learnt_here(digits_lenet, hubconf):
     """Item 4a: the int8 model, calibrated on 256 training images, within 1 point of float32's top-1 on the
     450 held-out digits (a model that learnt nothing would score about 10 %)."""
@@ -101,6 +106,7 @@ def weight_codes(model: Int8Model) -> np.ndarray:
     return np.concatenate([code.ravel() for code in codes])
 
 
+@ON_THE_DIGITS_WORKER
 @pytest.mark.parametrize(("instructions", "limit"), [(WITH_VNNI, 127), (WITHOUT_VNNI, 64)])
 def test_without_vnni_the_weights_use_seven_bits(digits_lenet, hubconf, monkeypatch, instructions, limit):
     """On a CPU without VNNI (AVX2's u8 x s8 products saturate) the weights are quantized to 7 bits."""
@@ -200,6 +206,7 @@ def lenet_int8(digits_lenet, hubconf):
         return hubconf.lenet5(weights=str(path), model_math="INT8", calibration=x_train[:64])
 
 
+@ON_THE_DIGITS_WORKER
 def test_an_int8_model_is_an_inference_only_cpu_module(lenet_int8, digits_lenet):
     import copy
     import pickle
@@ -217,6 +224,7 @@ def test_an_int8_model_is_an_inference_only_cpu_module(lenet_int8, digits_lenet)
         lenet_int8(torch.zeros(1, 32, 32, dtype=torch.uint8))
 
 
+@ON_THE_DIGITS_WORKER
 def test_int8_exports_its_qdq_graph_that_onnxruntime_runs_alike(lenet_int8, digits_lenet, tmp_path):
     x = digits_lenet[2][:7]
     path = export_model(lenet_int8, tmp_path / "lenet5_int8.onnx", "onnx")
@@ -328,6 +336,7 @@ def test_classify_runs_an_int8_model(tmp_path):
     assert len(rows) == 3 and all(not row["error"] and len(row["labels"]) == 3 for row in rows)
 
 
+@ON_THE_DIGITS_WORKER
 def test_a_triton_repository_takes_the_int8_model(lenet_int8, tmp_path):
     from convnets_hub.models.deploy.triton_repository import write_triton_repository
 
