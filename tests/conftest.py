@@ -47,6 +47,16 @@ os.environ.setdefault("OMP_NUM_THREADS", str(WORKER_THREADS))
 HUBCONF = _load_hubconf()  # as torch.hub does: mounts the private package ``convnets_hub`` over the checkout
 
 
+def onnx_session(path: Path | str):
+    """An onnxruntime CPU session on the worker's share of the cores: onnxruntime's default, a thread
+    per core whose waits spin, takes the cores of the other workers."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = WORKER_THREADS
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped where torch.cuda.is_available() is False)")
 

@@ -16,7 +16,6 @@ from conftest import REPO, Reply, remove_big_files, seeded_input
 from convnets_hub.models import factory
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
-from sklearn.datasets import load_digits
 
 TOLERANCE = 1e-6
 WEIGHTS = {  # entrypoint: the torchvision weights its default manifest entry serves
@@ -226,6 +225,9 @@ def test_lenet5_shape_size_and_no_published_weights(repo_dir, hub_home):
 
 
 def test_lenet5_learns_digits(hubconf):
+    # imported here: scikit-learn at collection costs every worker 1.4 s
+    from sklearn.datasets import load_digits
+
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16
     x = (F.interpolate(images, size=32, mode="bilinear", align_corners=False) - 0.5) / 0.5

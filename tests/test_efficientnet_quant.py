@@ -9,11 +9,10 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import onnx
-import onnxruntime
 import pytest
 import skimage
 import torch
-from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
+from conftest import HUBCONF, REPO, onnx_session, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.fake_quantization import TensorQuantizer, fake_quantize
 from convnets_hub.models.registry import DISPATCHERS
 from convnets_hub.models.runtime.optimize import optimize_for_inference
@@ -174,7 +173,7 @@ def _photos(size: int) -> torch.Tensor:
 def test_onnx_runtime_int8_agrees_with_the_fake_quantized_model_on_photos(exported):
     model, path = exported
     photos = _photos(224)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     (logits,) = session.run(None, {"input": photos.numpy()})
     with torch.no_grad():
         expected = model(photos).numpy()

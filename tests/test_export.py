@@ -16,11 +16,10 @@ import warnings
 import zipfile
 
 import numpy as np
-import onnxruntime
 import pytest
 import torch
 from architectures import WIDER_TWINS, costly_architectures
-from conftest import HUBCONF, REPO, parity_fixture, seeded_checkpoint
+from conftest import HUBCONF, REPO, onnx_session, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.exporters import EXAMPLE_BATCH, export_model
@@ -134,11 +133,12 @@ def test_every_entrypoint_and_variant_is_covered():
 
 @pytest.mark.parametrize("entrypoint, model_type", architectures(),
                          ids=lambda value: value if isinstance(value, str) else "")
-def test_onnx_matches_the_eager_model_at_another_batch_than_the_traced_one(entrypoint, model_type, scratch):
-    """Exported from a batch of EXAMPLE_BATCH, run at batch 3: a batch size baked into the graph fails."""
+def test_onnx_matches_the_eager_model_at_batch_1_and_3(entrypoint, model_type, scratch):
+    """Exported from a batch of EXAMPLE_BATCH, run at batch 3 (a batch size baked into the graph fails)
+    and at batch 1, the size most deployments run (compared with the eager model's first row)."""
     model = seeded_or_lively(entrypoint, model_type, scratch)
     path = export_model(model, scratch / "model.onnx", "onnx")
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     (tensor_in,), (tensor_out,) = session.get_inputs(), session.get_outputs()
     assert tensor_in.name == "input" and tensor_out.name == "logits"
     assert tensor_in.shape == ["batch", *model.pretrained_cfg["input_size"]]
@@ -152,6 +152,9 @@ def test_onnx_matches_the_eager_model_at_another_batch_than_the_traced_one(entry
     (logits,) = session.run(None, {"input": x.numpy()})
     assert logits.shape == (batch, model.pretrained_cfg["num_classes"])
     assert relative_error(logits, expected) < ONNX_TOLERANCE
+    (first,) = session.run(None, {"input": x[:1].numpy()})
+    assert first.shape == (1, model.pretrained_cfg["num_classes"])
+    assert relative_error(first, expected[:1]) < ONNX_TOLERANCE
 
 
 @functools.cache
@@ -224,8 +227,7 @@ def test_triton_repository_runs_as_its_config_says(resnet18_weights, scratch, mo
     assert tensor_in.data_type == tensor_out.data_type == model_config_pb2.TYPE_FP32
     labels = (folder / tensor_out.label_filename).read_text(encoding="utf-8").splitlines()
     assert labels == list(imagenet_labels())
-    session = onnxruntime.InferenceSession(str(folder / "1" / config.default_model_filename),
-                                           providers=["CPUExecutionProvider"])
+    session = onnx_session(folder / "1" / config.default_model_filename)
     x = seeded_batch(model, 2)
     (logits,) = session.run([tensor_out.name], {tensor_in.name: x.numpy()})
     with torch.no_grad():

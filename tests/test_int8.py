@@ -8,10 +8,10 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxruntime
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import onnx_session
 from convnets_hub.models.cli import main
 from convnets_hub.models.deploy.exporters import export_model
 from convnets_hub.models.errors import InferenceOnlyError, InvalidArgumentError
@@ -31,8 +31,6 @@ from convnets_hub.models.runtime.int8_calibration import (
     calibration_batch,
 )
 from seeded_weights import seeded_array
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from test_cli import run_cli_hiding
 from test_finetune import lenet_settings, make_image_folder
 
@@ -54,6 +52,10 @@ ON_THE_DIGITS_WORKER = pytest.mark.xdist_group("int8_digits")
 @pytest.fixture(scope="module")
 def digits_lenet(tmp_path_factory, hubconf):
     """LeNet-5 trained here on 1347 of scikit-learn's digits (8 epochs); its checkpoint and the data."""
+    # imported here: scikit-learn at collection costs every worker 1.4 s
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     train, test = train_test_split(range(len(digits.images)), test_size=0.25, random_state=0, stratify=digits.target)
     x_train, y_train = digits_inputs(digits.images[train]), torch.tensor(digits.target[train])
@@ -231,7 +233,7 @@ def test_int8_exports_its_qdq_graph_that_onnxruntime_runs_alike(lenet_int8, digi
     graph = onnx.load(str(path)).graph
     kinds = [node.op_type for node in graph.node]
     assert kinds.count("QuantizeLinear") >= 5 and kinds.count("DequantizeLinear") >= 10  # every conv and gemm
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     assert np.array_equal(session.run(None, {"input": x.numpy()})[0], lenet_int8(x).numpy())
     for options in ({"export_format": "torchscript"}, {"export_format": "onnx", "dynamo": True}):
         with pytest.raises(InvalidArgumentError, match="exports as ONNX opset 17 only"):
