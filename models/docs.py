@@ -27,8 +27,10 @@ Args:
         the returned model. It accepts the float32 batch that prepare_input_from_uri returns and
         gives logits in its own dtype. On a CPU without bf16/fp16 instructions (AVX512_BF16,
         AMX) a half precision is emulated and slower than fp32: a warning says so.
-    device (str | torch.device): where the model lives, "cpu" (default) or "cuda[:index]"
-        (a ValueError where no GPU is present). Inputs are cast, never moved: pass them on it.
+    device (str | torch.device): where the model lives, "cpu" or "cuda[:index]" (a ValueError
+        where no GPU is present); by default where torch builds tensors, as timm's models: the CPU,
+        unless torch.set_default_device or a ``with torch.device("meta"):`` block says otherwise.
+        Inputs are cast, never moved: pass them on it.
     optimize (bool): return an inference-only model (eval mode, no gradients) for that device
         and precision: BatchNorm folded into the convolutions, channels_last weights, then
         torch.compile at the first call of each input shape (CUDA graphs on a GPU, frozen

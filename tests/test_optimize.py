@@ -341,6 +341,18 @@ def test_device_and_model_math_parsing():
     assert parse_model_math("Fp16") is torch.float16
 
 
+def test_without_a_device_a_model_is_built_where_torch_builds_tensors(hubconf):
+    """As timm.create_model's: inside ``with torch.device("meta")`` (shapes without memory) the model stays there."""
+    import timm
+
+    with torch.device("meta"):
+        ours, timms = hubconf.resnet18_ssl(pretrained=False), timm.create_model("resnet18")
+        assert parse_device(None) == torch.device("meta")
+    assert {p.device.type for p in ours.parameters()} == {p.device.type for p in timms.parameters()} == {"meta"}
+    assert ours(torch.empty(2, 3, 64, 64, device="meta")).shape == (2, 1000)
+    assert parse_device(None) == torch.device("cpu")
+
+
 @pytest.mark.parametrize("native", [False, True], ids=["emulating-cpu", "native-cpu"])
 def test_half_precision_on_a_cpu_that_emulates_it_warns_at_the_callers_line(hubconf, monkeypatch, native):
     monkeypatch.setattr(precision, "_cpu_has_native", lambda dtype: native)

@@ -55,7 +55,11 @@ def warn_if_emulated(dtype: torch.dtype, device: torch.device) -> None:
 
 
 def parse_device(value: Any) -> torch.device:
-    """The ``torch.device`` of a model's ``device`` argument (None: the CPU); CUDA only where a GPU is present."""
+    """The ``torch.device`` of a model's ``device`` argument; CUDA only where a GPU is present. None is where
+    torch builds tensors now, as timm's models are built: the CPU, unless ``torch.set_default_device`` or a
+    ``with torch.device("meta"):`` block says otherwise."""
+    if value is None:
+        return torch.get_default_device()
     if isinstance(value, bool):
         raise InvalidArgumentError(f"device={value!r} is not a device; give a string such as 'cpu' or 'cuda:0'")
     return processing_device(value, "device")
