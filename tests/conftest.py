@@ -8,6 +8,7 @@ The repository root is never put on ``sys.path``, so nothing here hides a collis
 unrelated top-level ``models`` package.
 """
 
+import errno
 import gzip
 import importlib.util
 import json
@@ -43,6 +44,38 @@ def _load_hubconf():
 WORKER_THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 torch.set_num_threads(WORKER_THREADS)
 os.environ.setdefault("OMP_NUM_THREADS", str(WORKER_THREADS))
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _beyond_loopback(sock: socket.socket, address) -> bool:
+    return sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK
+
+
+def _connect(connect):
+    """``socket.socket.connect`` that refuses, at once, an internet address other than 127.0.0.1/::1: the
+    tests never reach beyond this machine, and a test that tried would otherwise wait for the network's
+    timeouts and retries (a fallback to huggingface.co once cost one ~23 s)."""
+
+    def guarded(self, address):
+        if _beyond_loopback(self, address):
+            raise ConnectionRefusedError(f"the tests reach only 127.0.0.1, not {address[0]}:{address[1]}")
+        return connect(self, address)
+
+    return guarded
+
+
+def _connect_ex(connect_ex):
+    """``socket.socket.connect_ex``, refusing as :func:`_connect` does (an error number, not an exception)."""
+
+    def guarded(self, address):
+        return errno.ECONNREFUSED if _beyond_loopback(self, address) else connect_ex(self, address)
+
+    return guarded
+
+
+socket.socket.connect = _connect(socket.socket.connect)
+socket.socket.connect_ex = _connect_ex(socket.socket.connect_ex)
 
 HUBCONF = _load_hubconf()  # as torch.hub does: mounts the private package ``convnets_hub`` over the checkout
 

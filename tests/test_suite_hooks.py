@@ -1,7 +1,13 @@
-"""The suite's own setup: which tests the CPU-only machine skips, and how pytest-xdist distributes them."""
+"""The suite's own setup: which tests the CPU-only machine skips, how pytest-xdist distributes them, and
+that no test reaches beyond 127.0.0.1."""
+
+import errno
+import socket
+import time
 
 import conftest
 import pytest
+import requests
 import torch
 
 
@@ -33,3 +39,13 @@ def test_n_workers_keep_each_xdist_group_on_one_worker(request):
         assert config.option.loadgroup
     else:
         assert config.getoption("dist") == "loadgroup"
+
+
+def test_a_connection_beyond_127_0_0_1_is_refused_at_once(server):
+    start = time.monotonic()
+    with pytest.raises(requests.ConnectionError, match="the tests reach only 127.0.0.1, not 192.0.2.1:80"):
+        requests.get("http://192.0.2.1/weights.pth", timeout=30)  # TEST-NET-1: no machine answers there
+    with socket.socket() as probe:
+        assert probe.connect_ex(("192.0.2.1", 80)) == errno.ECONNREFUSED
+    assert time.monotonic() - start < 5
+    assert requests.get(server.serve("/here", conftest.Reply(body=b"ok")), timeout=30).content == b"ok"
