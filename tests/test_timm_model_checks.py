@@ -23,7 +23,6 @@ import gzip
 import json
 import math
 import warnings
-import weakref
 
 import pytest
 import timm
@@ -245,19 +244,12 @@ def test_model_forward_torchscript(variant):
     assert torch.allclose(outputs, expected, rtol=1e-4, atol=1e-5)
 
 
-_NODE_NAMES = weakref.WeakKeyDictionary()
-"""A model's graph node names in training and in eval mode: two traces that its class and layers decide (not
-its head's width nor its weights), done once per model for the three FX checks."""
-
-
 def _fx_model(model: torch.nn.Module, train: bool = False) -> torch.fx.GraphModule:
     """timm's ``_create_fx_model``: torchvision's feature extractor of the model's output, traced with
     timm's leaf modules and functions."""
     tracer_kwargs = {"leaf_modules": get_notrace_modules(), "autowrap_functions": get_notrace_functions(),
                      "param_shapes_constant": True}
-    if model not in _NODE_NAMES:
-        _NODE_NAMES[model] = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)
-    train_nodes, eval_nodes = _NODE_NAMES[model]
+    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)
     train_return_nodes = [train_nodes[-1]]
     if train:
         graph_nodes = list(reversed(NodePathTracer(**tracer_kwargs).trace(model).nodes))
