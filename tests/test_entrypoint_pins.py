@@ -13,7 +13,7 @@ PINS = json.loads(gzip.decompress((REFERENCE / "entrypoint_pins.json.gz").read_b
 
 
 @pytest.fixture
-def on_meta_device(monkeypatch):
+def on_meta_device(monkeypatch, meta_batch_norm):
     """Models are built on the meta device: their shapes without memory or initialisation."""
     monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
     with torch.device("meta"):

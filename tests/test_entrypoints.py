@@ -63,7 +63,7 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture
-def on_meta_device(monkeypatch):
+def on_meta_device(monkeypatch, meta_batch_norm):
     """Models are built on the meta device: their configuration and shapes without memory or arithmetic."""
     monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
     with torch.device("meta"):

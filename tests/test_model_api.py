@@ -79,7 +79,9 @@ class Built:
         return torch.from_numpy(seeded_input((1, channels, size, size), 0))
 
 
-@pytest.fixture(scope="module", params=list(ARCHITECTURES))
+@pytest.fixture(scope="module", params=[  # a module fixture is computed on each xdist worker that runs one of its
+    pytest.param(name, marks=pytest.mark.xdist_group(f"test_model_api.built[{name}]"))  # tests: keep each
+    for name in ARCHITECTURES])  # architecture's on one (vgg16_bn's seeded checkpoint and float64 model take seconds)
 def built(request, tmp_path_factory):
     entrypoint, kwargs = ARCHITECTURES[request.param]
     state = seeded_checkpoint(entrypoint, kwargs)
@@ -260,7 +262,7 @@ def test_a_classifier_outside_the_model_has_no_name():
 
 
 @pytest.fixture
-def on_meta(monkeypatch):
+def on_meta(monkeypatch, meta_batch_norm):
     """Builds untrained models on the meta device: shapes without memory or initialisation."""
     def build(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
         monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))

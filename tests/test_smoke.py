@@ -18,7 +18,8 @@ SSL, SWSL = "resnet18_ssl.fb_ssl_yfcc100m_ft_in1k", "resnet18_swsl.fb_swsl_ig1b_
 def mirror(tmp_path, server):
     """resnet18_ssl (unpinned: first use) and resnet18_swsl (weights with a NaN) served on 127.0.0.1.
 
-    Upstream URLs point at the loopback server too (404), so nothing leaves the machine.
+    Upstream URLs and the Hugging Face Hub (the entries' further sources) point at the loopback server too
+    (404), so nothing leaves the machine (nor waits for huggingface_hub's retries of an unreachable host).
     """
     nan_state = seeded_checkpoint(parity_fixture("resnet18_ssl_swsl"))
     nan_state["fc.bias"][3] = float("nan")
@@ -36,7 +37,7 @@ def mirror(tmp_path, server):
     manifest_path.write_text(json.dumps(manifest))
     shutil.rmtree(files)  # served from memory
     env = {"CONVNETS_HUB_MANIFEST": str(manifest_path), "CONVNETS_HUB_MIRROR": server.url("/mirror"),
-           "CONVNETS_HUB_OFFLINE": "", "TORCH_HOME": str(tmp_path / "torch")}
+           "CONVNETS_HUB_OFFLINE": "", "TORCH_HOME": str(tmp_path / "torch"), "HF_ENDPOINT": server.url("/hub")}
     yield env, ssl_sha256, manifest
     shutil.rmtree(tmp_path / "torch", ignore_errors=True)  # about 100 MB of cached weights
 

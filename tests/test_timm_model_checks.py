@@ -28,7 +28,7 @@ import pytest
 import timm
 import torch
 from architectures import costly_architectures
-from conftest import HUBCONF, REFERENCE
+from conftest import HUBCONF, REFERENCE, fast_meta_batch_norm
 from convnets_hub.models import factory
 from convnets_hub.models.hub import variant_keyword
 from convnets_hub.models.pretrained_config import (
@@ -54,6 +54,9 @@ def ids(variants) -> list[str]:
     return ["-".join([entrypoint, *kwargs.values()]) for entrypoint, kwargs in variants]
 
 
+ON_META = [  # test_model_default_cfgs and test_model_forward_features of a variant share its meta build: one worker
+    pytest.param(entrypoint, kwargs, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks.on_meta[{name}]"))
+    for (entrypoint, kwargs), name in zip(VARIANTS, ids(VARIANTS))]
 SIZE = 64  # forward, backward, TorchScript and FX (timm: 384, 128, 128, 128)
 FEATURES_SIZE = 96  # timm's TARGET_FFEAT_SIZE
 BACKWARD_CLASSES = 42
@@ -94,17 +97,20 @@ def fresh_head(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.fixture(scope="module", params=ARCHITECTURES, ids=ids(ARCHITECTURES))
+@pytest.fixture(scope="module", params=[  # each architecture's checks on one xdist worker: one build, not one a worker
+    pytest.param(architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks[{name}]"))
+    for architecture, name in zip(ARCHITECTURES, ids(ARCHITECTURES))])
 def variant(request):
     """(entrypoint, kwargs, untrained model): built once per architecture for the checks that compute."""
     entrypoint, kwargs = request.param
     torch.manual_seed(0)
-    return entrypoint, kwargs, getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
+    with fast_meta_batch_norm():  # its pool_size: a meta forward
+        return entrypoint, kwargs, getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
 
 
 @functools.cache
 def _built_on_meta(entrypoint: str, kwargs: tuple, options: tuple) -> torch.nn.Module:
-    with pytest.MonkeyPatch.context() as patch, torch.device("meta"):
+    with pytest.MonkeyPatch.context() as patch, torch.device("meta"), fast_meta_batch_norm():
         patch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
         return getattr(HUBCONF, entrypoint)(pretrained=False, **dict(kwargs), **dict(options))
 
@@ -152,8 +158,8 @@ def test_model_backward(variant):
     assert not torch.isnan(outputs).any()
 
 
-@pytest.mark.parametrize(("entrypoint", "kwargs"), VARIANTS, ids=ids(VARIANTS))
-def test_model_default_cfgs(entrypoint, kwargs):
+@pytest.mark.parametrize(("entrypoint", "kwargs"), ON_META)
+def test_model_default_cfgs(entrypoint, kwargs, meta_batch_norm):
     """timm's test_model_default_cfgs, at the model's native input size, on the meta device."""
     model = on_meta(entrypoint, kwargs).eval()
     assert model.default_cfg is model.pretrained_cfg  # timm's alias
@@ -175,7 +181,7 @@ def test_model_default_cfgs(entrypoint, kwargs):
     assert f"{cfg['first_conv']}.weight" in state_dict
 
 
-def test_pool_size_follows_the_input_size(variant):
+def test_pool_size_follows_the_input_size(variant, meta_batch_norm):
     """pool_size against a real forward_features, at another input size than the native one."""
     model = fresh_head(variant[2])
     x = batch(model, SIZE)
@@ -190,8 +196,8 @@ def test_pool_size_follows_the_input_size(variant):
         set_pretrained_cfg(model, cfg)  # the native pool_size: test_model_default_cfgs
 
 
-@pytest.mark.parametrize(("entrypoint", "kwargs"), VARIANTS, ids=ids(VARIANTS))
-def test_model_forward_features(entrypoint, kwargs):
+@pytest.mark.parametrize(("entrypoint", "kwargs"), ON_META)
+def test_model_forward_features(entrypoint, kwargs, meta_batch_norm):
     """timm's test_model_forward_features (shapes: on the meta device) and its cfg: the model's, less the head's."""
     real = _built_on_meta(entrypoint, tuple(kwargs.items()), ())  # read only
     model = on_meta(entrypoint, kwargs, features_only=True).eval()
@@ -290,7 +296,7 @@ def test_model_forward_fx_torchscript(variant):
     assert outputs.shape == (1, model.num_classes) and not torch.isnan(outputs).any()
 
 
-def test_manifest_weights_give_timms_source_fields():
+def test_manifest_weights_give_timms_source_fields(meta_batch_norm):
     """For every manifest entry: timm's tag, url, license, and hf_hub_id where the Hub has the same weights,
     whose timm pretrained_cfg then names the same first_conv, classifier and pool_size as ours."""
     from convnets_hub.models.pretrained_config import pretrained_cfg_of
@@ -320,7 +326,7 @@ def test_manifest_weights_give_timms_source_fields():
     assert len(hub_ids) == 14  # the twelve Facebook SSL/SWSL models and torchvision's two ResNet-50 recipes
 
 
-def test_pool_size_is_computed_without_changing_the_model():
+def test_pool_size_is_computed_without_changing_the_model(meta_batch_norm):
     """In training mode too (a batch of one with a 1x1 map, which BatchNorm refuses in training)."""
     model = on_meta("resnet18_ssl", {})
     assert model.training and model.pretrained_cfg["pool_size"] == (7, 7)

@@ -8,18 +8,23 @@ from architectures import (
     costly_architectures,
     distinct_architectures,
 )
-from conftest import HUBCONF
+from conftest import HUBCONF, fast_meta_batch_norm
 from convnets_hub.models import factory
 from torch import nn
 
 LAYOUT = ("kernel_size", "stride", "padding", "dilation", "groups", "ceil_mode", "output_size", "inplace", "p")
 
 
-def structure(entrypoint: str, monkeypatch) -> list[tuple]:
-    """Every module's name, class and layout attributes (not its channel counts), and the weights' names."""
+def on_meta(entrypoint: str, monkeypatch) -> nn.Module:
     monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
-    with torch.device("meta"):
-        model = getattr(HUBCONF, entrypoint)(pretrained=False)
+    with torch.device("meta"), fast_meta_batch_norm():
+        return getattr(HUBCONF, entrypoint)(pretrained=False)
+
+
+def structure(entrypoint: str | nn.Module, monkeypatch) -> list[tuple]:
+    """Every module's name, class and layout attributes (not its channel counts), and the weights' names, of
+    the model (or the entrypoint's untrained model)."""
+    model = on_meta(entrypoint, monkeypatch) if isinstance(entrypoint, str) else entrypoint
     modules = [(name, type(module), tuple(getattr(module, key, None) for key in LAYOUT))
                for name, module in model.named_modules()]
     return [type(model), modules, list(model.state_dict())]
@@ -27,12 +32,10 @@ def structure(entrypoint: str, monkeypatch) -> list[tuple]:
 
 @pytest.mark.parametrize(("twin", "model"), WIDER_TWINS.items())
 def test_a_wider_twin_differs_from_its_model_in_widths_only(twin, model, monkeypatch):
-    assert structure(twin, monkeypatch) == structure(model, monkeypatch)
-    widths = {}
-    for name in (twin, model):
-        with torch.device("meta"):
-            widths[name] = sum(p.numel() for p in getattr(HUBCONF, name)(pretrained=False).parameters())
-    assert widths[twin] > widths[model]  # wider, not the same model twice
+    wider, narrower = on_meta(twin, monkeypatch), on_meta(model, monkeypatch)
+    assert structure(wider, monkeypatch) == structure(narrower, monkeypatch)
+    widths = [sum(p.numel() for p in built.parameters()) for built in (wider, narrower)]
+    assert widths[0] > widths[1]  # wider, not the same model twice
 
 
 def test_the_structure_sees_a_change_of_groups_or_depth(monkeypatch):
