@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from conftest import REPO, Reply, remove_big_files, seeded_input
-from convnets_hub.models import factory
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 
@@ -274,7 +273,7 @@ def test_googlenet_keeps_its_aux_heads_when_asked_as_torchvision_does(hubconf, h
     assert model.aux1 is not None and model.aux_logits
 
 
-def test_folded_vgg16_bn_is_vgg16(hubconf, monkeypatch):
+def test_folded_vgg16_bn_is_vgg16(hubconf):
     """optimize=True folds VGG16-BN's batch norms into its convolutions: what it compiles then has VGG16's
     layers, in VGG16's order, with VGG16's shapes, so VGG16-BN's compile check stands for VGG16's."""
     def layers(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
@@ -282,7 +281,6 @@ def test_folded_vgg16_bn_is_vgg16(hubconf, monkeypatch):
                 for module in model.modules() if not list(module.children()) and type(module) is not torch.nn.Identity]
 
     folded = hubconf.vgg16_bn(pretrained=False, optimize=True)
-    monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
     with torch.device("meta"):
         plain, unfolded = hubconf.vgg16(pretrained=False), hubconf.vgg16_bn(pretrained=False)
     assert layers(folded.eager) == layers(plain) != layers(unfolded)

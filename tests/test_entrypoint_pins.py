@@ -7,15 +7,13 @@ import json
 import pytest
 import torch
 from conftest import REFERENCE
-from convnets_hub.models import factory
 
 PINS = json.loads(gzip.decompress((REFERENCE / "entrypoint_pins.json.gz").read_bytes()))
 
 
 @pytest.fixture
-def on_meta_device(monkeypatch, meta_batch_norm):
+def on_meta_device(meta_batch_norm):
     """Models are built on the meta device: their shapes without memory or initialisation."""
-    monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
     with torch.device("meta"):
         yield
 

@@ -12,7 +12,6 @@ import warnings
 import pytest
 import torch
 from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
-from convnets_hub.models import factory
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
@@ -63,9 +62,8 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture
-def on_meta_device(monkeypatch, meta_batch_norm):
+def on_meta_device(meta_batch_norm):
     """Models are built on the meta device: their configuration and shapes without memory or arithmetic."""
-    monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
     with torch.device("meta"):
         yield
 

@@ -22,7 +22,7 @@ import torch
 import torchvision
 from architectures import costly_architectures
 from conftest import HUBCONF, REFERENCE, seeded_input, seeded_state_dict
-from convnets_hub.models import builder, factory
+from convnets_hub.models import builder
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.archs.timm_api import classifier_name
 from convnets_hub.models.builder import FreshClassifierWarning
@@ -262,10 +262,9 @@ def test_a_classifier_outside_the_model_has_no_name():
 
 
 @pytest.fixture
-def on_meta(monkeypatch, meta_batch_norm):
+def on_meta(meta_batch_norm):
     """Builds untrained models on the meta device: shapes without memory or initialisation."""
     def build(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
-        monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
         with torch.device("meta"):
             return getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs, **options).eval()
     return build

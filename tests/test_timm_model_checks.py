@@ -29,7 +29,6 @@ import timm
 import torch
 from architectures import costly_architectures
 from conftest import HUBCONF, REFERENCE, fast_meta_batch_norm
-from convnets_hub.models import factory
 from convnets_hub.models.hub import variant_keyword
 from convnets_hub.models.pretrained_config import (
     set_pretrained_cfg,
@@ -110,8 +109,7 @@ def variant(request):
 
 @functools.cache
 def _built_on_meta(entrypoint: str, kwargs: tuple, options: tuple) -> torch.nn.Module:
-    with pytest.MonkeyPatch.context() as patch, torch.device("meta"), fast_meta_batch_norm():
-        patch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+    with torch.device("meta"), fast_meta_batch_norm():
         return getattr(HUBCONF, entrypoint)(pretrained=False, **dict(kwargs), **dict(options))
 
 

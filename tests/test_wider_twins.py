@@ -9,40 +9,38 @@ from architectures import (
     distinct_architectures,
 )
 from conftest import HUBCONF, fast_meta_batch_norm
-from convnets_hub.models import factory
 from torch import nn
 
 LAYOUT = ("kernel_size", "stride", "padding", "dilation", "groups", "ceil_mode", "output_size", "inplace", "p")
 
 
-def on_meta(entrypoint: str, monkeypatch) -> nn.Module:
-    monkeypatch.setattr(factory, "parse_device", lambda value: torch.device("meta"))
+def on_meta(entrypoint: str) -> nn.Module:
     with torch.device("meta"), fast_meta_batch_norm():
         return getattr(HUBCONF, entrypoint)(pretrained=False)
 
 
-def structure(entrypoint: str | nn.Module, monkeypatch) -> list[tuple]:
+def structure(entrypoint: str | nn.Module) -> list[tuple]:
     """Every module's name, class and layout attributes (not its channel counts), and the weights' names, of
     the model (or the entrypoint's untrained model)."""
-    model = on_meta(entrypoint, monkeypatch) if isinstance(entrypoint, str) else entrypoint
+    model = on_meta(entrypoint) if isinstance(entrypoint, str) else entrypoint
     modules = [(name, type(module), tuple(getattr(module, key, None) for key in LAYOUT))
                for name, module in model.named_modules()]
     return [type(model), modules, list(model.state_dict())]
 
 
 @pytest.mark.parametrize(("twin", "model"), WIDER_TWINS.items())
-def test_a_wider_twin_differs_from_its_model_in_widths_only(twin, model, monkeypatch):
-    wider, narrower = on_meta(twin, monkeypatch), on_meta(model, monkeypatch)
-    assert structure(wider, monkeypatch) == structure(narrower, monkeypatch)
+def test_a_wider_twin_differs_from_its_model_in_widths_only(twin, model):
+    wider, narrower = on_meta(twin), on_meta(model)
+    assert structure(wider) == structure(narrower)
     widths = [sum(p.numel() for p in built.parameters()) for built in (wider, narrower)]
     assert widths[0] > widths[1]  # wider, not the same model twice
 
 
-def test_the_structure_sees_a_change_of_groups_or_depth(monkeypatch):
+def test_the_structure_sees_a_change_of_groups_or_depth():
     """The comparison can fail: ResNeXt50 is not ResNeXt101's twin (depth), nor is ResNet-50 (groups)."""
-    resnext = structure("resnext101_32x4d_ssl", monkeypatch)
-    assert structure("resnext50_32x4d_ssl", monkeypatch) != resnext
-    assert structure("resnet50_ssl", monkeypatch)[1] != structure("resnext50_32x4d_ssl", monkeypatch)[1]
+    resnext = structure("resnext101_32x4d_ssl")
+    assert structure("resnext50_32x4d_ssl") != resnext
+    assert structure("resnet50_ssl")[1] != structure("resnext50_32x4d_ssl")[1]
     assert nn.Conv2d in {kind for _, kind, _ in resnext[1]}
 
 
