@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -179,8 +180,9 @@ def test_torchrun_with_two_processes_computes_the_one_process_losses(image_folde
                "--master-port", str(_free_port()), "-m", "models", "finetune", "--entrypoint", "lenet5",
                "--data", str(image_folder), "--output", str(tmp_path), "--epochs", "2", "--batch-size", "8",
                "--lr", "0.01", "--workers", "0", "--no-progress"]
-    result = subprocess.run(command, cwd=REPO, env={**os.environ, "CONVNETS_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-                            capture_output=True, text=True, timeout=600, check=False)
+    with tempfile.TemporaryDirectory() as scratch:  # torchrun's log folders (torchelastic_*), deleted afterwards
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+                                env={**os.environ, "CONVNETS_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TMPDIR": scratch})
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("epoch 1/2:") == 1  # rank 0 alone prints
     _, training = read_run(tmp_path / "last.pth")
