@@ -180,6 +180,11 @@ def seeded_checkpoint(fixture: dict, dtype: torch.dtype = torch.float32) -> dict
     state = seeded_state_dict([(key, shape) for key, shape, _ in fixture["state_dict"]], fixture["weights_seed"])
     for prefix, scale in fixture.get("running_var_scale", {}).items():
         state[f"{prefix}.running_var"] = state[f"{prefix}.running_var"] * scale
+    return floats_as(state, dtype)
+
+
+def floats_as(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """``state`` with its floating-point tensors in ``dtype`` (counters such as ``num_batches_tracked`` stay)."""
     return {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
 
 

@@ -87,7 +87,7 @@ def model_args(weights: Path) -> list[str]:
     return ["--entrypoint", "lenet5", "--weights", str(weights), "--top-k", "3", "--no-progress"]
 
 
-# The Ray tests run on one pytest-xdist worker (tests/conftest.py turns -n N's "load" into "loadgroup"),
+# The Ray tests run on one pytest-xdist worker (pyproject.toml sets pytest-xdist's --dist loadgroup),
 # where all but one join one local Ray (``shared_ray``): starting a Ray costs 10-30 s. The engine joins a
 # Ray that is running and leaves it running (``_connect``); the test of a file name that is not UTF-8
 # (``no_ray``) shows that without one the engine starts its own and stops it.

@@ -170,8 +170,6 @@ def resnet18_weights(scratch):
     return path, HUBCONF.resnet18_ssl(weights=str(path)).eval()
 
 
-
-
 RELOAD = """
 import sys, torch
 x = torch.load(sys.argv[3])

@@ -124,7 +124,6 @@ def test_a_pin_that_fails_while_writing_leaves_the_manifest_whole(hub_home, serv
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["manifest.json"], "no temporary file is left"
 
 
-
 def test_readme_table_lists_every_entry_with_its_published_accuracy():
     rows = {line.split("|")[1]: line for line in (REPO / "README.md").read_text().splitlines()
             if line.startswith("| `")}

@@ -21,7 +21,7 @@ import pytest
 import torch
 import torchvision
 from architectures import costly_architectures
-from conftest import HUBCONF, REFERENCE, seeded_input, seeded_state_dict
+from conftest import HUBCONF, REFERENCE, floats_as, seeded_input, seeded_state_dict
 from convnets_hub.models import builder
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.archs.timm_api import classifier_name
@@ -51,8 +51,7 @@ def seeded_checkpoint(entrypoint: str, kwargs: dict) -> dict[str, torch.Tensor]:
         keys = [(key, value.shape) for key, value in model.state_dict().items()]
     else:
         keys = next(pin["state_dict"] for pin in PINS if pin["entrypoint"] == entrypoint and pin["kwargs"] == kwargs)
-    return {key: value.float() if value.is_floating_point() else value
-            for key, value in seeded_state_dict(keys, 0).items()}
+    return floats_as(seeded_state_dict(keys, 0), torch.float32)
 
 
 def load(entrypoint: str, kwargs: dict, state: dict, path, **options) -> tuple[torch.nn.Module, list]:
@@ -249,7 +248,6 @@ def test_pretrained_cfg_names_the_classifier_even_without_classes(on_meta, archi
     assert (cfg["classifier"], cfg["num_classes"]) == (CLASSIFIERS[architecture], options["num_classes"])
     assert model.get_classifier() is model.get_submodule(cfg["classifier"])
     assert isinstance(model.get_classifier(), torch.nn.Identity) == (options["num_classes"] == 0)
-
 
 
 def test_a_classifier_outside_the_model_has_no_name():

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 import torch
-from conftest import parity_fixture, reference_error, seeded_checkpoint
+from conftest import floats_as, parity_fixture, reference_error, seeded_checkpoint
 
 TOLERANCE = 1e-6
 
@@ -48,11 +48,6 @@ def oracle():
     kept.clear()
 
 
-def as_float32(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The weights as upstream files store them (float32)."""
-    return {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
-
-
 def _load(repo_dir, entrypoint, path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a local checkpoint loads without any warning
@@ -64,7 +59,7 @@ def test_upstream_checkpoint_reproduces_reference_logits(repo_dir, hub_home, tmp
                                                          fixture_name):
     fixture, state = oracle(fixture_name)
     path = tmp_path / "checkpoint.pth"
-    torch.save(as_float32(state), path)
+    torch.save(floats_as(state, torch.float32), path)
     model = _load(repo_dir, entrypoint, path)
     assert reference_error(model, fixture) <= TOLERANCE
     assert model.pretrained_cfg["checkpoint"] == str(path)
@@ -75,7 +70,7 @@ def test_ngc_layout_with_module_prefix_and_conv_shaped_se(repo_dir, hub_home, tm
     """NGC files may prefix every key with 'module.' and store SE layers as 1x1 convolutions."""
     fixture, seeded = oracle(entrypoint)
     state = {f"module.{key}": value[..., None, None] if ".squeeze." in key and value.dim() == 2 else value
-             for key, value in as_float32(seeded).items()}
+             for key, value in floats_as(seeded, torch.float32).items()}
     assert entrypoint == "nvidia_resnet50" or any(value.dim() == 4 and ".squeeze." in key for key, value in state.items())
     path = tmp_path / "nvidia.pth.tar"
     torch.save(state, path)
