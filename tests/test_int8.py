@@ -123,6 +123,22 @@ def test_without_vnni_the_weights_use_seven_bits(digits_lenet, hubconf, monkeypa
     assert str(quantized).count("7-bit") == (not instructions.vnni)
 
 
+@ON_THE_DIGITS_WORKER
+def test_weights_kept_beside_the_float_graph_quantize_to_the_same_bytes(digits_lenet, hubconf, tmp_path):
+    """The float model goes to the quantizer with its weights in a file beside the graph (ONNX's external
+    data: its shape inference then skips them); the int8 graph is byte for byte that of a single file."""
+    model = hubconf.lenet5(weights=str(digits_lenet[0])).eval()
+    batch = digits_lenet[1][:16]
+    beside, whole = tmp_path / "beside" / "float32.onnx", tmp_path / "whole" / "float32.onnx"
+    beside.parent.mkdir(), whole.parent.mkdir()
+    int8._export_float(model, beside, batch[:2])
+    onnx.save(onnx.load(str(beside)), str(whole))  # onnx.load reads the weights back into the graph
+    assert 10 * beside.stat().st_size < whole.stat().st_size  # the weights are not in the graph's file
+    for path in (beside, whole):
+        int8._quantize(path, path.with_name("int8.onnx"), batch, reduce_range=False)
+    assert (beside.parent / "int8.onnx").read_bytes() == (whole.parent / "int8.onnx").read_bytes()
+
+
 def test_cpu_instructions_are_named_as_benchmarks_quote_them():
     found = cpu_instructions()
     assert found.describe().count(",") == 4 and ("no VNNI" in found.describe()) == (not found.vnni)
