@@ -31,7 +31,6 @@ from convnets_hub.models.runtime.int8_calibration import (
     calibration_batch,
 )
 from seeded_weights import seeded_array
-from test_cli import run_cli_hiding
 from test_finetune import lenet_settings, make_image_folder
 
 WITH_VNNI = CpuInstructions(avx2=True, avx512=True, vnni=True, avx512_bf16=True, amx=False)
@@ -121,6 +120,22 @@ def test_without_vnni_the_weights_use_seven_bits(digits_lenet, hubconf, monkeypa
     assert quantized.reduce_range == (not instructions.vnni)
     assert np.abs(codes).max() == limit  # symmetric: +-127, or +-64 in 7 bits
     assert str(quantized).count("7-bit") == (not instructions.vnni)
+
+
+@ON_THE_DIGITS_WORKER
+def test_weights_kept_beside_the_float_graph_quantize_to_the_same_bytes(digits_lenet, hubconf, tmp_path):
+    """The float model goes to the quantizer with its weights in a file beside the graph (ONNX's external
+    data: its shape inference then skips them); the int8 graph is byte for byte that of a single file."""
+    model = hubconf.lenet5(weights=str(digits_lenet[0])).eval()
+    batch = digits_lenet[1][:16]
+    beside, whole = tmp_path / "beside" / "float32.onnx", tmp_path / "whole" / "float32.onnx"
+    beside.parent.mkdir(), whole.parent.mkdir()
+    int8._export_float(model, beside, batch[:2])
+    onnx.save(onnx.load(str(beside)), str(whole))  # onnx.load reads the weights back into the graph
+    assert 10 * beside.stat().st_size < whole.stat().st_size  # the weights are not in the graph's file
+    for path in (beside, whole):
+        int8._quantize(path, path.with_name("int8.onnx"), batch, reduce_range=False)
+    assert (beside.parent / "int8.onnx").read_bytes() == (whole.parent / "int8.onnx").read_bytes()
 
 
 def test_cpu_instructions_are_named_as_benchmarks_quote_them():
@@ -348,10 +363,13 @@ def test_a_triton_repository_takes_the_int8_model(lenet_int8, tmp_path):
     assert "TYPE_FP32" in config and "KIND_CPU" in config and 'platform: "onnxruntime_onnx"' in config
 
 
-def test_int8_without_onnxruntime_names_the_requirements_file(hubconf, tmp_path, monkeypatch):
-    result = run_cli_hiding(("onnxruntime",), "export", "--entrypoint", "lenet5", "--model-math", "int8",
-                            "--format", "onnx", "--output", str(tmp_path / "x.onnx"))
-    assert result.returncode == 1 and "requirements-export.txt" in result.stderr and len(result.stderr.splitlines()) == 1
+def test_int8_without_onnxruntime_names_the_requirements_file(hubconf, tmp_path, monkeypatch, capsys):
+    """In this process (the exit code of ``python3 -m models`` is main's, tests/test_cli.py)."""
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed (find_spec gives None)
+    assert main(["export", "--entrypoint", "lenet5", "--model-math", "int8", "--format", "onnx",
+                 "--output", str(tmp_path / "x.onnx")]) == 1
+    stderr = capsys.readouterr().err
+    assert "requirements-export.txt" in stderr and len(stderr.splitlines()) == 1
+    assert not (tmp_path / "x.onnx").exists()
     with pytest.raises(ModuleNotFoundError, match="requirements-export.txt"):
         hubconf.lenet5(model_math="int8")

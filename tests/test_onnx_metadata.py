@@ -41,7 +41,9 @@ def exported(hubconf, tmp_path_factory):
 
 def test_the_onnx_file_says_its_classes_and_preprocessing(exported):
     model, path = exported
-    props = {prop.key: json.loads(prop.value) for prop in onnx.load(str(path)).metadata_props}
+    entries = onnx.load(str(path)).metadata_props
+    props = {prop.key: json.loads(prop.value) for prop in entries}
+    assert len(entries) == len(props)  # each key once
     cfg = model.pretrained_cfg
     assert props == {"class_names": [f"kind {i}" for i in range(1000)], "input_size": [3, 224, 224],
                      "mean": list(cfg["mean"]), "std": list(cfg["std"]), "interpolation": "bilinear",

@@ -508,9 +508,9 @@ def test_arbitrary_bytes_give_a_tensor_or_a_value_error(utils, data):
         assert tensor.shape == (1, 3, 224, 224)
 
 
-# Prepares one image with the address space capped a little above what the process holds once
-# warmed up (torch, a first image): an image whose preprocessing needs gigabytes fails there at
-# once with MemoryError instead of taking the machine's memory.
+# Prepares each image (one at a time, a line each) with the address space capped a little above what
+# the process holds once warmed up (torch, a first image): an image whose preprocessing needs gigabytes
+# fails there at once with MemoryError instead of taking the machine's memory.
 CAPPED_MEMORY_SCRIPT = """
 import json, resource, sys
 sys.path.insert(0, sys.argv[1])
@@ -518,31 +518,36 @@ import models
 from convnets_hub.processing import ConvNetsProcessingUtils
 
 utils = ConvNetsProcessingUtils()
-utils.prepare_inputs([sys.argv[3]])
+utils.prepare_inputs([sys.argv[2]])
 with open("/proc/self/status") as status:
     size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
 resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
-batch = utils.prepare_inputs([sys.argv[2]])
-print(json.dumps({"shape": list(batch.shape), "pixel": batch[0, :, 100, 100].tolist()}))
+for image in sys.argv[3:]:
+    batch = utils.prepare_inputs([image])
+    print(json.dumps({"shape": list(batch.shape), "pixel": batch[0, :, 100, 100].tolist()}), flush=True)
 """
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status and caps RLIMIT_AS (Linux)")
-@pytest.mark.parametrize("size", [(1, 100_000), (30_000, 1)])
-def test_a_thin_image_costs_memory_in_proportion_to_the_crop(tmp_path, size):
+def test_a_thin_image_costs_memory_in_proportion_to_the_crop(tmp_path):
     """A 1 x 100000 PNG of a few hundred bytes was resized to 256 x 25.6 M pixels (~20 GB) before
-    its crop was taken: MemoryError. Only the part of it that the crop reads is resized now."""
-    thin, small = tmp_path / "thin.png", tmp_path / "small.png"
-    Image.new("RGB", size, (200, 100, 50)).save(thin)
+    its crop was taken: MemoryError. Only the part of it that the crop reads is resized now.
+    A tall and a wide one, in one capped process (each prepared within the cap)."""
+    small = tmp_path / "small.png"
     Image.new("RGB", (64, 48), (1, 2, 3)).save(small)
-    assert thin.stat().st_size < 1000
-    result = subprocess.run([sys.executable, "-c", CAPPED_MEMORY_SCRIPT, str(REPO), str(thin), str(small)],
+    thin = [tmp_path / "tall.png", tmp_path / "wide.png"]
+    for path, size in zip(thin, [(1, 100_000), (30_000, 1)], strict=True):
+        Image.new("RGB", size, (200, 100, 50)).save(path)
+        assert path.stat().st_size < 1000
+    result = subprocess.run([sys.executable, "-c", CAPPED_MEMORY_SCRIPT, str(REPO), str(small), *map(str, thin)],
                             capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
-    assert measured["shape"] == [1, 3, 224, 224]
+    lines = result.stdout.strip().splitlines()[-len(thin):]
     expected = (torch.tensor([200, 100, 50]) / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
-    assert measured["pixel"] == pytest.approx(expected.tolist(), abs=1e-5)
+    for path, line in zip(thin, lines, strict=True):
+        measured = json.loads(line)
+        assert measured["shape"] == [1, 3, 224, 224], path.name
+        assert measured["pixel"] == pytest.approx(expected.tolist(), abs=1e-5), path.name
 
 
 def _resized_then_cropped(image: Image.Image, config: PreprocessConfig) -> Image.Image:

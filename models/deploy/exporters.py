@@ -22,7 +22,7 @@ from ..runtime.int8 import Int8Model
 from ..runtime.optimize import CompiledModel
 from .formats import FORMATS
 from .names import INPUT_NAME, OUTPUT_NAME
-from .onnx_metadata import add_onnx_metadata
+from .onnx_metadata import add_onnx_metadata, onnx_metadata_suffix
 
 DEFAULT_OPSET = 17
 DYNAMO_OPSET = 18  # the torch.export-based exporter starts at opset 18
@@ -78,8 +78,7 @@ def export_onnx(model: nn.Module, file: IO[bytes], *, opset: int = DEFAULT_OPSET
     the same logits. Tracer warnings are silenced: they flag Python checks on the input's channel
     count, and the tests compare the exported logits with the model's at several batch sizes.
     """
-    import onnx
-
+    metadata = onnx_metadata_suffix(model)  # before the export: without the onnx package this fails at once
     example = example_input(model)
     names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
     with warnings.catch_warnings():
@@ -95,9 +94,12 @@ def export_onnx(model: nn.Module, file: IO[bytes], *, opset: int = DEFAULT_OPSET
             exported = io.BytesIO()
             torch.onnx.export(model, (example,), exported, dynamo=False, opset_version=opset,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **names)
-            proto = onnx.load_from_string(exported.getvalue())
-    add_onnx_metadata(proto, model)
-    file.write(proto.SerializeToString())
+    if dynamo:
+        add_onnx_metadata(proto, model)
+        file.write(proto.SerializeToString())
+    else:  # the TorchScript-based exporter writes no metadata_props: ours follow its bytes
+        file.write(exported.getbuffer())
+        file.write(metadata)
 
 
 def export_int8_onnx(model: Int8Model, path: Path, export_format: str, *, opset: int | None, dynamo: bool) -> None:

@@ -35,3 +35,15 @@ def add_onnx_metadata(proto: Any, model: nn.Module) -> None:
 
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, onnx_metadata(model))
+
+
+def onnx_metadata_suffix(model: nn.Module) -> bytes:
+    """:func:`onnx_metadata` as bytes to append to an ONNX file that has no ``metadata_props``: protobuf
+    reads a message's fields one after another and appends repeated ones, so the file then parses as
+    the model with these entries, and its weights are neither parsed nor serialised again (that took
+    2 of VGG16-BN's 8 s of export)."""
+    import onnx
+
+    suffix = onnx.ModelProto()
+    onnx.helper.set_model_props(suffix, onnx_metadata(model))
+    return suffix.SerializeToString()
