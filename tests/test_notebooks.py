@@ -91,11 +91,7 @@ def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_p
                         "TORCH_HOME": str(tmp_path / "torch"),
                         # the kernel's temporary files (finetune.ipynb's 215 MB run folder) go with the test
                         "TMPDIR": str(tmp_path / "tmp"),
-                        "MPLBACKEND": "Agg",
-                        # optimize=True's torch.compile builds its C++ kernels in the kernel's process, one
-                        # after the other, rather than in a pool of worker processes that each import torch:
-                        # the same kernels, ~6 s less CPU for nvidia_efficientnet.ipynb
-                        "TORCHINDUCTOR_COMPILE_THREADS": "1"}.items():
+                        "MPLBACKEND": "Agg"}.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "tmp").mkdir()
     notebook = nbformat.read(path, as_version=4)
