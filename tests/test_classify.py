@@ -1,5 +1,6 @@
 """``python3 -m models classify``: inputs, rows, error rows, resume, Ctrl-C, the Ray engine, GPU-style decoding."""
 
+import contextlib
 import json
 import os
 import secrets
@@ -325,9 +326,13 @@ def test_ctrl_c_keeps_what_is_done_and_resume_finishes_without_duplicates(lenet_
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no batch was saved within 120 s"
         time.sleep(0.02)
+    signals = "?"  # for the message of a failure: whether the run blocked or ignored SIGINT (Linux)
+    with contextlib.suppress(OSError):
+        signals = [line for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                   if line.startswith(("SigBlk", "SigIgn"))]
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, f"{stderr} (when Ctrl-C came: {signals})"
     assert "interrupted" in stderr and "Traceback" not in stderr
     kept = pq.read_table(output).column("path").to_pylist()
     assert kept == sorted(str(path) for path in before.iterdir()), "the two batches done before Ctrl-C, once each"
