@@ -1,5 +1,6 @@
 """``python3 -m models classify``: inputs, rows, error rows, resume, Ctrl-C, the Ray engine, GPU-style decoding."""
 
+import contextlib
 import json
 import os
 import secrets
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import skimage
 import torch
-from conftest import REPO, closed_port, parity_fixture, seeded_checkpoint
+from conftest import REPO, Reply, closed_port, parity_fixture, seeded_checkpoint
 from convnets_hub.models.batch.decode_kinds import choose_decoding
 from convnets_hub.models.batch.decode_queue import DecodeQueue
 from convnets_hub.models.batch.decoding import (
@@ -47,7 +48,6 @@ from convnets_hub.models.files import NewFile
 from convnets_hub.processing import ConvNetsProcessingUtils
 from PIL import Image
 from test_cli import run_cli as run_command_line
-from test_cli import run_cli_hiding
 from test_processing import half_a_body_then_hang_up, raw_http_server
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -87,10 +87,11 @@ def model_args(weights: Path) -> list[str]:
     return ["--entrypoint", "lenet5", "--weights", str(weights), "--top-k", "3", "--no-progress"]
 
 
-# The Ray tests run on one pytest-xdist worker (pyproject.toml sets pytest-xdist's --dist loadgroup),
-# where all but one join one local Ray (``shared_ray``): starting a Ray costs 10-30 s. The engine joins a
-# Ray that is running and leaves it running (``_connect``); the test of a file name that is not UTF-8
-# (``no_ray``) shows that without one the engine starts its own and stops it.
+# The Ray tests run on one pytest-xdist worker (pyproject.toml sets pytest-xdist's --dist loadgroup). A
+# Ray session costs 10-30 s (its processes, Ray Data's helper actors) and each run a model actor that imports
+# torch and timm (5-9 s): the engine's own Ray (``no_ray``: without one it starts one and stops it) serves
+# one run that shows several things; ``shared_ray`` is a Ray that the engine joins and leaves running
+# (``_connect``), for the other runs.
 ON_THE_RAY_WORKER = pytest.mark.xdist_group("ray")
 
 
@@ -257,17 +258,28 @@ def test_temporary_files_are_created_exclusively_and_never_follow_a_planted_link
 
 
 @ON_THE_RAY_WORKER
-def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path, shared_ray):
-    local = run_cli(str(collection), *model_args(lenet_weights), "--output", str(tmp_path / "local.parquet"),
+def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path, monkeypatch, capsys, no_ray):
+    """With no Ray running, the engine starts a local one and stops it at the end. Ray's batches are
+    Arrow tables, whose text is UTF-8: the paths of file names that are not UTF-8 travel as bytes, the
+    rows hold \\xNN, as the local engine's Parquet rows do."""
+    folder = tmp_path / "photos"
+    shutil.copytree(collection, folder)
+    if sys.platform == "linux":  # file names of any bytes (Linux file systems)
+        shutil.copy(GRACE_HOPPER, os.fsdecode(os.fsencode(folder) + b"/caf\xe9.jpg"))
+        Path(os.fsdecode(os.fsencode(folder) + b"/\xff.png")).write_bytes(b"not a PNG")
+    local = run_cli(str(folder), *model_args(lenet_weights), "--output", str(tmp_path / "local.parquet"),
                     "--batch-size", "2")
-    assert local.returncode == EXIT_SOME_FAILED, local.stderr  # two inputs are no images
-    ray = run_cli(str(collection), *model_args(lenet_weights), "--output", str(tmp_path / "ray.jsonl"),
+    assert local.returncode == EXIT_SOME_FAILED, local.stderr  # some inputs are no images
+    ray = run_cli(str(folder), *model_args(lenet_weights), "--output", str(tmp_path / "ray.jsonl"),
                   "--batch-size", "2", "--engine", "ray", "--ray-num-cpus", "2", "--workers", "1")
     assert ray.returncode == EXIT_SOME_FAILED, ray.stderr
+    assert not no_ray.is_initialized(), "the engine stops the Ray it started"
     assert pq.read_schema(tmp_path / "local.parquet").remove_metadata() == SCHEMA
     local_rows = pq.read_table(tmp_path / "local.parquet").to_pylist()
     ray_rows = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text().splitlines()]
-    assert [row["path"] for row in local_rows] == expand_inputs([str(collection)]).sources
+    sources = expand_inputs([str(folder)]).sources
+    assert [row["path"] for row in local_rows] == [os.fsencode(path).decode("utf-8", "backslashreplace")
+                                                   for path in sources]
     assert [row["path"] for row in ray_rows] == [row["path"] for row in local_rows]
     for ours, theirs in zip(local_rows, ray_rows, strict=True):
         assert set(theirs) == set(SCHEMA.names)
@@ -276,20 +288,44 @@ def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tm
         assert ours["error"] == theirs["error"]
         assert theirs["probabilities"] == pytest.approx(ours["probabilities"], abs=1e-6)
     errors = {Path(row["path"]).name: row["error"] for row in local_rows if row["error"]}
-    assert set(errors) == {"not_an_image.jpg", "empty.png"} and "empty input" in errors["empty.png"]
+    not_utf8 = {"\\xff.png"} if sys.platform == "linux" else set()
+    assert set(errors) == {"not_an_image.jpg", "empty.png", *not_utf8} and "empty input" in errors["empty.png"]
     assert {row["weights"] for row in local_rows} == {str(lenet_weights)}
     assert all(len(row["labels"]) == 3 for row in local_rows if not row["error"])
+    if sys.platform == "linux":
+        rows = {row["path"]: row for row in ray_rows}
+        assert rows[f"{folder}/caf\\xe9.jpg"]["error"] == "" and len(rows[f"{folder}/caf\\xe9.jpg"]["labels"]) == 3
+        assert rows[f"{folder}/\\xff.png"]["error"].startswith(f"ImageDecodeError: {folder}/\\xff.png: ")
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
+    capsys.readouterr()
+    assert main(["classify", str(folder), *model_args(lenet_weights), "--output", str(tmp_path / "ray.jsonl"),
+                 "--resume"]) == 0
+    assert f"skipping {len(sources)} inputs already in" in capsys.readouterr().err, \
+        "the local engine's resume finds Ray's rows"
 
 
-def test_ctrl_c_keeps_what_is_done_and_resume_finishes_without_duplicates(lenet_weights, tmp_path):
-    total = 500  # the run takes seconds after its second batch: Ctrl-C comes well before its end
-    links = tmp_path / "links"
-    links.mkdir()
-    for index in range(total):
-        (links / f"{index:04d}.jpg").symlink_to(GRACE_HOPPER)
+# A terminal starts a command with Ctrl-C's default action; this pytest process's children may not get it:
+# after the Ray tests, `python3 -m models` was seen starting with SIGINT and SIGQUIT ignored (SigIgn ...06,
+# inherited: what C's system() sets in a process while it runs), and it then ran to its end. So the
+# command is started through this, which restores SIGINT's default, then becomes `python3 ARGS`.
+AS_FROM_A_TERMINAL = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                      "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+
+
+def test_ctrl_c_keeps_what_is_done_and_resume_finishes_without_duplicates(lenet_weights, tmp_path, server):
+    """The run is a process (Ctrl-C, its exit code). Its ninth input is a URL whose server answers
+    nothing until the test ends: the run cannot end before Ctrl-C comes (a run of 500 photos could, on
+    a loaded machine), and what is done when it comes is known: the first two batches of 4."""
+    before, after = tmp_path / "before", tmp_path / "after"
+    for folder, count in ((before, 8), (after, 3)):
+        folder.mkdir()
+        for index in range(count):
+            (folder / f"{index:04d}.jpg").symlink_to(GRACE_HOPPER)
+    url = server.serve("/photo.jpg", Reply(stall=True), Reply(body=GRACE_HOPPER.read_bytes()))
+    inputs = [str(before), url, str(after)]
     output = tmp_path / "out.parquet"
-    command = [sys.executable, "-m", "models", "classify", str(links), *model_args(lenet_weights),
-               "--output", str(output), "--batch-size", "4", "--workers", "1"]
+    command = [sys.executable, "-c", AS_FROM_A_TERMINAL, "-m", "models", "classify", *inputs,
+               *model_args(lenet_weights), "--output", str(output), "--batch-size", "4", "--workers", "1"]
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "CONVNETS_HUB_OFFLINE": "1"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     parts = tmp_path / ".out.parquet.parts"
@@ -298,21 +334,23 @@ def test_ctrl_c_keeps_what_is_done_and_resume_finishes_without_duplicates(lenet_
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no batch was saved within 120 s"
         time.sleep(0.02)
+    signals = "?"  # for the message of a failure: whether the run blocked or ignored SIGINT (Linux)
+    with contextlib.suppress(OSError):
+        signals = [line for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                   if line.startswith(("SigBlk", "SigIgn"))]
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, f"{stderr} (when Ctrl-C came: {signals})"
     assert "interrupted" in stderr and "Traceback" not in stderr
     kept = pq.read_table(output).column("path").to_pylist()
-    assert 8 <= len(kept) < total and len(set(kept)) == len(kept)
-    refused = run_cli(str(links), *model_args(lenet_weights), "--output", str(output))
+    assert kept == sorted(str(path) for path in before.iterdir()), "the two batches done before Ctrl-C, once each"
+    refused = run_cli(*inputs, *model_args(lenet_weights), "--output", str(output))
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    resumed = run_cli(str(links), *model_args(lenet_weights), "--output", str(output), "--resume",
-                      "--batch-size", "64")
+    resumed = run_cli(*inputs, *model_args(lenet_weights), "--output", str(output), "--resume", "--batch-size", "64")
     assert resumed.returncode == 0, resumed.stderr
     assert f"skipping {len(kept)} inputs" in resumed.stderr
     paths = pq.read_table(output).column("path").to_pylist()
-    assert paths[:len(kept)] == kept
-    assert sorted(paths) == sorted(str(path) for path in links.iterdir())
+    assert paths == [*kept, url, *sorted(str(path) for path in after.iterdir())]
 
 
 def test_decoding_threads_yield_the_cores_to_the_model(collection, hubconf, tmp_path):
@@ -638,20 +676,39 @@ def test_a_directory_without_images_is_a_one_line_error(lenet_weights, tmp_path,
     assert not (tmp_path / "o.jsonl").exists()
 
 
+RUNS_WITHOUT_PYARROW = """
+import importlib, json, sys
+sys.modules["pyarrow"] = None  # `import pyarrow` raises ModuleNotFoundError, as if it were not installed
+import models  # what `python3 -m models` imports first
+main = importlib.import_module(models.__name__ + ".cli").main
+runs = []
+for argv in map(json.loads, sys.argv[1:]):
+    code = main(argv)
+    runs.append([code, open(argv[argv.index("--output") + 1], encoding="utf-8").read()])
+print(json.dumps(runs))
+"""
+
+
 def test_json_lines_need_no_pyarrow(lenet_weights, tmp_path):
+    """One process without pyarrow runs ``classify`` twice: a first run, then a resumed one with another input."""
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(GRACE_HOPPER, folder / "a.jpg")
-    args = ["classify", str(folder), *model_args(lenet_weights)]
-    with_pyarrow = run_cli(str(folder), *model_args(lenet_weights), "--output", str(tmp_path / "with.jsonl"))
-    assert with_pyarrow.returncode == 0, with_pyarrow.stderr
-    first = run_cli_hiding(("pyarrow",), *args, "--output", str(tmp_path / "without.jsonl"))
-    assert first.returncode == 0, first.stderr
-    assert (tmp_path / "without.jsonl").read_text() == (tmp_path / "with.jsonl").read_text()
     shutil.copy(GRACE_HOPPER, folder / "b.jpg")
-    resumed = run_cli_hiding(("pyarrow",), *args, "--output", str(tmp_path / "without.jsonl"), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    rows = [json.loads(line) for line in (tmp_path / "without.jsonl").read_text().splitlines()]
+    with_pyarrow = run_cli(str(folder / "a.jpg"), *model_args(lenet_weights), "--output", str(tmp_path / "with.jsonl"))
+    assert with_pyarrow.returncode == 0, with_pyarrow.stderr
+    without = ["--output", str(tmp_path / "without.jsonl")]
+    runs = [["classify", str(folder / "a.jpg"), *model_args(lenet_weights), *without],
+            ["classify", str(folder), *model_args(lenet_weights), *without, "--resume"]]
+    result = subprocess.run([sys.executable, "-c", RUNS_WITHOUT_PYARROW, *map(json.dumps, runs)], check=False,
+                            cwd=REPO, env={**os.environ, "CONVNETS_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr
+    (first_code, first), (resumed_code, resumed) = json.loads(result.stdout.splitlines()[-1])
+    assert (first_code, resumed_code) == (0, 0), result.stderr
+    assert "skipping 1 input already in" in result.stderr
+    assert first == (tmp_path / "with.jsonl").read_text()
+    rows = [json.loads(line) for line in resumed.splitlines()]
     assert [row["path"] for row in rows] == [str(folder / "a.jpg"), str(folder / "b.jpg")]
     assert rows[1] == {**rows[0], "path": str(folder / "b.jpg")}
 
@@ -748,27 +805,3 @@ def test_a_corrupt_parquet_output_on_resume_is_one_line(lenet_weights, tmp_path,
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and f"{str(output)!r} is not a Parquet file of classify's rows" in error
     assert "--overwrite" in error
-
-
-@ON_THE_RAY_WORKER
-@pytest.mark.skipif(sys.platform != "linux", reason="file names of any bytes (Linux file systems)")
-def test_the_ray_engine_gives_a_file_name_that_is_not_utf8_its_row(lenet_weights, tmp_path, monkeypatch, capsys,
-                                                                   no_ray):
-    """Ray's batches are Arrow tables, whose text is UTF-8: the paths travel as bytes, the rows hold \\xNN.
-    With no Ray running, the engine starts a local one and stops it at the end."""
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    shutil.copy(GRACE_HOPPER, os.fsdecode(os.fsencode(folder) + b"/caf\xe9.jpg"))
-    Path(os.fsdecode(os.fsencode(folder) + b"/\xff.png")).write_bytes(b"not a PNG")
-    output = tmp_path / "out.jsonl"
-    result = run_cli(str(folder), *model_args(lenet_weights), "--output", str(output), "--engine", "ray",
-                     "--ray-num-cpus", "2", "--workers", "1")
-    assert result.returncode == EXIT_SOME_FAILED, result.stderr
-    assert not no_ray.is_initialized(), "the engine stops the Ray it started"
-    rows = {row["path"]: row for row in map(json.loads, output.read_text().splitlines())}
-    assert set(rows) == {f"{folder}/caf\\xe9.jpg", f"{folder}/\\xff.png"}
-    assert rows[f"{folder}/caf\\xe9.jpg"]["error"] == "" and len(rows[f"{folder}/caf\\xe9.jpg"]["labels"]) == 3
-    assert rows[f"{folder}/\\xff.png"]["error"].startswith(f"ImageDecodeError: {folder}/\\xff.png: ")
-    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")
-    assert main(["classify", str(folder), *model_args(lenet_weights), "--output", str(output), "--resume"]) == 0
-    assert "skipping 2 inputs already in" in capsys.readouterr().err, "the local engine's resume finds Ray's rows"

@@ -11,10 +11,10 @@ import textwrap
 import pytest
 
 
-@pytest.fixture
-def other_repo(tmp_path):
+@pytest.fixture(scope="module")
+def other_repo(tmp_path_factory):
     """A hub repository shaped like yolov5/detr: top-level ``models`` and ``processing`` packages."""
-    repo = tmp_path / "other_repo"
+    repo = tmp_path_factory.mktemp("repos") / "other_repo"
     for package in ("models", "processing"):
         (repo / package).mkdir(parents=True)
         (repo / package / "__init__.py").write_text(f"OWNER = 'other {package}'\n")
@@ -60,18 +60,10 @@ def test_ours_work_after_another_models_package_was_imported(repo_dir, other_rep
     assert run(script, other_repo.parent) == "other models | other processing"
 
 
-def test_another_repo_works_after_ours_was_loaded(repo_dir, other_repo):
-    script = _prelude(repo_dir, other_repo) + LOAD_OURS + """
-    assert "models" not in sys.modules and "processing" not in sys.modules, sorted(sys.modules)
-    print(torch.hub.load(OTHER, "owners", source="local"))
-    """
-    assert run(script, other_repo.parent) == "('other models', 'other processing')"
-
-
-@pytest.fixture
-def second_checkout(repo_dir, tmp_path):
+@pytest.fixture(scope="module")
+def second_checkout(repo_dir, other_repo):
     """Another checkout of ours (its library and hubconf), as a second clone or another version."""
-    copy = tmp_path / "second checkout"
+    copy = other_repo.parent / "second checkout"
     copy.mkdir()
     for name in ("hubconf.py", "weights_manifest.json"):
         shutil.copy2(repo_dir / name, copy / name)
@@ -80,28 +72,45 @@ def second_checkout(repo_dir, tmp_path):
     return copy
 
 
-def test_two_checkouts_side_by_side_mount_their_own_packages(repo_dir, second_checkout):
-    """The second checkout takes convnets_hub_<sha1 of its root>; each file, the mount's included, is loaded
-    once, under its checkout's package."""
-    script = _prelude(repo_dir, second_checkout) + """
+@pytest.fixture(scope="module")
+def ours_then_others(repo_dir, other_repo, second_checkout) -> dict:
+    """One process (a process costs 5 s of imports) loads ours, then a second checkout of ours, then the
+    other repository, and prints what each test below checks."""
+    script = _prelude(repo_dir, other_repo) + f"""
     import json
-    for root in (OURS, OTHER):
-        model = torch.hub.load(root, "resnet18_ssl", source="local", pretrained=False)
+    SECOND = {str(second_checkout)!r}
+    """ + LOAD_OURS + """
+    found = {"top-level after ours": sorted(name for name in ("models", "processing") if name in sys.modules)}
+    torch.hub.load(SECOND, "resnet18_ssl", source="local", pretrained=False)
     files = {}
     for name, module in list(sys.modules.items()):
         if name.startswith("convnets_hub") or name.endswith("mount.py"):
             files.setdefault(getattr(module, "__file__", None) or str(list(module.__path__)), []).append(name)
-    print(json.dumps({"files": files, "top-level models": "models" in sys.modules}))
+    found.update({"files": files, "top-level models": "models" in sys.modules})
+    found["owners"] = torch.hub.load(OTHER, "owners", source="local")
+    print(json.dumps(found))
     """
-    found = json.loads(run(script, second_checkout.parent))
-    files = found["files"]
+    return json.loads(run(script, other_repo.parent))
+
+
+@pytest.mark.xdist_group("coexistence")  # the two tests of one process, on one pytest-xdist worker
+def test_another_repo_works_after_ours_was_loaded(ours_then_others):
+    assert ours_then_others["top-level after ours"] == []
+    assert ours_then_others["owners"] == ["other models", "other processing"]
+
+
+@pytest.mark.xdist_group("coexistence")
+def test_two_checkouts_side_by_side_mount_their_own_packages(repo_dir, second_checkout, ours_then_others):
+    """The second checkout takes convnets_hub_<sha1 of its root>; each file, the mount's included, is loaded
+    once, under its checkout's package."""
+    files = ours_then_others["files"]
     second = "convnets_hub_" + hashlib.sha1(str(second_checkout).encode()).hexdigest()[:10]
     assert files[str([str(repo_dir)])] == ["convnets_hub"] and files[str([str(second_checkout)])] == [second]
     for root, package in ((repo_dir, "convnets_hub"), (second_checkout, second)):
         mount = str(root / "models" / "mount.py")
         assert sorted(files[mount]) == sorted([mount, f"{package}.models.mount"])
         assert files[str(root / "models" / "hub.py")] == [f"{package}.models.hub"]
-    assert not found["top-level models"]
+    assert not ours_then_others["top-level models"]
 
 
 def test_a_ray_worker_mounts_its_drivers_package_before_it_unpickles(repo_dir, second_checkout, tmp_path):

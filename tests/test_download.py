@@ -203,22 +203,38 @@ def test_pretrained_model_through_a_pinned_manifest(repo_dir, hub_home, server, 
     assert (hub_home / "checkpoints" / "semi_supervised_resnet18-d92f0530.pth").read_bytes() == payload
 
 
-def test_four_processes_download_once_and_build_identical_models(hub_home, server, tmp_path, resnet18_file):
+# What torch.hub.load(..., "resnet18_ssl") does for its weights (models/builder.py), without building the
+# model: the processes import torch and the weights layer only, not timm and torchvision (3 s each).
+RESOLVE_THE_DEFAULT_WEIGHTS = """
+import hashlib, importlib, models
+manifest = importlib.import_module(models.__name__ + ".weights.manifest")
+sources = importlib.import_module(models.__name__ + ".weights.sources")
+path, _ = sources.resolve_any_source(manifest.load_manifest().default("resnet18_ssl"), progress=False)
+print(path, hashlib.sha256(path.read_bytes()).hexdigest())
+"""
+
+
+def test_four_processes_download_once_and_build_identical_models(hub_home, server, tmp_path, resnet18_file,
+                                                                  monkeypatch):
+    """Four processes want the same weights at once: one downloads (slowly), the others wait for its
+    lock; each reads the whole verified file, from which one model is built here."""
     payload = resnet18_file.read_bytes()
     url = server.serve("/slow.pth", Reply(body=payload, seconds=4.0))
     manifest = write_manifest(tmp_path / "manifest.json", url, payload)
-    script = (
-        "import torch, sys\n"
-        f"m = torch.hub.load({str(REPO)!r}, 'resnet18_ssl', source='local', progress=False)\n"
-        "print(sum(float(t.double().sum()) for t in m.state_dict().values()))\n"
-    )
     env = {**os.environ, "TORCH_HOME": str(hub_home.parent), "CONVNETS_HUB_MANIFEST": str(manifest)}
-    processes = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    processes = [subprocess.Popen([sys.executable, "-c", RESOLVE_THE_DEFAULT_WEIGHTS], env=env, cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     results = [process.communicate(timeout=300) for process in processes]
     assert [p.returncode for p in processes] == [0] * 4, [err[-2000:] for _, err in results]
-    assert len({out.strip() for out, _ in results}) == 1
+    cached = hub_home / "checkpoints" / resnet18_file.name
+    assert {out.strip() for out, _ in results} == {f"{cached} {hashlib.sha256(payload).hexdigest()}"}
     assert server.hits == ["/slow.pth"]
+    monkeypatch.setenv("CONVNETS_HUB_MANIFEST", str(manifest))
+    monkeypatch.setenv("CONVNETS_HUB_OFFLINE", "1")  # the model is built from the file the processes left
+    model = torch.hub.load(str(REPO), "resnet18_ssl", source="local", progress=False)
+    expected = torch.load(resnet18_file, weights_only=True)
+    assert model.pretrained_cfg["id"] == "resnet18_ssl.test"
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in expected.items())
 
 
 def test_an_unpinned_file_is_recorded_on_first_use_and_later_loads_are_checked_against_it(hub_home, server):

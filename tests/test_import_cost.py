@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("matplotlib", "timm", "torchvision.models")
 
 
@@ -20,7 +22,11 @@ def run_python(script: str, cwd, env_extra: dict[str, str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_listing_imports_no_timm_torchvision_models_or_matplotlib_and_docs_are_complete(repo_dir, tmp_path):
+@pytest.fixture(scope="module")
+def found(repo_dir, tmp_path_factory) -> dict:
+    """One fresh interpreter (a process costs seconds of imports) lists the entrypoints, then builds two
+    models; it prints what it had imported after each step."""
+    directory = tmp_path_factory.mktemp("import_cost")
     script = f"""
 import json, sys, torch
 # What torch.hub.list and torch.hub.help do once they have the repository (they take only GitHub names).
@@ -32,10 +38,19 @@ docs = {{name: getattr(hubconf, name).__doc__ for name in names}}
 listed = [m for m in {HEAVY!r} if m in sys.modules]
 utils = torch.hub.load({str(repo_dir)!r}, "nvidia_convnets_processing_utils", source="local", trust_repo=True)
 utils.pick_n_best(torch.softmax(torch.randn(1, 1000), 1), verbose=False)
-print(json.dumps({{"names": names, "docs": docs, "loaded": listed, "matplotlib": "matplotlib" in sys.modules,
-                  "imported": imported, "stdlib": sorted(sys.stdlib_module_names)}}))
+listing = {{"names": names, "docs": docs, "loaded": listed, "matplotlib": "matplotlib" in sys.modules,
+           "imported": imported, "stdlib": sorted(sys.stdlib_module_names)}}
+model = torch.hub.load({str(repo_dir)!r}, "resnet18_ssl", source="local", trust_repo=True, pretrained=False)
+vgg = torch.hub.load({str(repo_dir)!r}, "vgg16", source="local", trust_repo=True, pretrained=False)
+building = {{"loaded": [m for m in {HEAVY!r} if m in sys.modules], "classes": model.fc.out_features}}
+print(json.dumps({{"listing": listing, "building": building}}))
 """
-    found = run_python(script, tmp_path, {"TORCH_HOME": str(tmp_path / "torch")})
+    return run_python(script, directory, {"TORCH_HOME": str(directory / "torch")})
+
+
+@pytest.mark.xdist_group("import_cost")  # the tests of one process, on one pytest-xdist worker
+def test_listing_imports_no_timm_torchvision_models_or_matplotlib_and_docs_are_complete(repo_dir, found):
+    found = found["listing"]
     assert found["loaded"] == []
     mount = str(repo_dir / "models" / "mount.py")  # models/mount.py, kept in sys.modules under its path
     assert mount in found["imported"] and "convnets_hub.models.mount" in found["imported"]
@@ -51,12 +66,7 @@ print(json.dumps({{"names": names, "docs": docs, "loaded": listed, "matplotlib":
     assert "GPUNet-D2" in found["docs"]["nvidia_gpunet"] and "top-1 80.43 %" in found["docs"]["nvidia_resneXt"]
 
 
-def test_building_a_model_imports_what_it_needs(repo_dir, tmp_path):
-    script = f"""
-import json, sys, torch
-model = torch.hub.load({str(repo_dir)!r}, "resnet18_ssl", source="local", trust_repo=True, pretrained=False)
-vgg = torch.hub.load({str(repo_dir)!r}, "vgg16", source="local", trust_repo=True, pretrained=False)
-print(json.dumps({{"loaded": [m for m in {HEAVY!r} if m in sys.modules], "classes": model.fc.out_features}}))
-"""
-    found = run_python(script, tmp_path, {"TORCH_HOME": str(tmp_path / "torch")})
-    assert found == {"loaded": ["timm", "torchvision.models"], "classes": 1000}
+@pytest.mark.xdist_group("import_cost")
+def test_building_a_model_imports_what_it_needs(found):
+    """After the listing (which imported none of them), building models imports timm and torchvision's models."""
+    assert found["building"] == {"loaded": ["timm", "torchvision.models"], "classes": 1000}
