@@ -23,6 +23,7 @@ import gzip
 import json
 import math
 import warnings
+import weakref
 
 import pytest
 import timm
@@ -113,10 +114,16 @@ def _built_on_meta(entrypoint: str, kwargs: tuple, options: tuple) -> torch.nn.M
         return getattr(HUBCONF, entrypoint)(pretrained=False, **dict(kwargs), **dict(options))
 
 
+def built_on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
+    """The untrained model on the meta device (shapes without memory, initialisation or arithmetic), built once
+    per test process (a fake-quantized EfficientNet takes seconds even there) and shared: to read, or to run in
+    eval mode."""
+    return _built_on_meta(entrypoint, tuple(kwargs.items()), tuple(options.items()))
+
+
 def on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
-    """The untrained model on the meta device (shapes without memory, initialisation or arithmetic), a copy of
-    its caller's own: each is built once per test process (a fake-quantized EfficientNet takes seconds even there)."""
-    return copy.deepcopy(_built_on_meta(entrypoint, tuple(kwargs.items()), tuple(options.items())))
+    """A copy of :func:`built_on_meta`'s model, its caller's own to change (a copy of ResNeXt101 takes 0.1 s)."""
+    return copy.deepcopy(built_on_meta(entrypoint, kwargs, **options))
 
 
 def test_model_forward(variant):
@@ -135,12 +142,12 @@ def test_aliases_and_types_build_their_targets():
                 [(key, tuple(value.shape)) for key, value in model.state_dict().items()])
 
     for alias, target in ALIASES.items():
-        built, expected = on_meta(alias, {}), on_meta(target, {})
+        built, expected = built_on_meta(alias, {}), built_on_meta(target, {})
         assert layout(built) == layout(expected)
         assert built.pretrained_cfg == {**expected.pretrained_cfg, "entrypoint": alias}
     for name, dispatcher in DISPATCHERS.items():
         for model_type, target in dispatcher.types.items():
-            built, expected = on_meta(name, {dispatcher.keyword: model_type}), on_meta(target, {})
+            built, expected = built_on_meta(name, {dispatcher.keyword: model_type}), built_on_meta(target, {})
             assert layout(built) == layout(expected)
             assert built.pretrained_cfg == expected.pretrained_cfg and built.pretrained_cfg["entrypoint"] == target
 
@@ -173,7 +180,7 @@ def test_model_default_cfgs(entrypoint, kwargs, meta_batch_norm):
     model.reset_classifier(0, "")  # no classifier, no pooling
     unpooled = model(x)
     assert unpooled.dim() == 4 and tuple(unpooled.shape[2:]) == tuple(cfg["pool_size"])
-    backbone = on_meta(entrypoint, kwargs, num_classes=0, global_pool="").eval()
+    backbone = built_on_meta(entrypoint, kwargs, num_classes=0, global_pool="").eval()
     assert tuple(backbone(x).shape) == tuple(unpooled.shape)
     assert f"{cfg['classifier']}.weight" in state_dict
     assert f"{cfg['first_conv']}.weight" in state_dict
@@ -197,8 +204,8 @@ def test_pool_size_follows_the_input_size(variant, meta_batch_norm):
 @pytest.mark.parametrize(("entrypoint", "kwargs"), ON_META)
 def test_model_forward_features(entrypoint, kwargs, meta_batch_norm):
     """timm's test_model_forward_features (shapes: on the meta device) and its cfg: the model's, less the head's."""
-    real = _built_on_meta(entrypoint, tuple(kwargs.items()), ())  # read only
-    model = on_meta(entrypoint, kwargs, features_only=True).eval()
+    real = built_on_meta(entrypoint, kwargs)
+    model = built_on_meta(entrypoint, kwargs, features_only=True).eval()
     channels, reductions = model.feature_info.channels(), model.feature_info.reduction()
     assert len(channels) >= 3
     size = input_size(real, FEATURES_SIZE)
@@ -231,23 +238,43 @@ def _scripted(module: torch.nn.Module) -> torch.jit.ScriptModule:
         return torch.jit.script(module)
 
 
+def _run_scripted(scripted: torch.jit.ScriptModule, x: torch.Tensor) -> torch.Tensor:
+    """The scripted module's one call, run by TorchScript's interpreter without the profiling executor's
+    instrumentation: a first call only profiles (its optimized plan comes at the second), and profiling cost
+    0.3-0.9 s a model (1 thread), more than the model's eager forward."""
+    with torch.jit.optimized_execution(False):
+        return scripted(x)
+
+
 def test_model_forward_torchscript(variant):
     compiled_as_graphs(variant)
     model = fresh_head(variant[2])
     x = batch(model, SIZE)
     scripted = _scripted(model)
     with torch.no_grad():
-        outputs, expected = scripted(x), model(x)
+        outputs, expected = _run_scripted(scripted, x), model(x)
     assert outputs.shape == (1, model.num_classes) and not torch.isnan(outputs).any()
     assert torch.allclose(outputs, expected, rtol=1e-4, atol=1e-5)
+
+
+TRACER_KWARGS = {"leaf_modules": get_notrace_modules(), "autowrap_functions": get_notrace_functions(),
+                 "param_shapes_constant": True}  # timm's
+_NODE_NAMES: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[list[str], list[str]]]" = weakref.WeakKeyDictionary()
+
+
+def _graph_node_names(model: torch.nn.Module) -> tuple[list[str], list[str]]:
+    """torchvision's ``get_graph_node_names`` (train and eval graphs: two traces), once per model for its three
+    FX checks: the names are those of the modules and calls, whatever weights and classes its head is given."""
+    if model not in _NODE_NAMES:
+        _NODE_NAMES[model] = get_graph_node_names(model, tracer_kwargs=TRACER_KWARGS)
+    return _NODE_NAMES[model]
 
 
 def _fx_model(model: torch.nn.Module, train: bool = False) -> torch.fx.GraphModule:
     """timm's ``_create_fx_model``: torchvision's feature extractor of the model's output, traced with
     timm's leaf modules and functions."""
-    tracer_kwargs = {"leaf_modules": get_notrace_modules(), "autowrap_functions": get_notrace_functions(),
-                     "param_shapes_constant": True}
-    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=tracer_kwargs)
+    tracer_kwargs = TRACER_KWARGS
+    train_nodes, eval_nodes = _graph_node_names(model)
     train_return_nodes = [train_nodes[-1]]
     if train:
         graph_nodes = list(reversed(NodePathTracer(**tracer_kwargs).trace(model).nodes))
@@ -289,7 +316,7 @@ def test_model_forward_fx_torchscript(variant):
     x = batch(model, SIZE)
     scripted = _scripted(_fx_model(model))
     with torch.inference_mode():
-        outputs = torch.cat(tuple(scripted(x).values()))
+        outputs = torch.cat(tuple(_run_scripted(scripted, x).values()))
         assert torch.allclose(outputs, model(x), rtol=1e-4, atol=1e-5)
     assert outputs.shape == (1, model.num_classes) and not torch.isnan(outputs).any()
 
