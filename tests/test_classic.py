@@ -3,16 +3,20 @@
 import contextlib
 import hashlib
 import json
-import math
 import warnings
-import zlib
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from conftest import REPO, Reply, remove_big_files, seeded_input
+from conftest import (
+    REPO,
+    Reply,
+    remove_big_files,
+    seeded_input,
+    torch_seeded_state_dict,
+)
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 
@@ -29,28 +33,14 @@ pytestmark = pytest.mark.xdist_group("test_classic")  # one worker writes each t
 
 
 def torchvision_checkpoint(name: str) -> dict[str, torch.Tensor]:
-    """Seeded float32 weights under the keys and shapes of torchvision's file for ``name``.
-
-    Drawn as ``seeded_weights`` draws them (BatchNorm statistics near one, weights scaled by their
-    fan-in), but by torch in float32: VGG16's 138 M numbers take a fifth of NumPy's float64 time."""
+    """Seeded float32 weights (``torch_seeded_state_dict``) under the keys and shapes of torchvision's file for
+    ``name``."""
     # torchvision's GoogLeNet file holds the auxiliary heads, which its builder drops after loading.
     options = {"aux_logits": True, "init_weights": False} if name == "googlenet" else {}
     with torch.device("meta"):
         keys = [(key, value.shape) for key, value in
                 torchvision.models.get_model(name, weights=None, **options).state_dict().items()]
-    return {key: _seeded_tensor(key, shape) for key, shape in keys}
-
-
-def _seeded_tensor(key: str, shape: torch.Size) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    leaf = key.rsplit(".", 1)[-1]
-    if leaf == "num_batches_tracked":
-        return torch.zeros(shape, dtype=torch.int64)
-    if leaf == "running_var" or (len(shape) <= 1 and leaf == "weight"):
-        return torch.rand(shape, generator=generator) + 0.5
-    if len(shape) <= 1:  # biases and running means
-        return torch.randn(shape, generator=generator) * 0.1
-    return torch.randn(shape, generator=generator) / math.sqrt(shape[1:].numel())
+    return torch_seeded_state_dict(keys)
 
 
 @pytest.fixture(scope="module")

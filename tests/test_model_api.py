@@ -21,7 +21,7 @@ import pytest
 import torch
 import torchvision
 from architectures import costly_architectures
-from conftest import HUBCONF, REFERENCE, floats_as, seeded_input, seeded_state_dict
+from conftest import HUBCONF, REFERENCE, seeded_input, torch_seeded_state_dict
 from convnets_hub.models import builder
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.archs.timm_api import classifier_name
@@ -43,21 +43,16 @@ FEATURE_SIZE = {"alexnet": 128}  # at 128); LeNet-5's classifier takes 32 px
 
 
 def seeded_checkpoint(entrypoint: str, kwargs: dict) -> dict[str, torch.Tensor]:
-    """Seeded float32 weights under the keys and shapes of the entrypoint's 1000-class (lenet5: 10) model;
-    GoogLeNet's, as torchvision's file, with the auxiliary heads that its loader then drops. Vectors (BatchNorm's
-    statistics, biases) are tests/reference/seeded_weights.py's; the matrices follow its rule (normal, standard
-    deviation 1/sqrt(fan-in)) but are drawn by torch, four times faster than NumPy's float64 draws (VGG16-BN's
-    138 M weights: about 1 s, not 5 s)."""
+    """Seeded float32 weights (``torch_seeded_state_dict``) under the keys and shapes of the entrypoint's
+    1000-class (lenet5: 10) model; GoogLeNet's, as torchvision's file, with the auxiliary heads that its loader
+    then drops."""
     if entrypoint == "googlenet":
         with torch.device("meta"):
             model = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
         keys = [(key, value.shape) for key, value in model.state_dict().items()]
     else:
         keys = next(pin["state_dict"] for pin in PINS if pin["entrypoint"] == entrypoint and pin["kwargs"] == kwargs)
-    vectors = floats_as(seeded_state_dict([(key, shape) for key, shape in keys if len(shape) < 2], 0), torch.float32)
-    generator = torch.Generator().manual_seed(0)
-    return {key: vectors[key] if len(shape) < 2 else
-            torch.randn(tuple(shape), generator=generator) / math.sqrt(math.prod(shape[1:])) for key, shape in keys}
+    return torch_seeded_state_dict(keys)
 
 
 def load(entrypoint: str, kwargs: dict, state: dict, path, **options) -> tuple[torch.nn.Module, list]:
