@@ -1,6 +1,7 @@
 """``python3 -m models classify``: inputs, rows, error rows, resume, Ctrl-C, the Ray engine, GPU-style decoding."""
 
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -229,6 +230,22 @@ def test_part_names_are_unique_per_run(tmp_path):
     resumed.write([{**ROW, "path": "c"}])
     assert resumed.finish() == 2
     assert read_results(output).column("path").to_pylist() == ["b", "c"]
+
+
+def test_ctrl_c_while_rows_are_written_leaves_no_open_writer_behind(tmp_path, monkeypatch):
+    """Ctrl-C during a part's write: the part is discarded, and its Parquet writer is closed with it (its
+    garbage collection once printed a traceback below "interrupted"); the rows saved before stay."""
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    store = ResultStore(tmp_path / "out.parquet")
+    store.write([ROW])
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        store.write([{**ROW, "path": "b"}])
+    gc.collect()
+    assert [str(hook.exc_value) for hook in unraisable] == []
+    monkeypatch.undo()
+    assert store.finish() == 1 and read_results(tmp_path / "out.parquet").column("path").to_pylist() == ["a"]
 
 
 def test_temporary_files_are_created_exclusively_and_never_follow_a_planted_link(tmp_path, monkeypatch):

@@ -293,10 +293,15 @@ class _TableWriter:
             self.parquet.write_table(pa.concat_tables(self.pending))
         self.pending, self.rows = [], 0
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         if self.parquet is not None:
-            self._flush()
-            self.parquet.close()
+            # closed even when the flush is interrupted (Ctrl-C): else the writer's garbage collection, after
+            # its file is gone, printed "Exception ignored ... write to closed file" below "interrupted"
+            try:
+                if exc_type is None:
+                    self._flush()
+            finally:
+                self.parquet.close()
         else:
             self.lines.flush()
             self.lines.detach()  # the file stays open for publish
