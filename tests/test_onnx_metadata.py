@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import REPO
 from convnets_hub.models.deploy.exporters import export_model
+from convnets_hub.models.deploy.onnx_metadata import onnx_metadata
 from convnets_hub.processing import ConvNetsProcessingUtils
 from test_classify import GRACE_HOPPER
 
@@ -49,6 +50,16 @@ def test_the_onnx_file_says_its_classes_and_preprocessing(exported):
                      "mean": list(cfg["mean"]), "std": list(cfg["std"]), "interpolation": "bilinear",
                      "crop_pct": 0.875, "input_name": "input", "output_name": "logits",
                      "entrypoint": "resnet18_ssl", "model_type": None, "weights": None}
+
+
+def test_the_torch_export_based_exporter_carries_the_same_metadata_once(hubconf, tmp_path):
+    """dynamo=True: the same entries, each key once."""
+    pytest.importorskip("onnxscript", reason="dynamo=True needs onnxscript (requirements-export.txt)")
+    model = hubconf.lenet5().eval()
+    entries = onnx.load(str(export_model(model, tmp_path / "lenet5.onnx", "onnx", dynamo=True))).metadata_props
+    props = {prop.key: json.loads(prop.value) for prop in entries}
+    assert len(entries) == len(props) and props["entrypoint"] == "lenet5" and props["input_size"] == [1, 32, 32]
+    assert props == {key: json.loads(value) for key, value in onnx_metadata(model).items()}
 
 
 def test_readme_example_classifies_with_onnxruntime_alone(exported, tmp_path):

@@ -22,7 +22,7 @@ from ..runtime.int8 import Int8Model
 from ..runtime.optimize import CompiledModel
 from .formats import FORMATS
 from .names import INPUT_NAME, OUTPUT_NAME
-from .onnx_metadata import add_onnx_metadata, onnx_metadata_suffix
+from .onnx_metadata import onnx_metadata_suffix
 
 DEFAULT_OPSET = 17
 DYNAMO_OPSET = 18  # the torch.export-based exporter starts at opset 18
@@ -94,12 +94,9 @@ def export_onnx(model: nn.Module, file: IO[bytes], *, opset: int = DEFAULT_OPSET
             exported = io.BytesIO()
             torch.onnx.export(model, (example,), exported, dynamo=False, opset_version=opset,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **names)
-    if dynamo:
-        add_onnx_metadata(proto, model)
-        file.write(proto.SerializeToString())
-    else:  # the TorchScript-based exporter writes no metadata_props: ours follow its bytes
-        file.write(exported.getbuffer())
-        file.write(metadata)
+    # neither exporter writes metadata_props (tests/test_onnx_metadata.py): ours follow the model's bytes
+    file.write(proto.SerializeToString() if dynamo else exported.getbuffer())
+    file.write(metadata)
 
 
 def export_int8_onnx(model: Int8Model, path: Path, export_format: str, *, opset: int | None, dynamo: bool) -> None:

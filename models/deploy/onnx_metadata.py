@@ -29,16 +29,8 @@ def onnx_metadata(model: nn.Module) -> dict[str, str]:
     return {key: json.dumps(value) for key, value in values.items()}
 
 
-def add_onnx_metadata(proto: Any, model: nn.Module) -> None:
-    """Put :func:`onnx_metadata` into the ONNX ``proto`` (an ``onnx.ModelProto``), replacing any earlier entries."""
-    import onnx
-
-    del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, onnx_metadata(model))
-
-
 def onnx_metadata_suffix(model: nn.Module) -> bytes:
-    """:func:`onnx_metadata` as bytes to append to an ONNX file that has no ``metadata_props``: protobuf
+    """:func:`onnx_metadata` as bytes to append to a serialised ONNX model without ``metadata_props``: protobuf
     reads a message's fields one after another and appends repeated ones, so the file then parses as
     the model with these entries, and its weights are neither parsed nor serialised again (that took
     2 of VGG16-BN's 8 s of export)."""
