@@ -315,3 +315,12 @@ def hub_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("CONVNETS_HUB_CONNECT_TIMEOUT", "5")
     monkeypatch.setenv("CONVNETS_HUB_READ_TIMEOUT", "5")
     return tmp_path / "torch" / "hub"
+
+
+@pytest.fixture(scope="module")
+def lenet_weights(tmp_path_factory, hubconf) -> Path:
+    """A seeded LeNet-5 checkpoint: every process that loads it has the same model."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "lenet5.pth"
+    torch.save(hubconf.lenet5(pretrained=False).state_dict(), path)
+    return path

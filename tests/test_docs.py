@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from command_line import run_cli
 from conftest import REPO
 from convnets_hub.models import errors as model_errors
 from convnets_hub.models.docs import entrypoints_table, render_readme
@@ -16,7 +17,6 @@ from convnets_hub.models.registry import SPECS
 from convnets_hub.models.repository import GITHUB_REPO, colab_badge, colab_url
 from convnets_hub.models.weights.manifest import load_manifest
 from convnets_hub.processing import errors as processing_errors
-from test_cli import run_cli
 
 README = (REPO / "README.md").read_text()
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

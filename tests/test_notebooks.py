@@ -18,8 +18,8 @@ IMAGES = [Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
           Path(skimage.data_dir) / "chelsea.png", Path(skimage.data_dir) / "coffee.png"]
 # Papermill-style overrides injected after a notebook's "parameters" cell: the smaller choices, where the
 # notebook's code runs the same either way (one timed run per model instead of five; one fine-tuning epoch
-# instead of four: what each further epoch does is tests/test_finetune.py's; two GPUNet types in its tables,
-# one plain and one distilled, instead of seven: each type's model is tests/test_gpunet_arch.py's).
+# instead of four: what each further epoch does is tests/models/train/test_finetune.py's; two GPUNet types in its tables,
+# one plain and one distilled, instead of seven: each type's model is tests/models/archs/test_gpunet_arch.py's).
 OVERRIDES = {"semi_supervised_resnet_resnext.ipynb": {"ARCH": '"resnet18"'},
              "nvidia_gpunet.ipynb": {"LATENCY_RUNS": "1", "TYPES": '["GPUNet-0", "GPUNet-D1"]'},
              "nvidia_resnext.ipynb": {"LATENCY_RUNS": "1"}, "finetune.ipynb": {"EPOCHS": "1"}}

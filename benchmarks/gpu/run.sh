@@ -57,8 +57,8 @@ cat "$OUT/env.txt"
 checks() {
   python3 -c "import fcntl; fcntl.flock(9, fcntl.LOCK_EX)"  # the lock stays held through fd 9 until checks end
   timeout 120 python3 -m pytest -q -s -p no:cacheprovider -rs -m cuda \
-    tests/test_jpeg_decoding.py tests/test_classify.py tests/test_export.py tests/test_optimize.py \
-    tests/test_finetune.py > "$OUT/pytest.txt" 2>&1
+    tests/models/batch/test_jpeg_decoding.py tests/models/batch/test_classify.py tests/models/deploy/test_export.py tests/models/runtime/test_optimize.py \
+    tests/models/train/test_finetune.py > "$OUT/pytest.txt" 2>&1
   echo "CUDA tests rc=$?" >> "$OUT/pytest.txt"
   rm -rf "$SCRATCH/triton"
   timeout 20 python3 -m models export --entrypoint resnet18_ssl --no-pretrained --device cuda --model-math fp16 \

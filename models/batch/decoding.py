@@ -21,7 +21,7 @@ and chroma upsampling) and torch's resize kernels. Measured with ``decode_jpeg``
 (libjpeg-turbo, TorchCodec's and torchvision's alike; torch's uint8 resize is PIL's algorithm)
 over 16 JPEGs, scikit-image's and matplotlib's sample photos at their own size (300-1411 px) and
 upscaled to 1536 px
-(``tests/test_classify.py::test_gpu_decoding_stays_close_to_the_hub_pixels``, which holds the
+(``tests/models/batch/test_classify.py::test_gpu_decoding_stays_close_to_the_hub_pixels``, which holds the
 bounds in brackets): mean absolute difference 0.22 of 255 levels (<= 0.3), 99th percentile 3
 levels (<= 4), largest 33 (at edges); photos small enough to be decoded at full scale by both
 paths differ by at most one level. A seeded resnet50 (BatchNorm statistics of these photos) keeps

@@ -94,7 +94,7 @@ def export_onnx(model: nn.Module, file: IO[bytes], *, opset: int = DEFAULT_OPSET
             exported = io.BytesIO()
             torch.onnx.export(model, (example,), exported, dynamo=False, opset_version=opset,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **names)
-    # neither exporter writes metadata_props (tests/test_onnx_metadata.py): ours follow the model's bytes
+    # neither exporter writes metadata_props (tests/models/deploy/test_onnx_metadata.py): ours follow the model's bytes
     file.write(proto.SerializeToString() if dynamo else exported.getbuffer())
     file.write(metadata)
 

@@ -43,7 +43,7 @@ CALIBRATION_BATCH = 8
 SPEED_PROBE_CALLS = 3
 NOT_OFFERED = {
     "nvidia_efficientnet": "post-training int8 of EfficientNet's depthwise convolutions, SiLU and squeeze-excitation "
-                           "did not keep the top-1 of its float32 model (tests/test_int8.py)",
+                           "did not keep the top-1 of its float32 model (tests/models/runtime/test_int8.py)",
     "nvidia_gpunet": "GPUNet's EfficientNet-like blocks are not verified in post-training int8",
     "googlenet": "GoogLeNet's top-1 agreed with its float32 model's on only 89-92 % of the bundled photos' crops "
                  "in post-training int8 (seeded weights; the bar is 99 %)",

@@ -40,8 +40,8 @@ class Mutant:
     tests: tuple[str, ...]  # pytest node ids (a parametrized test's id without [...] runs every case)
 
 
-D, P, O, C, X = ("tests/test_download.py::", "tests/test_processing.py::", "tests/test_optimize.py::",
-                 "tests/test_checkpoint.py::", "tests/test_classify.py::")
+D, P, O, C, X = ("tests/models/weights/test_download.py::", "tests/processing/test_processing.py::", "tests/models/runtime/test_optimize.py::",
+                 "tests/models/weights/test_checkpoint.py::", "tests/models/batch/test_classify.py::")
 
 MUTANTS = (
     # The seven that went unnoticed in issue 22's review (or, the last, noticed by one test only).
@@ -65,12 +65,12 @@ MUTANTS = (
            (O + "test_on_a_gpu_optimize_compiles_with_cuda_graphs_and_on_a_cpu_with_freezing",)),
     Mutant("the Triton configuration of a GPU model says KIND_CPU", "models/deploy/triton_repository.py",
            "kind: KIND_GPU", "kind: KIND_CPU",
-           ("tests/test_export.py::test_triton_repository_of_an_fp16_model_declares_fp16_io_and_its_gpu",)),
+           ("tests/models/deploy/test_export.py::test_triton_repository_of_an_fp16_model_declares_fp16_io_and_its_gpu",)),
     Mutant("a folded BatchNormAct2d loses its activation", "models/runtime/fold.py",
            "return bn.act if isinstance(bn.drop, nn.Identity) else None",
            "return nn.Identity() if isinstance(bn.drop, nn.Identity) else None",
            (O + "test_batchnormact_folds_keep_their_activation_in_a_mobilenetv3",
-            "tests/test_efficientnet.py::test_optimize_folds_and_matches_eager")),
+            "tests/models/archs/test_efficientnet.py::test_optimize_folds_and_matches_eager")),
     # Hash checks and first-use records.
     Mutant("the hash prefix of an unpinned file name is not checked", "models/weights/verify.py",
            "if entry.hash_prefix is not None and not actual", "if False and entry.hash_prefix is not None and not actual",
@@ -109,10 +109,10 @@ MUTANTS = (
     # Parity with the upstream models.
     Mutant("NVIDIA's EfficientNet gets BatchNorm eps 1e-5 instead of 1e-3", "models/archs/efficientnet.py",
            "_BN_EPS = 1e-3", "_BN_EPS = 1e-5",
-           ("tests/test_efficientnet.py::test_parity_with_nvidias_model_through_the_hub[b0-False-False]",)),
+           ("tests/models/archs/test_efficientnet.py::test_parity_with_nvidias_model_through_the_hub[b0-False-False]",)),
     Mutant("NVIDIA's SE-ResNeXt squeeze weights load into the wrong layer", "models/archs/resnet.py",
            '.replace(".squeeze.squeeze.", ".se.fc1.")', '.replace(".squeeze.squeeze.", ".se.fc2.")',
-           ("tests/test_parity_resnets.py::test_ngc_layout_with_module_prefix_and_conv_shaped_se",)),
+           ("tests/models/archs/test_parity_resnets.py::test_ngc_layout_with_module_prefix_and_conv_shaped_se",)),
     # classify's rows.
     Mutant("classify's top-k rows come least probable first", "models/batch/predictor.py",
            "values, indices = probabilities.topk(self.top_k, dim=1)\n",

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from command_line import run_cli
 from conftest import REPO
 from convnets_hub.models.cli.console_output import OPTIMIZE_NOTICE, command_output
 from convnets_hub.models.wording import count
-from test_cli import run_cli
 
 
 def test_warnings_are_one_line_without_the_source_line_and_only_while_the_command_runs():

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from test_cli import run_cli, run_cli_hiding
+from command_line import run_cli, run_cli_hiding
 
 HEAVY = ("torch", "timm", "torchvision")
 

@@ -8,7 +8,7 @@ import pytest
 from convnets_hub.models.cli import main
 from convnets_hub.models.train.file_digests import file_digest, training_digests
 from convnets_hub.models.train.trainer import finetune
-from test_finetune import lenet_settings, make_image_folder
+from image_folders import lenet_settings, make_image_folder
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ import json
 import shutil
 
 import pytest
+from command_line import run_cli
 from conftest import Reply, parity_fixture, seeded_checkpoint
 from convnets_hub.models.hub import model_entrypoint_names
 from convnets_hub.models.hub_check import plan
 from convnets_hub.models.weights.manifest import load_manifest
-from test_cli import run_cli
 from upstream_files import write_mirror
 
 SSL, SWSL = "resnet18_ssl.fb_ssl_yfcc100m_ft_in1k", "resnet18_swsl.fb_swsl_ig1b_ft_in1k"

@@ -13,8 +13,6 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -44,6 +42,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 from PIL import Image
+from raw_http import PNG, half_a_body_then_hang_up, raw_http_server
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
@@ -261,41 +260,6 @@ def test_a_server_dripping_bytes_is_cut_off_by_the_total_timeout(server):
     assert server.outcomes.get(timeout=30) == ("/drip.jpg", "cut off"), "the client hung up before the body's end"
 
 
-@contextmanager
-def raw_http_server(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
-    """A URL of 127.0.0.1 whose every request ``answer(connection, stop)`` answers byte by byte (what
-    an HTTP server library would not send: dripped header lines, a body broken off); ``stop`` is set
-    when the server ends."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def handle(connection: socket.socket) -> None:
-        with connection:
-            request = b""
-            while b"\r\n\r\n" not in request and (chunk := connection.recv(4096)):
-                request += chunk
-            try:
-                answer(connection, stop)
-            except OSError:  # the client hung up
-                pass
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except OSError:  # the listener was closed
-                return
-            threading.Thread(target=handle, args=(connection,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/image.png"
-    finally:
-        stop.set()
-        listener.close()
-
-
-PNG = encoded(Image.new("RGB", (64, 48), (30, 60, 90)), "PNG")
 
 
 def drip_header_lines(connection: socket.socket, stop: threading.Event) -> None:
@@ -323,11 +287,6 @@ def half_a_body_then_silence(connection: socket.socket, stop: threading.Event) -
     connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(PNG)
                        + PNG[: len(PNG) // 2])
     stop.wait(30)
-
-
-def half_a_body_then_hang_up(connection: socket.socket, stop: threading.Event) -> None:
-    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(PNG)
-                       + PNG[: len(PNG) // 2])
 
 
 def a_broken_chunk(connection: socket.socket, stop: threading.Event) -> None:

@@ -14,6 +14,7 @@ import huggingface_hub
 import numpy as np
 import pytest
 import torch
+from command_line import run_cli_hiding
 from conftest import REPO, Reply, parity_fixture, seeded_checkpoint
 from convnets_hub.models.errors import (
     CheckpointMismatchError,
@@ -25,7 +26,6 @@ from convnets_hub.models.sharing import save_pretrained
 from convnets_hub.models.weights.verify import UnverifiedWeightsWarning
 from PIL import Image
 from safetensors.torch import save
-from test_cli import run_cli_hiding
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 FIXTURE = parity_fixture("resnet18_ssl_swsl")

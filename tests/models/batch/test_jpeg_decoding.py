@@ -15,8 +15,8 @@ from convnets_hub.models.batch.jpeg_backends import (
     choose_jpeg_backend,
 )
 from convnets_hub.models.errors import InvalidArgumentError
+from photos import AGREEMENT_BOUNDS, LEVELS, PREPROCESS, agreement_photos
 from PIL import Image
-from test_classify import AGREEMENT_BOUNDS, LEVELS, PREPROCESS, agreement_photos
 
 
 def torchcodec_missing() -> str | None:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from architectures import WIDER_TWINS, costly_architectures
+from command_line import run_cli
 from conftest import HUBCONF, REPO, onnx_session, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
@@ -30,7 +31,6 @@ from convnets_hub.models.deploy.triton_repository import (
 )
 from convnets_hub.models.hub import variant_keyword
 from convnets_hub.processing.labels import imagenet_labels
-from test_cli import run_cli
 from torch import nn
 
 ONNX_TOLERANCE = 1e-4
@@ -41,7 +41,7 @@ QUANTIZED = ("nvidia_efficientnet_quant_b0", "nvidia_efficientnet_quant_b4")
 
 # Not swept: VGG16, for VGG16-BN stands for it. torch's exporter folds each eval-mode BatchNorm into the
 # convolution before it, so VGG16-BN's ONNX graph is VGG16's, node for node, attribute for attribute,
-# initializer shape for initializer shape (checked on torch 2.14.1; tests/test_classic.py's
+# initializer shape for initializer shape (checked on torch 2.14.1; tests/models/archs/test_classic.py's
 # test_folded_vgg16_bn_is_vgg16 shows the same of the eager models), and export_model takes one path for both.
 STOOD_FOR = {"vgg16": "vgg16_bn"}
 
@@ -128,7 +128,7 @@ def test_every_entrypoint_and_variant_is_covered():
     assert {name for name, _ in costly_architectures()} - names - set(QUANTIZED) == set(STOOD_FOR)
     assert set(STOOD_FOR.values()) <= names
     assert "resnet18_swsl" not in names and "nvidia_resnext101_32x4d" not in names  # same architectures
-    assert not names & set(WIDER_TWINS)  # their narrower twins stand for them (tests/test_wider_twins.py)
+    assert not names & set(WIDER_TWINS)  # their narrower twins stand for them (tests/models/archs/test_wider_twins.py)
 
 
 @pytest.mark.parametrize("entrypoint, model_type", architectures(),

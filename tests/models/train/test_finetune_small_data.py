@@ -8,8 +8,8 @@ from convnets_hub.models.cli import build_parser
 from convnets_hub.models.errors import DatasetError
 from convnets_hub.models.train.data import image_folder_data
 from convnets_hub.models.train.trainer import finetune
+from image_folders import lenet_settings, make_image_folder
 from PIL import Image
-from test_finetune import lenet_settings, make_image_folder
 
 
 def test_a_single_class_is_refused(tmp_path):

@@ -15,7 +15,7 @@ from conftest import REPO
 from convnets_hub.models.deploy.exporters import export_model
 from convnets_hub.models.deploy.onnx_metadata import onnx_metadata
 from convnets_hub.processing import ConvNetsProcessingUtils
-from test_classify import GRACE_HOPPER
+from photos import GRACE_HOPPER
 
 README_EXAMPLE = re.search(r"These lines classify a photo with onnxruntime,.*?```python\n(.*?)```",
                            (REPO / "README.md").read_text(), re.DOTALL).group(1)

@@ -6,7 +6,8 @@ import json
 import shutil
 
 import pytest
-from test_classify import GRACE_HOPPER, lenet_weights, model_args, run_cli  # noqa: F401 (a fixture)
+from classify_runs import model_args, run_cli
+from photos import GRACE_HOPPER
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def mixed(tmp_path):
     return tmp_path
 
 
-def test_failures_one_line_each_and_a_top1_table(lenet_weights, mixed):  # noqa: F811
+def test_failures_one_line_each_and_a_top1_table(lenet_weights, mixed):
     output = mixed / "o.jsonl"
     result = run_cli(str(mixed / "notes.txt"), str(mixed / "bad.jpg"), *model_args(lenet_weights),
                      "--output", str(output))
@@ -45,7 +46,7 @@ def test_failures_one_line_each_and_a_top1_table(lenet_weights, mixed):  # noqa:
     assert "2 of them are error rows: add --retry-errors to classify them again" in resumed.stderr.splitlines()
 
 
-def test_failures_are_capped_and_a_large_run_prints_no_table(lenet_weights, tmp_path):  # noqa: F811
+def test_failures_are_capped_and_a_large_run_prints_no_table(lenet_weights, tmp_path):
     (tmp_path / "images").mkdir()
     for index in range(23):
         (tmp_path / "images" / f"bad{index:02d}.jpg").write_bytes(b"not an image")
@@ -58,7 +59,7 @@ def test_failures_are_capped_and_a_large_run_prints_no_table(lenet_weights, tmp_
     assert result.stdout == ""
 
 
-def test_output_dash_writes_json_lines_to_stdout(lenet_weights, mixed):  # noqa: F811
+def test_output_dash_writes_json_lines_to_stdout(lenet_weights, mixed):
     result = run_cli(str(mixed / "a.jpg"), str(mixed / "bad.jpg"), *model_args(lenet_weights), "--output", "-")
     assert result.returncode == 3, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]

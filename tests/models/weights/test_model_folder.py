@@ -5,13 +5,13 @@ import json
 import pytest
 import timm
 import torch
+from command_line import run_cli
 from conftest import parity_fixture, seeded_checkpoint
 from convnets_hub.models.factory import create_model
 from convnets_hub.models.registry import SPECS
 from convnets_hub.models.sharing import save_pretrained
 from convnets_hub.models.train.trainer import finetune
-from test_cli import run_cli
-from test_finetune import CLASSES, lenet_settings, make_image_folder
+from image_folders import CLASSES, lenet_settings, make_image_folder
 
 
 def relative_error(model, reference, x) -> float:

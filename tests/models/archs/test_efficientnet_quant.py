@@ -12,13 +12,13 @@ import onnx
 import pytest
 import skimage
 import torch
+from command_line import run_cli
 from conftest import HUBCONF, REPO, onnx_session, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.fake_quantization import TensorQuantizer, fake_quantize
 from convnets_hub.models.registry import DISPATCHERS
 from convnets_hub.models.runtime.optimize import optimize_for_inference
 from ngc_quant_efficientnet import ngc_quant_state, reference_logits
 from PIL import Image
-from test_cli import run_cli
 from upstream_files import write_mirror
 
 # One worker runs the whole module: the seeded state (_state, a float64 calibration run) and the exported

@@ -30,8 +30,8 @@ from convnets_hub.models.runtime.int8_calibration import (
     bundled_photos,
     calibration_batch,
 )
+from image_folders import lenet_settings, make_image_folder
 from seeded_weights import seeded_array
-from test_finetune import lenet_settings, make_image_folder
 
 WITH_VNNI = CpuInstructions(avx2=True, avx512=True, vnni=True, avx512_bf16=True, amx=False)
 WITHOUT_VNNI = CpuInstructions(avx2=True, avx512=False, vnni=False, avx512_bf16=False, amx=False)
@@ -364,7 +364,7 @@ def test_a_triton_repository_takes_the_int8_model(lenet_int8, tmp_path):
 
 
 def test_int8_without_onnxruntime_names_the_requirements_file(hubconf, tmp_path, monkeypatch, capsys):
-    """In this process (the exit code of ``python3 -m models`` is main's, tests/test_cli.py)."""
+    """In this process (the exit code of ``python3 -m models`` is main's, tests/models/cli/test_cli.py)."""
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed (find_spec gives None)
     assert main(["export", "--entrypoint", "lenet5", "--model-math", "int8", "--format", "onnx",
                  "--output", str(tmp_path / "x.onnx")]) == 1

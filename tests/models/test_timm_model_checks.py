@@ -67,7 +67,7 @@ FX_EXCLUDED = ("vgg",)  # timm's CI EXCLUDE_FX_FILTERS: 'vgg*'
 def compiled_as_graphs(variant) -> None:
     """TorchScript and FX apply to every model but NVIDIA's quantization-aware EfficientNets, whose fake
     quantizers (pytorch_quantization's design: calibration state read at every call, a Q/DQ form only
-    while ONNX exports them) go to deployment as ONNX Q/DQ graphs (tests/test_efficientnet_quant.py)."""
+    while ONNX exports them) go to deployment as ONNX Q/DQ graphs (tests/models/archs/test_efficientnet_quant.py)."""
     if "quant" in variant[0]:
         pytest.skip(f"{variant[0]}: fake-quantized, deployed as ONNX Q/DQ, not scripted or traced")
 

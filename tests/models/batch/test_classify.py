@@ -15,13 +15,12 @@ import time
 import warnings
 from pathlib import Path
 
-import matplotlib
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import skimage
 import torch
+from classify_runs import model_args, run_cli
 from conftest import REPO, Reply, closed_port, parity_fixture, seeded_checkpoint
 from convnets_hub.models.batch.decode_kinds import choose_decoding
 from convnets_hub.models.batch.decode_queue import DecodeQueue
@@ -47,17 +46,11 @@ from convnets_hub.models.cli import main
 from convnets_hub.models.errors import InvalidArgumentError
 from convnets_hub.models.files import NewFile
 from convnets_hub.processing import ConvNetsProcessingUtils
+from photos import AGREEMENT_BOUNDS, GRACE_HOPPER, LEVELS, PREPROCESS, agreement_photos
 from PIL import Image
-from test_cli import run_cli as run_command_line
-from test_processing import half_a_body_then_hang_up, raw_http_server
+from raw_http import half_a_body_then_hang_up, raw_http_server
 
-GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 EXIT_SOME_FAILED, EXIT_NONE_CLASSIFIED = 3, 4  # as README's "Errors and exit codes" and classify --help say
-
-
-def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    """``python3 -m models classify ARGS`` (in this process: see :func:`test_cli.run_cli`)."""
-    return run_command_line("classify", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +66,6 @@ def collection(tmp_path_factory) -> Path:
     (root / "empty.png").write_bytes(b"")
     (root / "notes.txt").write_text("not listed: a directory gives only image files")
     return root
-
-
-@pytest.fixture(scope="module")
-def lenet_weights(tmp_path_factory, hubconf) -> Path:
-    """A seeded LeNet-5 checkpoint: every process that loads it has the same model."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "lenet5.pth"
-    torch.save(hubconf.lenet5(pretrained=False).state_dict(), path)
-    return path
-
-
-def model_args(weights: Path) -> list[str]:
-    return ["--entrypoint", "lenet5", "--weights", str(weights), "--top-k", "3", "--no-progress"]
 
 
 # The Ray tests run on one pytest-xdist worker (pyproject.toml sets pytest-xdist's --dist loadgroup). A
@@ -442,11 +422,6 @@ def test_a_ray_model_actor_takes_its_share_of_the_cores_not_rays_one_thread(lene
         torch.set_num_threads(before)
 
 
-PREPROCESS = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
-              "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
-LEVELS = torch.tensor(PREPROCESS["std"]).view(3, 1, 1) * 255  # a normalized difference times this: 8-bit levels
-
-
 def test_gpu_decoder_takes_local_jpegs_and_sends_the_rest_the_cpu_way(collection):
     """The GPU path's code, run here with device='cpu' (decode_jpeg's libjpeg-turbo decoder)."""
     cpu, gpu = CpuDecoder(PREPROCESS), GpuJpegDecoder(PREPROCESS, "cpu")
@@ -498,28 +473,6 @@ def test_gpu_decoder_turns_photos_upright_as_the_cpu_path_does(tmp_path, orienta
         assert difference.max() < 1.5
 
 
-def agreement_photos(directory: Path) -> list[str]:
-    """16 JPEGs (quality 90): 8 sample photos at their own size (300-1411 px) and upscaled to 1536 px."""
-    photos = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(),
-              "chelsea": skimage.data.chelsea(), "rocket": skimage.data.rocket(), "retina": skimage.data.retina(),
-              "hubble": skimage.data.hubble_deep_field(), "ihc": skimage.data.immunohistochemistry(),
-              "grace_hopper": np.asarray(Image.open(GRACE_HOPPER).convert("RGB"))}
-    paths = []
-    for name, pixels in photos.items():
-        image = Image.fromarray(pixels[..., :3])
-        scale = 1536 / max(image.size)
-        upscaled = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
-        for suffix, version in (("", image), ("_1536", upscaled)):
-            version.save(directory / f"{name}{suffix}.jpg", quality=90)
-            paths.append(str(directory / f"{name}{suffix}.jpg"))
-    return paths
-
-
-# The bound that decoding.py's docstring and the README state (measured with decode_jpeg on the CPU: mean
-# 0.22 levels, p99 3, top-5 0.9625, top-1 0.875). nvJPEG (the GPU) is held to the same documented bound;
-# it has not run on a GPU yet: benchmarks/gpu/run.sh runs this test there, and it prints the figures.
-AGREEMENT_BOUNDS = {"cpu": {"mean": 0.3, "p99": 4.0, "top5": 0.95, "top1": 0.8}}
-AGREEMENT_BOUNDS["cuda"] = AGREEMENT_BOUNDS["cpu"]
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
