@@ -75,10 +75,12 @@ def second_checkout(repo_dir, other_repo):
 @pytest.fixture(scope="module")
 def ours_then_others(repo_dir, other_repo, second_checkout) -> dict:
     """One process (a process costs 5 s of imports) loads ours, then a second checkout of ours, then the
-    other repository, and prints what each test below checks."""
+    other repository, and prints what each test below checks; last, as a Ray driver of the second
+    checkout, it pickles what a Ray worker gets (where Ray is installed), into the file ``pickled`` names."""
+    pickled = other_repo.parent / "pickled"
     script = _prelude(repo_dir, other_repo) + f"""
-    import json
-    SECOND = {str(second_checkout)!r}
+    import importlib, importlib.util, json, pickle
+    SECOND, PICKLED = {str(second_checkout)!r}, {str(pickled)!r}
     """ + LOAD_OURS + """
     found = {"top-level after ours": sorted(name for name in ("models", "processing") if name in sys.modules)}
     torch.hub.load(SECOND, "resnet18_ssl", source="local", pretrained=False)
@@ -88,9 +90,16 @@ def ours_then_others(repo_dir, other_repo, second_checkout) -> dict:
             files.setdefault(getattr(module, "__file__", None) or str(list(module.__path__)), []).append(name)
     found.update({"files": files, "top-level models": "models" in sys.modules})
     found["owners"] = torch.hub.load(OTHER, "owners", source="local")
+    if importlib.util.find_spec("ray") is not None:  # the driver's side of the Ray test below
+        import ray
+        package = sys.modules[SECOND + "/models/mount.py"].mount().__name__
+        engine = importlib.import_module(package + ".models.batch.ray_engine")
+        hook = ray.cloudpickle.dumps(engine._worker_setup_hook(ray, None))
+        ours = ray.cloudpickle.dumps(importlib.import_module(package + ".models.settings").DownloadSettings.from_env())
+        open(PICKLED, "wb").write(pickle.dumps((package, hook, ours)))
     print(json.dumps(found))
     """
-    return json.loads(run(script, other_repo.parent))
+    return {**json.loads(run(script, other_repo.parent)), "pickled": pickled}
 
 
 @pytest.mark.xdist_group("coexistence")  # the two tests of one process, on one pytest-xdist worker
@@ -113,27 +122,14 @@ def test_two_checkouts_side_by_side_mount_their_own_packages(repo_dir, second_ch
     assert not ours_then_others["top-level models"]
 
 
-def test_a_ray_worker_mounts_its_drivers_package_before_it_unpickles(repo_dir, second_checkout, tmp_path):
+@pytest.mark.xdist_group("coexistence")
+def test_a_ray_worker_mounts_its_drivers_package_before_it_unpickles(second_checkout, ours_then_others):
     """The worker setup hook goes by value (the worker cannot import it before the mount) and mounts the
     driver's package name, here the second checkout's convnets_hub_<sha1>, over the worker's working directory
-    (where Ray unpacks a shipped checkout); then an object of ours unpickles there."""
+    (where Ray unpacks a shipped checkout); then an object of ours unpickles there. The driver is
+    ``ours_then_others``'s process, which loaded our first checkout, then the second."""
     pytest.importorskip("ray", reason="the Ray engine needs ray[data] (requirements-batch.txt)")
-    driver = _prelude(repo_dir, second_checkout) + """
-    import importlib, importlib.util, pickle, ray
-    for root in (OURS, OTHER):
-        spec = importlib.util.spec_from_file_location("hubconf", root + "/hubconf.py")
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
-    package = sys.modules[OTHER + "/models/mount.py"].mount().__name__
-    engine = importlib.import_module(package + ".models.batch.ray_engine")
-    hook = ray.cloudpickle.dumps(engine._worker_setup_hook(ray, None))
-    ours = ray.cloudpickle.dumps(importlib.import_module(package + ".models.settings").DownloadSettings.from_env())
-    open(sys.argv[1], "wb").write(pickle.dumps((package, hook, ours)))
-    print("written")
-    """
-    pickled = tmp_path / "pickled"
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(driver), str(pickled)], check=False,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ})
-    assert result.returncode == 0, result.stderr[-3000:]
+    pickled = ours_then_others["pickled"]
     worker = """
     import json, pickle, sys
     package, hook, ours = pickle.loads(open(sys.argv[1], "rb").read())

@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,6 +23,7 @@ import skimage
 import torch
 from classify_runs import model_args, run_cli
 from conftest import REPO, Reply, closed_port, parity_fixture, seeded_checkpoint
+from convnets_hub.models.batch import ray_engine
 from convnets_hub.models.batch.decode_kinds import choose_decoding
 from convnets_hub.models.batch.decode_queue import DecodeQueue
 from convnets_hub.models.batch.decoding import (
@@ -39,8 +41,9 @@ from convnets_hub.models.batch.ray_engine import (
     RaySettings,
     _ClassifyActor,
     _connect,
+    classify_ray,
 )
-from convnets_hub.models.batch.schema import SCHEMA
+from convnets_hub.models.batch.schema import SCHEMA, to_table
 from convnets_hub.models.batch.store import ResultStore, read_results
 from convnets_hub.models.cli import main
 from convnets_hub.models.errors import InvalidArgumentError
@@ -69,10 +72,11 @@ def collection(tmp_path_factory) -> Path:
 
 
 # The Ray tests run on one pytest-xdist worker (pyproject.toml sets pytest-xdist's --dist loadgroup). A
-# Ray session costs 10-30 s (its processes, Ray Data's helper actors) and each run a model actor that imports
-# torch and timm (5-9 s): the engine's own Ray (``no_ray``: without one it starts one and stops it) serves
-# one run that shows several things; ``shared_ray`` is a Ray that the engine joins and leaves running
-# (``_connect``), for the other runs.
+# Ray session costs 10-30 s (its processes, Ray Data's helper actors, a decoding worker that imports torch)
+# and each run a model actor that imports torch and timm (5-9 s): so every real run joins one Ray,
+# ``shared_ray``, started by the engine's own ``_connect`` (as ``--engine ray`` without an address does).
+# The engine joins a running Ray and leaves it running; that it stops a Ray of its own at the end is shown
+# with a stand-in ``ray`` (test_the_ray_engine_stops_the_ray_it_started_and_leaves_a_joined_one_running).
 ON_THE_RAY_WORKER = pytest.mark.xdist_group("ray")
 
 
@@ -93,15 +97,6 @@ def shared_ray(_ray_of_this_module, monkeypatch):
         with monkeypatch.context() as environment:  # its workers inherit the command line's environment
             environment.setenv("CONVNETS_HUB_OFFLINE", "1")
             assert _connect(ray, RaySettings(num_cpus=2)) is True
-    return ray
-
-
-@pytest.fixture
-def no_ray(_ray_of_this_module):
-    """No Ray running in this process: the shared one (if any) is stopped."""
-    ray = _ray_of_this_module
-    if ray.is_initialized():
-        ray.shutdown()
     return ray
 
 
@@ -255,10 +250,11 @@ def test_temporary_files_are_created_exclusively_and_never_follow_a_planted_link
 
 
 @ON_THE_RAY_WORKER
-def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path, monkeypatch, capsys, no_ray):
-    """With no Ray running, the engine starts a local one and stops it at the end. Ray's batches are
-    Arrow tables, whose text is UTF-8: the paths of file names that are not UTF-8 travel as bytes, the
-    rows hold \\xNN, as the local engine's Parquet rows do."""
+def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tmp_path, monkeypatch, capsys,
+                                                   shared_ray):
+    """The engine joins a running Ray and leaves it running. Ray's batches are Arrow tables, whose text
+    is UTF-8: the paths of file names that are not UTF-8 travel as bytes, the rows hold \\xNN, as the
+    local engine's Parquet rows do."""
     folder = tmp_path / "photos"
     shutil.copytree(collection, folder)
     if sys.platform == "linux":  # file names of any bytes (Linux file systems)
@@ -270,7 +266,7 @@ def test_local_and_ray_engines_write_the_same_rows(collection, lenet_weights, tm
     ray = run_cli(str(folder), *model_args(lenet_weights), "--output", str(tmp_path / "ray.jsonl"),
                   "--batch-size", "2", "--engine", "ray", "--ray-num-cpus", "2", "--workers", "1")
     assert ray.returncode == EXIT_SOME_FAILED, ray.stderr
-    assert not no_ray.is_initialized(), "the engine stops the Ray it started"
+    assert shared_ray.is_initialized(), "the engine leaves running a Ray that it joined"
     assert pq.read_schema(tmp_path / "local.parquet").remove_metadata() == SCHEMA
     local_rows = pq.read_table(tmp_path / "local.parquet").to_pylist()
     ray_rows = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text().splitlines()]
@@ -571,6 +567,50 @@ def test_a_decoding_thread_that_dies_stops_the_run_with_its_error(hubconf, tmp_p
     with pytest.raises(KeyError, match="a bug in a decoder"):
         classify_local(make_links(tmp_path, 6), predictor, Broken(predictor.preprocess),
                        ResultStore(tmp_path / "o.jsonl"), batch_size=2, workers=2, progress=False)
+
+
+class StandInRay:
+    """What the engine calls of ``ray`` to start, join and stop one, recorded."""
+
+    def __init__(self, running: bool) -> None:
+        self.running, self.calls = running, []
+        self.cloudpickle = SimpleNamespace(register_pickle_by_value=lambda module: None)
+
+    def is_initialized(self) -> bool:
+        return self.running
+
+    def init(self, **settings) -> None:
+        self.running = True
+        self.calls.append(("init", settings))
+
+    def shutdown(self) -> None:
+        self.running = False
+        self.calls.append(("shutdown", {}))
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["run", "failed-run"])
+def test_the_ray_engine_stops_the_ray_it_started_and_leaves_a_joined_one_running(tmp_path, monkeypatch, fails):
+    """Without a running Ray the engine starts a local one (on 127.0.0.1, with --ray-num-cpus) and stops
+    it at the end, also when the run fails; a running Ray is joined and left running. (The real runs
+    above and below join a shared Ray: a Ray session costs 10-30 s.)"""
+    def pipeline(*args):
+        if fails:
+            raise RuntimeError("a Ray Data stage failed")
+        return SimpleNamespace(iter_batches=lambda **options: iter([to_table([])]))
+
+    monkeypatch.setattr(ray_engine, "_pipeline", pipeline)
+    for running, expected in ((False, ["init", "shutdown"]), (True, [])):
+        ray = StandInRay(running)
+        monkeypatch.setitem(sys.modules, "ray", ray)
+        store = ResultStore(tmp_path / f"{running}.jsonl")
+        with pytest.raises(RuntimeError, match="stage failed") if fails else contextlib.nullcontext():
+            assert classify_ray([str(GRACE_HOPPER)], ModelRecipe("lenet5"), PREPROCESS, store,
+                                RaySettings(num_cpus=2), progress=False) == 0
+        store.close()
+        assert [name for name, _ in ray.calls] == expected and ray.running is running
+        if not running:
+            assert {key: ray.calls[0][1][key] for key in ("num_cpus", "_node_ip_address")} \
+                == {"num_cpus": 2, "_node_ip_address": "127.0.0.1"}
 
 
 @ON_THE_RAY_WORKER

@@ -3,8 +3,6 @@ manifest's Hub sources, push-to-hub, and the one-line error without huggingface_
 
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import threading
 import warnings
@@ -14,8 +12,8 @@ import huggingface_hub
 import numpy as np
 import pytest
 import torch
-from command_line import run_cli_hiding
-from conftest import REPO, Reply, parity_fixture, seeded_checkpoint
+from command_line import run_cli, run_cli_hiding
+from conftest import Reply, parity_fixture, seeded_checkpoint
 from convnets_hub.models.errors import (
     CheckpointMismatchError,
     WeightsUnavailableError,
@@ -216,21 +214,20 @@ def test_without_huggingface_hub_one_line_says_what_to_install(saved_folder, mon
         create_model("resnet18_ssl", weights="hf-hub:org/r18")
 
 
-def test_classify_takes_hf_hub_weights(tmp_path):
-    """``classify --weights hf-hub:org/name``, offline, from Hugging Face's cache named by HF_HUB_CACHE."""
+def test_classify_takes_hf_hub_weights(hf_cache, tmp_path):
+    """``classify --weights hf-hub:org/name``, offline, from Hugging Face's cache (the command line in this
+    process: a process would only add huggingface_hub's reading of HF_HUB_CACHE at its import, which
+    ``hf_cache`` stands in for as in the tests above)."""
     torch.manual_seed(0)
     folder = save_pretrained(create_model("lenet5", pretrained=False), tmp_path / "lenet")
-    _cache_layout(tmp_path / "hf-cache", folder, repo="org/lenet")
+    _cache_layout(hf_cache, folder, repo="org/lenet")
     Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "grey.png")
-    env = {**os.environ, "CONVNETS_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf-cache"),
-           "TORCH_HOME": str(tmp_path / "torch")}
-    result = subprocess.run([sys.executable, "-m", "models", "classify", str(tmp_path / "grey.png"), "--entrypoint",
-                             "lenet5", "--weights", "hf-hub:org/lenet", "--top-k", "2", "--no-progress",
-                             "--output", str(tmp_path / "out.jsonl")],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)
+    result = run_cli("classify", str(tmp_path / "grey.png"), "--entrypoint", "lenet5", "--weights", "hf-hub:org/lenet",
+                     "--top-k", "2", "--no-progress", "--output", str(tmp_path / "out.jsonl"))
     assert result.returncode == 0, result.stderr
     (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert row["error"] == "" and len(row["labels"]) == 2 and "models--org--lenet" in row["weights"]
+    assert not any(hf_cache.parent.joinpath("torch").rglob("*.pth*")), "nothing went to torch's cache"
 
 
 @pytest.mark.parametrize(("key_layout", "loads"), [("upstream", True), ("timm", False)])
