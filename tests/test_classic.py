@@ -309,12 +309,12 @@ class _Miniature(nn.Module):
         return self.googlenet_head(x) + self.vgg_head(x)
 
 
-def optimized_and_eager(hubconf, tmp_path, torchvision_file, name: str, **options):
-    """``name`` with optimize=True (and ``options``), its eager model and a batch for both."""
+def optimized_and_eager(hubconf, tmp_path, torchvision_file, name: str):
+    """``name`` with optimize=True, its eager model and a batch for both."""
     if name == "miniature":
         torch.manual_seed(0)
         eager = _randomize_bn(_Miniature()).eval()
-        optimized = optimize_for_inference(copy.deepcopy(eager), dtype=torch.float32, device="cpu", **options)
+        optimized = optimize_for_inference(copy.deepcopy(eager), dtype=torch.float32, device="cpu")
         return optimized, eager, torch.randn(2, 3, 32, 32)
     if name == "lenet5":
         torch.manual_seed(0)
