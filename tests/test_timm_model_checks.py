@@ -20,6 +20,7 @@ checked through its narrower model).
 import copy
 import functools
 import gzip
+import itertools
 import json
 import math
 import warnings
@@ -36,8 +37,8 @@ from convnets_hub.models.pretrained_config import (
     update_pretrained_cfg,
 )
 from convnets_hub.models.registry import ALIASES, DISPATCHERS
-from timm.models import get_notrace_functions, get_notrace_modules
 from timm.layers import DropPath
+from timm.models import get_notrace_functions, get_notrace_modules
 from torch import nn
 from torchvision.models.feature_extraction import (
     NodePathTracer,
@@ -135,7 +136,7 @@ def shallow_twin(model: nn.Module) -> tuple[nn.Module, list[str]]:
     for parent_name, parent in model.named_modules():
         if isinstance(parent, nn.Sequential):
             children = list(parent.named_children())
-            for (_, before), (name, child) in zip(children, children[1:]):
+            for (_, before), (name, child) in itertools.pairwise(children):
                 path = f"{parent_name}.{name}" if parent_name else name
                 if path not in features and signature(child) == signature(before):
                     dropped.append(path)
