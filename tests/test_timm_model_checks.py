@@ -153,10 +153,17 @@ def variant(request):
     """(entrypoint, kwargs, the untrained model's shallow twin, the model's parameter count): built once per
     architecture for the checks that compute."""
     entrypoint, kwargs = request.param
-    torch.manual_seed(0)
-    with fast_meta_batch_norm():  # its pool_size: a meta forward
-        model = getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
-    return entrypoint, kwargs, shallow_twin(model)[0], sum(p.numel() for p in model.parameters())
+    key = (entrypoint, tuple(kwargs.items()))
+    if key not in _LAST_VARIANT:  # under xdist a worker sets a module fixture up again within its group's
+        _LAST_VARIANT.clear()  # tests (measured: each architecture built twice); one model kept at a time
+        torch.manual_seed(0)
+        with fast_meta_batch_norm():  # its pool_size: a meta forward
+            model = getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
+        _LAST_VARIANT[key] = entrypoint, kwargs, shallow_twin(model)[0], sum(p.numel() for p in model.parameters())
+    return _LAST_VARIANT[key]
+
+
+_LAST_VARIANT: dict[tuple, tuple] = {}
 
 
 @functools.cache
