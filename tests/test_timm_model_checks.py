@@ -191,7 +191,7 @@ def test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes(entrypo
     """What lets the checks that compute run on a model's shallow twin: each block it dropped is, module for
     module, a block it kept beside it; it has every module of the model (class, attributes, weights' shapes),
     its feature_info, pretrained_cfg, and the same shapes at every feature map and at the output."""
-    model = built_on_meta(entrypoint, kwargs).eval()
+    model = on_meta(entrypoint, kwargs).eval()
     twin, dropped = shallow_twin(on_meta(entrypoint, kwargs))
     twin.eval()
     kept = {}  # the signatures of the blocks that the twin kept, by container
