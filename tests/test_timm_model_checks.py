@@ -14,7 +14,10 @@ where shapes are exact and cost nothing; a ``type=`` dispatcher's variant builds
 ``pretrained_cfg`` included (test_aliases_and_types_build_their_targets), and is checked under that name.
 What computes (forward, backward, ``pool_size`` against a real forward, intermediates, TorchScript, FX) runs
 once per distinct architecture (tests/architectures.py: an ssl/swsl pair shares one build, a wider twin is
-checked through its narrower model).
+checked through its narrower model), on its shallow twin: the model less each block that repeats the one
+before it (same classes, attributes and weights' shapes: the same code on the same shapes), so that every
+distinct block is still run, differentiated, scripted and traced, once
+(test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes).
 """
 
 import copy
