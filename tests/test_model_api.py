@@ -80,23 +80,15 @@ class Built:
 
 
 @pytest.fixture(scope="module", params=[  # a module fixture is computed on each xdist worker that runs one of its
-    pytest.param(name, marks=pytest.mark.xdist_group(f"test_model_api.built[{name}]"))  # tests: keep each
+    pytest.param(name, marks=pytest.mark.xdist_group(f"test_model_api.built:{name}"))  # tests: keep each
     for name in ARCHITECTURES])  # architecture's on one (vgg16_bn's seeded checkpoint and float64 model take seconds)
 def built(request, tmp_path_factory):
-    if request.param not in _LAST_BUILT:
-        _LAST_BUILT.clear()  # one architecture's at a time (vgg16_bn's float64 model and checkpoint: 1.5 GB)
-        entrypoint, kwargs = ARCHITECTURES[request.param]
-        state = seeded_checkpoint(entrypoint, kwargs)
-        path = tmp_path_factory.mktemp("weights") / f"{entrypoint}.pth"
-        path.touch()
-        model, caught = load(entrypoint, kwargs, state, path, num_classes=NUM_CLASSES)
-        _LAST_BUILT[request.param] = Built(entrypoint, kwargs, state, path, model, caught)
-    return _LAST_BUILT[request.param]
-
-
-_LAST_BUILT: dict[str, Built] = {}
-"""The last architecture that ``built`` built: under xdist a worker tears a module fixture down and sets it up
-again within its group's run of tests (measured: each architecture twice), and its tests share one build anyway."""
+    entrypoint, kwargs = ARCHITECTURES[request.param]
+    state = seeded_checkpoint(entrypoint, kwargs)
+    path = tmp_path_factory.mktemp("weights") / f"{entrypoint}.pth"
+    path.touch()
+    model, caught = load(entrypoint, kwargs, state, path, num_classes=NUM_CLASSES)
+    return Built(entrypoint, kwargs, state, path, model, caught)
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:

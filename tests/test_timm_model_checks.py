@@ -61,7 +61,7 @@ def ids(variants) -> list[str]:
 
 
 ON_META = [  # test_model_default_cfgs and test_model_forward_features of a variant share its meta build: one worker
-    pytest.param(entrypoint, kwargs, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks.on_meta[{name}]"))
+    pytest.param(entrypoint, kwargs, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks.on_meta:{name}"))
     for (entrypoint, kwargs), name in zip(VARIANTS, ids(VARIANTS))]
 SIZE = 64  # forward, backward, TorchScript and FX (timm: 384, 128, 128, 128)
 FEATURES_SIZE = 96  # timm's TARGET_FFEAT_SIZE
@@ -150,23 +150,16 @@ def shallow_twin(model: nn.Module) -> tuple[nn.Module, list[str]]:
 
 
 @pytest.fixture(scope="module", params=[  # each architecture's checks on one xdist worker: one build, not one a worker
-    pytest.param(architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks[{name}]"))
+    pytest.param(architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks:{name}"))
     for architecture, name in zip(ARCHITECTURES, ids(ARCHITECTURES))])
 def variant(request):
     """(entrypoint, kwargs, the untrained model's shallow twin, the model's parameter count): built once per
     architecture for the checks that compute."""
     entrypoint, kwargs = request.param
-    key = (entrypoint, tuple(kwargs.items()))
-    if key not in _LAST_VARIANT:  # under xdist a worker sets a module fixture up again within its group's
-        _LAST_VARIANT.clear()  # tests (measured: each architecture built twice); one model kept at a time
-        torch.manual_seed(0)
-        with fast_meta_batch_norm():  # its pool_size: a meta forward
-            model = getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
-        _LAST_VARIANT[key] = entrypoint, kwargs, shallow_twin(model)[0], sum(p.numel() for p in model.parameters())
-    return _LAST_VARIANT[key]
-
-
-_LAST_VARIANT: dict[tuple, tuple] = {}
+    torch.manual_seed(0)
+    with fast_meta_batch_norm():  # its pool_size: a meta forward
+        model = getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
+    return entrypoint, kwargs, shallow_twin(model)[0], sum(p.numel() for p in model.parameters())
 
 
 @functools.cache
@@ -188,7 +181,7 @@ def on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize(("entrypoint", "kwargs"), [  # beside the variant's meta checks: one meta build
-    pytest.param(*architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks.on_meta[{name}]"))
+    pytest.param(*architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks.on_meta:{name}"))
     for architecture, name in zip(ARCHITECTURES, ids(ARCHITECTURES))])
 def test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes(entrypoint, kwargs, meta_batch_norm):
     """What lets the checks that compute run on a model's shallow twin: each block it dropped is, module for
@@ -228,6 +221,18 @@ def test_the_signature_sees_a_change_of_block_width_stride_se_or_drop_path(meta_
     assert signature(b4.blocks[2][1]) == signature(b4.blocks[2][2])  # stochastic depth 0.044 and 0.05: the same code
     assert own_signature(DropPath(0.0)) != own_signature(DropPath(0.1)) == own_signature(DropPath(0.2))
     assert len(shallow_twin(on_meta("nvidia_resneXt", {}))[1]) == 3 + 4 + 23 + 3 - 8  # two blocks a stage kept
+
+
+def test_every_xdist_group_of_the_suite_is_one_that_pytest_xdist_forms(request):
+    """A group's name must not end in "]": xdist's loadgroup takes ``nodeid@name`` for a group only where the
+    "@" comes after the last "]", and otherwise schedules each test alone (these checks' groups once were
+    "name[variant]": each model was built on both workers, and again between its tests)."""
+    from xdist.scheduler.loadgroup import LoadGroupScheduling
+
+    groups = {mark.args[0] for item in request.session.items for mark in item.iter_markers("xdist_group")}
+    assert {"test_timm_model_checks:nvidia_resneXt", "test_timm_model_checks.on_meta:nvidia_resneXt"} <= groups
+    for name in groups:
+        assert LoadGroupScheduling._split_scope(None, f"tests/test_x.py::test_x[id]@{name}") == name
 
 
 def test_model_forward(variant):
