@@ -80,7 +80,7 @@ class Built:
 
 
 @pytest.fixture(scope="module", params=[  # a module fixture is computed on each xdist worker that runs one of its
-    pytest.param(name, marks=pytest.mark.xdist_group(f"test_model_api.built[{name}]"))  # tests: keep each
+    pytest.param(name, marks=pytest.mark.xdist_group(f"test_model_api.built:{name}"))  # tests: keep each
     for name in ARCHITECTURES])  # architecture's on one (vgg16_bn's seeded checkpoint and float64 model take seconds)
 def built(request, tmp_path_factory):
     entrypoint, kwargs = ARCHITECTURES[request.param]

@@ -14,12 +14,16 @@ where shapes are exact and cost nothing; a ``type=`` dispatcher's variant builds
 ``pretrained_cfg`` included (test_aliases_and_types_build_their_targets), and is checked under that name.
 What computes (forward, backward, ``pool_size`` against a real forward, intermediates, TorchScript, FX) runs
 once per distinct architecture (tests/architectures.py: an ssl/swsl pair shares one build, a wider twin is
-checked through its narrower model).
+checked through its narrower model), on its shallow twin: the model less each block that repeats the one
+before it (same classes, attributes and weights' shapes: the same code on the same shapes), so that every
+distinct block is still run, differentiated, scripted and traced, once
+(test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes).
 """
 
 import copy
 import functools
 import gzip
+import itertools
 import json
 import math
 import warnings
@@ -36,7 +40,9 @@ from convnets_hub.models.pretrained_config import (
     update_pretrained_cfg,
 )
 from convnets_hub.models.registry import ALIASES, DISPATCHERS
+from timm.layers import DropPath
 from timm.models import get_notrace_functions, get_notrace_modules
+from torch import nn
 from torchvision.models.feature_extraction import (
     NodePathTracer,
     create_feature_extractor,
@@ -55,7 +61,7 @@ def ids(variants) -> list[str]:
 
 
 ON_META = [  # test_model_default_cfgs and test_model_forward_features of a variant share its meta build: one worker
-    pytest.param(entrypoint, kwargs, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks.on_meta[{name}]"))
+    pytest.param(entrypoint, kwargs, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks.on_meta:{name}"))
     for (entrypoint, kwargs), name in zip(VARIANTS, ids(VARIANTS))]
 SIZE = 64  # forward, backward, TorchScript and FX (timm: 384, 128, 128, 128)
 FEATURES_SIZE = 96  # timm's TARGET_FFEAT_SIZE
@@ -75,7 +81,7 @@ def compiled_as_graphs(variant) -> None:
 def traceable_by_timms_rules(variant) -> None:
     """timm's own exclusions of its FX tests on its CI runners: VGG, and models above 100 M parameters."""
     compiled_as_graphs(variant)
-    params = sum(p.numel() for p in variant[2].parameters())
+    params = variant[3]  # the model's, not its shallow twin's
     if variant[0].startswith(FX_EXCLUDED) or params > FX_MAX_PARAMS:
         pytest.skip(f"timm's FX exclusions: {variant[0]} ({params / 1e6:.0f} M parameters)")
 
@@ -97,15 +103,63 @@ def fresh_head(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
+_CHILDREN = ("_parameters", "_buffers", "_modules")
+
+
+def own_signature(module: nn.Module) -> tuple:
+    """What decides the code that ``module``'s own forward runs, its children aside: its class, every plain
+    attribute (kernel sizes, strides, groups, widths, flags, hooks...), its parameters' and buffers' names, shapes
+    and dtypes. A DropPath's rate counts only as zero or not: its forward branches on that, the value only
+    scales (eval: never applied)."""
+    attributes = {key: value for key, value in vars(module).items() if key not in _CHILDREN}
+    if isinstance(module, DropPath):
+        attributes["drop_prob"] = attributes["drop_prob"] > 0
+    return (type(module),
+            tuple(sorted((key, (tuple(value.shape), value.dtype) if isinstance(value, torch.Tensor) else repr(value))
+                         for key, value in attributes.items())),
+            tuple((key, tuple(p.shape), p.dtype, p.requires_grad) for key, p in module._parameters.items()
+                  if p is not None),
+            tuple((key, tuple(b.shape), b.dtype) for key, b in module._buffers.items() if b is not None))
+
+
+def signature(module: nn.Module) -> tuple:
+    """:func:`own_signature` of ``module`` and of every module in it, under their names in it."""
+    return tuple((name, own_signature(sub)) for name, sub in module.named_modules())
+
+
+def shallow_twin(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """``model`` less every block that repeats the block before it in its ``nn.Sequential`` (equal
+    :func:`signature`: the same code on the same shapes; the timm checks' outcome depends on the code a model
+    runs, not on how many times in a row it runs it), but for the modules that ``feature_info`` names; the
+    names of the blocks it dropped. ResNeXt101's 33 blocks become 8, EfficientNet-B4's 32 become 14: each
+    distinct block is still scripted, traced and differentiated, in its place
+    (test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes)."""
+    features = set(timm.models.FeatureInfo(copy.deepcopy(model.feature_info), len(model.feature_info)).module_name())
+    dropped = []
+    for parent_name, parent in model.named_modules():
+        if isinstance(parent, nn.Sequential):
+            children = list(parent.named_children())
+            for (_, before), (name, child) in itertools.pairwise(children):
+                path = f"{parent_name}.{name}" if parent_name else name
+                if path not in features and signature(child) == signature(before):
+                    dropped.append(path)
+    for path in dropped:
+        parent_name, _, name = path.rpartition(".")
+        del model.get_submodule(parent_name)._modules[name]
+    return model, dropped
+
+
 @pytest.fixture(scope="module", params=[  # each architecture's checks on one xdist worker: one build, not one a worker
-    pytest.param(architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks[{name}]"))
+    pytest.param(architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks:{name}"))
     for architecture, name in zip(ARCHITECTURES, ids(ARCHITECTURES))])
 def variant(request):
-    """(entrypoint, kwargs, untrained model): built once per architecture for the checks that compute."""
+    """(entrypoint, kwargs, the untrained model's shallow twin, the model's parameter count): built once per
+    architecture for the checks that compute."""
     entrypoint, kwargs = request.param
     torch.manual_seed(0)
     with fast_meta_batch_norm():  # its pool_size: a meta forward
-        return entrypoint, kwargs, getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
+        model = getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs)
+    return entrypoint, kwargs, shallow_twin(model)[0], sum(p.numel() for p in model.parameters())
 
 
 @functools.cache
@@ -124,6 +178,61 @@ def built_on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
 def on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
     """A copy of :func:`built_on_meta`'s model, its caller's own to change (a copy of ResNeXt101 takes 0.1 s)."""
     return copy.deepcopy(built_on_meta(entrypoint, kwargs, **options))
+
+
+@pytest.mark.parametrize(("entrypoint", "kwargs"), [  # beside the variant's meta checks: one meta build
+    pytest.param(*architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks.on_meta:{name}"))
+    for architecture, name in zip(ARCHITECTURES, ids(ARCHITECTURES))])
+def test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes(entrypoint, kwargs, meta_batch_norm):
+    """What lets the checks that compute run on a model's shallow twin: each block it dropped is, module for
+    module, a block it kept beside it; it has every module of the model (class, attributes, weights' shapes),
+    its feature_info, pretrained_cfg, and the same shapes at every feature map and at the output."""
+    model = on_meta(entrypoint, kwargs).eval()
+    twin, dropped = shallow_twin(on_meta(entrypoint, kwargs))
+    twin.eval()
+    kept = {}  # the signatures of the blocks that the twin kept, by container
+    for path in dropped:
+        parent, _, name = path.rpartition(".")
+        if parent not in kept:
+            kept[parent] = [signature(block) for block in twin.get_submodule(parent).children()]
+        assert signature(model.get_submodule(path)) in kept[parent], path
+        assert not hasattr(twin.get_submodule(parent), name)
+    assert {own_signature(module) for module in twin.modules()} == {own_signature(module) for module in model.modules()}
+    twin_state = {key: value.shape for key, value in twin.state_dict().items()}
+    assert twin_state.items() <= {key: value.shape for key, value in model.state_dict().items()}.items()
+    assert len(twin_state) < len(model.state_dict()) or not dropped
+    assert twin.pretrained_cfg == model.pretrained_cfg and twin.feature_info == model.feature_info
+    for size in {input_size(model, SIZE), input_size(model, FEATURES_SIZE)}:  # the checks' inputs
+        x = torch.empty((1, *size), device="meta")
+        (output, maps), (twin_output, twin_maps) = (m.forward_intermediates(x) for m in (model, twin))
+        assert [o.shape for o in (twin_output, *twin_maps)] == [o.shape for o in (output, *maps)]
+        assert twin(x).shape == model(x).shape
+
+
+def test_the_signature_sees_a_change_of_block_width_stride_se_or_drop_path(meta_batch_norm):
+    """The comparison can fail: a ResNeXt stage's first block (its downsampling) is not the next, ResNeXt50's
+    blocks are not SE-ResNeXt101's, nor EfficientNet-B0's last stage block B4's; a stochastic depth of zero is not
+    one above zero."""
+    resnext, se = (built_on_meta(name, {}) for name in ("resnext50_32x4d_ssl", "nvidia_se_resnext101_32x4d"))
+    assert signature(resnext.layer3[0]) != signature(resnext.layer3[1]) == signature(resnext.layer3[2])
+    assert signature(resnext.layer3[1]) != signature(se.layer3[1])
+    b0, b4 = (built_on_meta(f"nvidia_efficientnet_{name}", {}) for name in ("b0", "b4"))
+    assert signature(b0.blocks[1][1]) != signature(b4.blocks[1][1])
+    assert signature(b4.blocks[2][1]) == signature(b4.blocks[2][2])  # stochastic depth 0.044 and 0.05: the same code
+    assert own_signature(DropPath(0.0)) != own_signature(DropPath(0.1)) == own_signature(DropPath(0.2))
+    assert len(shallow_twin(on_meta("nvidia_resneXt", {}))[1]) == 3 + 4 + 23 + 3 - 8  # two blocks a stage kept
+
+
+def test_every_xdist_group_of_the_suite_is_one_that_pytest_xdist_forms(request):
+    """A group's name must not end in "]": xdist's loadgroup takes ``nodeid@name`` for a group only where the
+    "@" comes after the last "]", and otherwise schedules each test alone (these checks' groups once were
+    "name[variant]": each model was built on both workers, and again between its tests)."""
+    from xdist.scheduler.loadgroup import LoadGroupScheduling
+
+    groups = {mark.args[0] for item in request.session.items for mark in item.iter_markers("xdist_group")}
+    assert {"test_timm_model_checks:nvidia_resneXt", "test_timm_model_checks.on_meta:nvidia_resneXt"} <= groups
+    for name in groups:
+        assert LoadGroupScheduling._split_scope(None, f"tests/test_x.py::test_x[id]@{name}") == name
 
 
 def test_model_forward(variant):
