@@ -99,8 +99,8 @@ def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_p
                         "TORCH_HOME": str(tmp_path / "torch"),
                         # the kernel's temporary files (finetune.ipynb's 215 MB run folder) go with the test
                         "TMPDIR": str(tmp_path / "tmp"),
-                        # but Inductor's cache stays the suite's (it defaults to TMPDIR's): in an empty cache the
-                        # first compile pays ~13 s CPU more (kernel-independent headers), once per directory
+                        # but Inductor's cache stays the suite's (it defaults to TMPDIR's): into an empty one,
+                        # Inductor first compiles its probes of the CPU's vector instructions (6-13 s CPU)
                         "TORCHINDUCTOR_CACHE_DIR": _inductor_cache_dir(),
                         "MPLBACKEND": "Agg"}.items():
         monkeypatch.setenv(name, value)
