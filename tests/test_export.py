@@ -45,10 +45,19 @@ QUANTIZED = ("nvidia_efficientnet_quant_b0", "nvidia_efficientnet_quant_b4")
 # test_folded_vgg16_bn_is_vgg16 shows the same of the eager models), and export_model takes one path for both.
 STOOD_FOR = {"vgg16": "vgg16_bn"}
 
+# Not swept: an architecture that repeats another's blocks more often, and nothing else. The exporter
+# traces the same block modules, so the deeper graph is the shallower one's with runs of identical
+# block subgraphs made longer: ResNeXt101-32x4d's stages hold 3, 4, 23, 3 of the blocks that
+# ResNeXt50-32x4d's hold 3, 4, 6, 3 of (same builder, same Bottleneck, same widths, groups and strides).
+# test_a_deeper_twin_repeats_its_models_blocks_only proves it on the meta device.
+DEEPER_TWINS = {"nvidia_resneXt": "resnext50_32x4d_ssl"}
+
 
 def architectures() -> list[tuple[str, str | None]]:
-    """Each architecture exported here: the distinct ones, less the quantized, the wider twins and VGG16."""
-    return [item for item in costly_architectures() if item[0] not in QUANTIZED and item[0] not in STOOD_FOR]
+    """Each architecture exported here: the distinct ones, less the quantized, the wider twins, the
+    deeper twins and VGG16."""
+    return [item for item in costly_architectures()
+            if item[0] not in QUANTIZED and item[0] not in STOOD_FOR and item[0] not in DEEPER_TWINS]
 
 
 def build(entrypoint: str, model_type: str | None = None, **kwargs) -> nn.Module:
@@ -124,11 +133,32 @@ def test_every_entrypoint_and_variant_is_covered():
     covered = architectures()
     names = {name for name, _ in covered}
     assert {model_type for name, model_type in covered if name == "nvidia_gpunet"} == set(GPUNET_TYPES)
-    assert {"googlenet", "lenet5", "vgg16_bn", "nvidia_resneXt", "resnet18_ssl"} <= names
-    assert {name for name, _ in costly_architectures()} - names - set(QUANTIZED) == set(STOOD_FOR)
-    assert set(STOOD_FOR.values()) <= names
+    assert {"googlenet", "lenet5", "vgg16_bn", "resnext50_32x4d_ssl", "resnet18_ssl"} <= names
+    assert {name for name, _ in costly_architectures()} - names - set(QUANTIZED) == set(STOOD_FOR) | set(DEEPER_TWINS)
+    assert set(STOOD_FOR.values()) | set(DEEPER_TWINS.values()) <= names
     assert "resnet18_swsl" not in names and "nvidia_resnext101_32x4d" not in names  # same architectures
     assert not names & set(WIDER_TWINS)  # their narrower twins stand for them (tests/test_wider_twins.py)
+
+
+def blocks_once(module: nn.Module) -> str:
+    """``module``'s structure (each module's class and settings, as its repr gives them) with every run of
+    equal consecutive children written once: the same for two models that differ only in how many times
+    they repeat a block."""
+    parts, previous = [], None
+    for _, child in module.named_children():
+        text = blocks_once(child)
+        if text != previous:
+            parts.append(text)
+        previous = text
+    return f"{type(module).__name__}({module.extra_repr()})[{', '.join(parts)}]"
+
+
+@pytest.mark.parametrize("deeper, model", DEEPER_TWINS.items())
+def test_a_deeper_twin_repeats_its_models_blocks_only(deeper, model):
+    with torch.device("meta"):
+        deep, shallow = build(deeper), build(model)
+    assert blocks_once(deep) == blocks_once(shallow)
+    assert len(list(deep.modules())) > len(list(shallow.modules()))  # indeed deeper, not an alias
 
 
 @pytest.mark.parametrize("entrypoint, model_type", architectures(),
