@@ -10,12 +10,14 @@ as each test ends.
 """
 
 import functools
+import io
 import subprocess
 import sys
 import warnings
 import zipfile
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from architectures import WIDER_TWINS, costly_architectures
@@ -23,7 +25,11 @@ from command_line import run_cli
 from conftest import HUBCONF, REPO, onnx_session, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.cli import main
-from convnets_hub.models.deploy.exporters import EXAMPLE_BATCH, export_model
+from convnets_hub.models.deploy.exporters import (
+    EXAMPLE_BATCH,
+    export_model,
+    export_onnx,
+)
 from convnets_hub.models.deploy.names import deployed_name
 from convnets_hub.models.deploy.triton_repository import (
     triton_config,
@@ -45,10 +51,27 @@ QUANTIZED = ("nvidia_efficientnet_quant_b0", "nvidia_efficientnet_quant_b4")
 # test_folded_vgg16_bn_is_vgg16 shows the same of the eager models), and export_model takes one path for both.
 STOOD_FOR = {"vgg16": "vgg16_bn"}
 
+# Not swept: an architecture that repeats another's blocks more often, and nothing else. The exporter
+# traces the same block modules, so the deeper graph is the shallower one's with runs of identical
+# block subgraphs made longer: ResNeXt101-32x4d's stages hold 3, 4, 23, 3 of the blocks that
+# ResNeXt50-32x4d's hold 3, 4, 6, 3 of (same builder, same Bottleneck, same widths, groups and strides).
+# test_a_deeper_twin_repeats_its_models_blocks_only proves it on the meta device.
+DEEPER_TWINS = {"nvidia_resneXt": "resnext50_32x4d_ssl"}
+
+# Not run in ONNX Runtime: VGG16-BN, for AlexNet stands for it. Both are torchvision's features ->
+# avgpool -> flatten -> classifier; once the exporter has folded each BatchNorm into the convolution
+# before it, every operator of VGG16-BN's ONNX graph (its kind and attribute names) is one of AlexNet's,
+# whose graph ONNX Runtime runs at batch 1 and 3 here; only counts and sizes differ. VGG16-BN's file
+# (528 MB) costs ONNX Runtime seconds to load and its 224 x 224 batches 15 GFLOPs an image.
+# test_every_onnx_operator_of_a_covered_model_is_its_stand_ins proves it, batch axis included.
+OPERATORS_COVERED_BY = {"vgg16_bn": "alexnet"}
+
 
 def architectures() -> list[tuple[str, str | None]]:
-    """Each architecture exported here: the distinct ones, less the quantized, the wider twins and VGG16."""
-    return [item for item in costly_architectures() if item[0] not in QUANTIZED and item[0] not in STOOD_FOR]
+    """Each architecture exported and run here: the distinct ones, less the quantized, the wider and
+    deeper twins, VGG16 and the architectures whose operators another's cover."""
+    return [item for item in costly_architectures()
+            if item[0] not in {*QUANTIZED, *STOOD_FOR, *DEEPER_TWINS, *OPERATORS_COVERED_BY}]
 
 
 def build(entrypoint: str, model_type: str | None = None, **kwargs) -> nn.Module:
@@ -124,11 +147,65 @@ def test_every_entrypoint_and_variant_is_covered():
     covered = architectures()
     names = {name for name, _ in covered}
     assert {model_type for name, model_type in covered if name == "nvidia_gpunet"} == set(GPUNET_TYPES)
-    assert {"googlenet", "lenet5", "vgg16_bn", "nvidia_resneXt", "resnet18_ssl"} <= names
-    assert {name for name, _ in costly_architectures()} - names - set(QUANTIZED) == set(STOOD_FOR)
-    assert set(STOOD_FOR.values()) <= names
+    assert {"googlenet", "lenet5", "alexnet", "resnext50_32x4d_ssl", "resnet18_ssl"} <= names
+    assert {name for name, _ in costly_architectures()} - names - set(QUANTIZED) \
+        == set(STOOD_FOR) | set(DEEPER_TWINS) | set(OPERATORS_COVERED_BY)
+    assert set(STOOD_FOR.values()) <= names | set(OPERATORS_COVERED_BY)  # VGG16 -> VGG16-BN -> AlexNet
+    assert set(DEEPER_TWINS.values()) | set(OPERATORS_COVERED_BY.values()) <= names
     assert "resnet18_swsl" not in names and "nvidia_resnext101_32x4d" not in names  # same architectures
     assert not names & set(WIDER_TWINS)  # their narrower twins stand for them (tests/models/archs/test_wider_twins.py)
+
+
+def blocks_once(module: nn.Module) -> str:
+    """``module``'s structure (each module's class and settings, as its repr gives them) with every run of
+    equal consecutive children written once: the same for two models that differ only in how many times
+    they repeat a block."""
+    parts, previous = [], None
+    for _, child in module.named_children():
+        text = blocks_once(child)
+        if text != previous:
+            parts.append(text)
+        previous = text
+    return f"{type(module).__name__}({module.extra_repr()})[{', '.join(parts)}]"
+
+
+@pytest.mark.parametrize("deeper, model", DEEPER_TWINS.items())
+def test_a_deeper_twin_repeats_its_models_blocks_only(deeper, model):
+    with torch.device("meta"):
+        deep, shallow = build(deeper), build(model)
+    assert blocks_once(deep) == blocks_once(shallow)
+    assert len(list(deep.modules())) > len(list(shallow.modules()))  # indeed deeper, not an alias
+
+
+def onnx_graph(model: nn.Module) -> onnx.GraphProto:
+    """The graph of ``model``'s ONNX export (as ``export_model`` writes it, in memory)."""
+    exported = io.BytesIO()
+    export_onnx(model.eval(), exported)
+    return onnx.load_from_string(exported.getvalue()).graph
+
+
+def operators(graph: onnx.GraphProto) -> set[tuple[str, tuple[str, ...]]]:
+    """Each operator of ``graph``: its kind and the names of its attributes. Not the Identity of an
+    initializer: the exporter's way to share equal constants (the equal biases that fresh BatchNorm
+    statistics fold to), which depends on the weights' values, not on the architecture."""
+    constants = {tensor.name for tensor in graph.initializer}
+    return {(node.op_type, tuple(sorted(attribute.name for attribute in node.attribute))) for node in graph.node
+            if not (node.op_type == "Identity" and node.input[0] in constants)}
+
+
+def dims(value: onnx.ValueInfoProto) -> list[str | int]:
+    return [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("covered, model", OPERATORS_COVERED_BY.items())
+def test_every_onnx_operator_of_a_covered_model_is_its_stand_ins(covered, model):
+    """Random weights: the operators and shapes of a graph do not depend on the weights' values."""
+    covered_graph, graph = onnx_graph(build(covered)), onnx_graph(build(model))
+    assert operators(covered_graph) <= operators(graph)  # BatchNorm folded, no operator of its own
+    for exported in (covered_graph, graph):
+        (tensor_in,), (tensor_out,) = exported.input, exported.output
+        assert (tensor_in.name, dims(tensor_in)) == ("input", ["batch", 3, 224, 224])
+        assert (tensor_out.name, dims(tensor_out)) == ("logits", ["batch", 1000])
 
 
 @pytest.mark.parametrize("entrypoint, model_type", architectures(),
