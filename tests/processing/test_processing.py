@@ -260,8 +260,6 @@ def test_a_server_dripping_bytes_is_cut_off_by_the_total_timeout(server):
     assert server.outcomes.get(timeout=30) == ("/drip.jpg", "cut off"), "the client hung up before the body's end"
 
 
-
-
 def drip_header_lines(connection: socket.socket, stop: threading.Event) -> None:
     """A header line every 0.2 s for 8 s, then a good PNG: each wait is far below any read timeout."""
     connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n")

@@ -469,8 +469,6 @@ def test_gpu_decoder_turns_photos_upright_as_the_cpu_path_does(tmp_path, orienta
         assert difference.max() < 1.5
 
 
-
-
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_gpu_decoding_stays_close_to_the_hub_pixels(hubconf, tmp_path, device):
     """The GPU path against prepare_input_from_uri: absolute pixel differences (8-bit levels) and the

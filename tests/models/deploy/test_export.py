@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from architectures import WIDER_TWINS, costly_architectures
+from architectures import WIDER_TWINS, costly_architectures, shallow_twin, signature
 from command_line import run_cli
 from conftest import HUBCONF, REPO, onnx_session, parity_fixture, seeded_checkpoint
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
@@ -156,25 +156,15 @@ def test_every_entrypoint_and_variant_is_covered():
     assert not names & set(WIDER_TWINS)  # their narrower twins stand for them (tests/models/archs/test_wider_twins.py)
 
 
-def blocks_once(module: nn.Module) -> str:
-    """``module``'s structure (each module's class and settings, as its repr gives them) with every run of
-    equal consecutive children written once: the same for two models that differ only in how many times
-    they repeat a block."""
-    parts, previous = [], None
-    for _, child in module.named_children():
-        text = blocks_once(child)
-        if text != previous:
-            parts.append(text)
-        previous = text
-    return f"{type(module).__name__}({module.extra_repr()})[{', '.join(parts)}]"
-
-
 @pytest.mark.parametrize("deeper, model", DEEPER_TWINS.items())
 def test_a_deeper_twin_repeats_its_models_blocks_only(deeper, model):
+    """Less their repeated blocks (``shallow_twin``), the two are module for module the same, names, classes,
+    attributes and weights' shapes included (the top module's own attributes aside: its pretrained_cfg)."""
     with torch.device("meta"):
-        deep, shallow = build(deeper), build(model)
-    assert blocks_once(deep) == blocks_once(shallow)
-    assert len(list(deep.modules())) > len(list(shallow.modules()))  # indeed deeper, not an alias
+        (deep, dropped_deep), (shallow, dropped_shallow) = (shallow_twin(build(name)) for name in (deeper, model))
+    assert [(name, signature(child)) for name, child in deep.named_children()] \
+        == [(name, signature(child)) for name, child in shallow.named_children()]
+    assert len(dropped_deep) > len(dropped_shallow)  # indeed deeper, not an alias
 
 
 def onnx_graph(model: nn.Module) -> onnx.GraphProto:

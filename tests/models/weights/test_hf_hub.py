@@ -214,7 +214,7 @@ def test_without_huggingface_hub_one_line_says_what_to_install(saved_folder, mon
         create_model("resnet18_ssl", weights="hf-hub:org/r18")
 
 
-def test_classify_takes_hf_hub_weights(hf_cache, tmp_path):
+def test_classify_takes_hf_hub_weights(hf_cache, hub_home, tmp_path):
     """``classify --weights hf-hub:org/name``, offline, from Hugging Face's cache (the command line in this
     process: a process would only add huggingface_hub's reading of HF_HUB_CACHE at its import, which
     ``hf_cache`` stands in for as in the tests above)."""
@@ -227,7 +227,7 @@ def test_classify_takes_hf_hub_weights(hf_cache, tmp_path):
     assert result.returncode == 0, result.stderr
     (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert row["error"] == "" and len(row["labels"]) == 2 and "models--org--lenet" in row["weights"]
-    assert not any(hf_cache.parent.joinpath("torch").rglob("*.pth*")), "nothing went to torch's cache"
+    assert not any(hub_home.rglob("*.pth*")), "nothing went to torch's cache"
 
 
 @pytest.mark.parametrize(("key_layout", "loads"), [("upstream", True), ("timm", False)])
