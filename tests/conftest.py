@@ -210,6 +210,20 @@ def _seeded_tensor(key: str, shape: torch.Size) -> torch.Tensor:
     return torch.randn(shape, generator=generator) / math.sqrt(shape[1:].numel())
 
 
+def randomize_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """``model`` in eval mode with non-trivial BatchNorm statistics and affine parameters: folding them into the
+    convolutions then changes every weight (a fresh BatchNorm folds to nearly the identity)."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            size = module.num_features
+            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.1)
+    return model.eval()
+
+
 def floats_as(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """``state`` with its floating-point tensors in ``dtype`` (counters such as ``num_batches_tracked`` stay)."""
     return {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}

@@ -14,6 +14,7 @@ import torchvision
 from conftest import (
     REPO,
     Reply,
+    randomize_batch_norms,
     remove_big_files,
     seeded_input,
     torch_seeded_state_dict,
@@ -313,7 +314,7 @@ def optimized_and_eager(hubconf, tmp_path, torchvision_file, name: str):
     """``name`` with optimize=True, its eager model and a batch for both."""
     if name == "miniature":
         torch.manual_seed(0)
-        eager = _randomize_bn(_Miniature()).eval()
+        eager = randomize_batch_norms(_Miniature())
         optimized = optimize_for_inference(copy.deepcopy(eager), dtype=torch.float32, device="cpu")
         return optimized, eager, torch.randn(2, 3, 32, 32)
     if name == "lenet5":
@@ -326,17 +327,6 @@ def optimized_and_eager(hubconf, tmp_path, torchvision_file, name: str):
     optimized = getattr(hubconf, name)(weights=str(path), optimize=True)
     assert optimized.pretrained_cfg["checkpoint"] == str(path) and not optimized.training
     return optimized, eager, torch.randn(shape)
-
-
-def _randomize_bn(model: nn.Module) -> nn.Module:
-    """Non-trivial BatchNorm statistics and affine parameters, so that the folded model differs from the eager one."""
-    generator = torch.Generator().manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-    return model
 
 
 @pytest.mark.parametrize("name", COMPILED_FOR_REAL)

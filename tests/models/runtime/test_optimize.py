@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import remove_big_files
+from conftest import randomize_batch_norms, remove_big_files
 from convnets_hub.models.archs.classic import build_resnet50
 from convnets_hub.models.archs.gpunet.model import build_gpunet
 from convnets_hub.models.archs.resnet import build_resnet
@@ -28,19 +28,6 @@ from timm import create_model
 from timm.layers import BatchNormAct2d
 from torch import nn
 from torchvision.models import googlenet, vgg11_bn
-
-
-def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BatchNorm statistics and affine parameters, so that folding is really tested."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            size = module.num_features
-            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.1)
-    return model.eval()
 
 
 class _Named(nn.Module):
@@ -90,7 +77,7 @@ MODELS = {
 @pytest.mark.parametrize("name", MODELS)
 def test_folding_is_exact_in_fp32_and_removes_every_bn_after_a_conv(name):
     torch.manual_seed(0)
-    model = _randomize_bn(MODELS[name]())
+    model = randomize_batch_norms(MODELS[name]())
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
@@ -103,7 +90,7 @@ def test_folding_is_exact_in_fp32_and_removes_every_bn_after_a_conv(name):
 
 
 def test_gpunet_folds_exactly_at_its_resolution():
-    model = _randomize_bn(build_gpunet("GPUNet-P0"))
+    model = randomize_batch_norms(build_gpunet("GPUNet-P0"))
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         expected = model(x)
@@ -116,7 +103,7 @@ def test_batchnormact_folds_keep_their_activation_in_a_mobilenetv3():
     """timm's MobileNetV3 blocks end their convolutions in BatchNormAct2d (ReLU, Hardswish or none):
     folded, each leaves its activation in its place."""
     torch.manual_seed(0)
-    model = _randomize_bn(create_model("mobilenetv3_small_050", num_classes=10))
+    model = randomize_batch_norms(create_model("mobilenetv3_small_050", num_classes=10))
     norms = [m for m in model.blocks.modules() if isinstance(m, BatchNormAct2d)]
     assert {type(m.act) for m in norms} == {nn.ReLU, nn.Hardswish, nn.Identity}
     activations = [type(m) for m in model.blocks.modules() if isinstance(m, (nn.ReLU, nn.Hardswish))]
@@ -132,7 +119,7 @@ def test_batchnormact_folds_keep_their_activation_in_a_mobilenetv3():
 
 
 def test_a_bn_not_fed_by_a_conv_is_kept():
-    model = _randomize_bn(_SharedConv())
+    model = randomize_batch_norms(_SharedConv())
     x = torch.randn(1, 3, 16, 16)
     with torch.no_grad():
         expected = model(x)
@@ -149,7 +136,7 @@ def test_folding_needs_eval_mode():
 def resnet18_checkpoint(tmp_path_factory):
     """A resnet18 checkpoint with non-trivial BatchNorms, and the eager fp32 model holding it."""
     torch.manual_seed(0)
-    model = _randomize_bn(build_resnet("resnet18"))
+    model = randomize_batch_norms(build_resnet("resnet18"))
     path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
     torch.save(model.state_dict(), path)
     yield path, model
@@ -434,7 +421,7 @@ def test_half_precision_is_folded_in_float32_before_the_cast(hubconf, tmp_path, 
 def _tiny_optimized(dtype: torch.dtype = torch.float32, compile: bool = True) -> tuple[nn.Module, nn.Module]:
     """A small conv net (non-trivial BatchNorm) optimized for the CPU, and its eager fp32 original."""
     torch.manual_seed(0)
-    model = _randomize_bn(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+    model = randomize_batch_norms(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
                                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)))
     reference = copy.deepcopy(model)
     return optimize_for_inference(model, dtype=dtype, device="cpu", compile=compile), reference
