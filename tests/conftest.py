@@ -101,9 +101,13 @@ def onnx_session(path: Path | str):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped where torch.cuda.is_available() is False)")
+    config.addinivalue_line("markers", "start_first: a test of about 10 s or more, which pytest-xdist hands out first")
 
 
 def pytest_collection_modifyitems(config, items):
+    # xdist hands out the tests in this order (after its groups, largest first): long tests at the end would
+    # leave one worker idle while the other finishes them
+    items.sort(key=lambda item: item.get_closest_marker("start_first") is None)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -90,6 +90,7 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+@pytest.mark.start_first
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_path, monkeypatch):
     manifest, mirror_directory = mirror

@@ -32,6 +32,13 @@ def test_without_a_gpu_only_cuda_marked_tests_are_skipped_not_a_parameter_named_
     assert marked.added == ["needs a CUDA GPU"] and parameter.added == []
 
 
+def test_tests_marked_start_first_come_first_and_the_rest_keep_their_order():
+    first, second, long = _Item({"first"}, set()), _Item({"second"}, set()), _Item({"long"}, {"start_first"})
+    items = [first, second, long]
+    conftest.pytest_collection_modifyitems(None, items)
+    assert items == [long, first, second]
+
+
 def test_n_workers_keep_each_xdist_group_on_one_worker(request):
     """`pytest -n 2` distributes with "loadgroup" (pyproject.toml), which keeps the Ray tests on one worker."""
     config = request.config

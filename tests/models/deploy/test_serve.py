@@ -86,6 +86,7 @@ def weights(tmp_path):
     path.unlink()
 
 
+@pytest.mark.start_first
 def test_serve_answers_tensors_and_images_survives_garbage_and_stops_on_sigterm(triton_http, weights, tmp_path):
     triton_grpc = pytest.importorskip("tritonclient.grpc", reason="the gRPC requests need tritonclient[grpc] "
                                                                   "(requirements-deploy.txt)")

@@ -151,6 +151,7 @@ def _free_port():
         return probe.getsockname()[1]
 
 
+@pytest.mark.start_first
 def test_torchrun_with_two_processes_computes_the_one_process_losses(image_folder, uninterrupted, tmp_path):
     """Two gloo processes on 127.0.0.1, each with half of every global batch of 8."""
     reference, _ = uninterrupted

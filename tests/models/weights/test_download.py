@@ -214,6 +214,7 @@ print(path, hashlib.sha256(path.read_bytes()).hexdigest())
 """
 
 
+@pytest.mark.start_first
 def test_four_processes_download_once_and_build_identical_models(hub_home, server, tmp_path, resnet18_file,
                                                                   monkeypatch):
     """Four processes want the same weights at once: one downloads (slowly), the others wait for its
