@@ -140,5 +140,5 @@ def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_p
         (accuracy,) = re.findall(r"test accuracy: ([\d.]+) %", outputs)
         assert float(accuracy) >= MIN_ACCURACY[path.name], outputs
     assert {p.name for p in tmp_path.iterdir()} <= {"torch", "tmp"}, "a notebook wrote into its working directory"
-    assert not list((tmp_path / "tmp").rglob("*.gch")), "the kernel's Inductor precompiled headers of its own"
+    assert not list((tmp_path / "tmp").rglob("*.gch")), "the kernel's Inductor built precompiled headers of its own"
     shutil.rmtree(tmp_path / "tmp")
