@@ -83,7 +83,7 @@ def test_folding_is_exact_in_fp32_and_removes_every_bn_after_a_conv(name):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
-        # Folding alone (compiling is checked by test_compile_on_cpu_matches_eager and each model's own test).
+        # Folding alone (compiling: test_resnet18s_miniature_compiles_for_real_in_every_precision, each model's own test).
         optimized = optimize_for_inference(model, dtype=torch.float32, device="cpu", compile=False)
         got = optimized(x)
     assert _relative(got, expected) <= 1e-5
