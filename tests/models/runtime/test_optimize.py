@@ -69,7 +69,7 @@ MODELS = {
     "resnet18": lambda: build_resnet("resnet18"),
     "resnext50": lambda: build_resnet("resnext50_32x4d"),
     "se_resnext101": lambda: build_resnet("se_resnext101_32x4d"),
-    "vgg11_bn": lambda: vgg11_bn(num_classes=10),
+    "vgg11_bn": lambda: vgg11_bn(num_classes=10, init_weights=False),  # nn.Linear's own init: not twice
     "googlenet": lambda: googlenet(num_classes=10, aux_logits=False, init_weights=False),
     "resnet50_with_timm_api": lambda: build_resnet50(num_classes=10),  # torchvision's ResNet, subclassed
     "named": _Named,
