@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from compile_capture import operators, recording_compile
 from conftest import (
     REPO,
     Reply,
@@ -347,29 +348,14 @@ def test_optimize_matches_the_eager_model_and_compiles(hubconf, tmp_path, torchv
 @pytest.fixture(scope="module")
 def captured(hubconf, tmp_path_factory, torchvision_file):
     """``name`` -> the aten graphs that torch.compile gives Inductor for ``name`` optimized (a recording backend
-    in Inductor's place: the same capture and decompositions, no code generated), its logits and the eager ones."""
-    import torch._inductor.lowering  # Inductor's decompositions refer to its lowerings
-    from torch._dynamo.backends.common import aot_autograd
-    from torch._functorch.aot_autograd import make_boxed_func
-    from torch._inductor.decomposition import select_decomp_table
-
+    in Inductor's place: compile_capture.recording_compile), its logits and the eager ones."""
     done = {}
 
     def get(name: str) -> tuple[list[torch.fx.GraphModule], torch.Tensor, torch.Tensor]:
         if name in done:
             return done[name]
-        graphs = []
-
-        def record(graph: torch.fx.GraphModule, inputs) -> object:
-            graphs.append(graph)
-            return make_boxed_func(graph.forward)
-
-        backend = aot_autograd(fw_compiler=record, decompositions=select_decomp_table())
-        compile_ = torch.compile
-        with pytest.MonkeyPatch.context() as patch:
-            # fullgraph: a graph break raises (Dynamo compiles the input cast hook and the forward, each whole)
-            patch.setattr(torch, "compile", lambda model, mode=None, dynamic=None: compile_(
-                model, backend=backend, fullgraph=True, dynamic=dynamic))
+        # fullgraph: a graph break raises (Dynamo compiles the input cast hook and the forward, each whole)
+        with recording_compile() as graphs:
             optimized, eager, x = optimized_and_eager(hubconf, tmp_path_factory.mktemp("captured"),
                                                       torchvision_file, name)
             with torch.no_grad():
@@ -382,16 +368,6 @@ def captured(hubconf, tmp_path_factory, torchvision_file):
         return done[name]
 
     return get
-
-
-def operators(graphs: list[torch.fx.GraphModule]) -> set[str]:
-    """Each operator of ``graphs`` and each operator feeding another ("a -> b"): what Inductor lowers and fuses."""
-    found = set()
-    for graph in graphs:
-        for node in (node for node in graph.graph.nodes if node.op == "call_function"):
-            found.add(str(node.target))
-            found.update(f"{node.target} -> {user.target}" for user in node.users if user.op == "call_function")
-    return found
 
 
 @pytest.mark.parametrize("name", OPTIMIZED)
