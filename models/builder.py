@@ -216,7 +216,8 @@ def _build_for_checkpoint(spec: ModelSpec, build_kwargs: dict[str, Any], dtype: 
     made on a build on the meta device (shapes only). A checkpoint that fills every tensor materialises that
     build uninitialised: no random weights are drawn to be overwritten (more than half the time of a large
     model's load) and the global random stream is left as it was. Otherwise the model is built for real, and
-    initialised as ever."""
+    initialised as ever. The plan is made on the model as built, before ``spec.to_served_model``: a checkpoint
+    without the modules that the served model drops is loaded the second way."""
     with torch.device("meta"):
         model = spec.build(**build_kwargs).to(dtype)  # loaded in the model's precision: float64 keeps it
     if finetuned is not None:
@@ -247,7 +248,7 @@ def _plan_load(model: nn.Module, spec: ModelSpec, state: dict[str, torch.Tensor]
         if classes:
             warnings.warn(f"{path.name} has a {given}-class classifier and the model {classes} classes: every "
                           f"weight is loaded but the classifier '{classifier}', which is freshly initialised",
-                          FreshClassifierWarning, stacklevel=6)
+                          FreshClassifierWarning, stacklevel=6)  # the entrypoint's caller
     return _LoadPlan(state, path, fresh)
 
 
