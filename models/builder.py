@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +73,15 @@ def build_model(entrypoint: str, *, pretrained: bool, progress: bool, weights: s
         kwargs = _finetuned_kwargs(entrypoint, name, model_type, finetuned, checkpoint, kwargs)
     pretrained_build = state is not None and (finetuned is None or finetuned.pretrained_build)
     build_kwargs = pretrained_kwargs(entrypoint, spec, entry, kwargs) if pretrained_build else kwargs
-    if finetuned is not None:
-        check_head(finetuned, _classifier_of(spec, build_kwargs), str(checkpoint))
-    model = spec.build(**build_kwargs)
+    if state is None:
+        model, plan = spec.build(**build_kwargs).to(dtype), None
+    else:
+        model, plan = _build_for_checkpoint(spec, build_kwargs, dtype, state, checkpoint,
+                                            spec.first_conv_name(model_type), finetuned)
     if pretrained_build and spec.to_served_model is not None:
         spec.to_served_model(model, kwargs)
-    # Loaded in the model's precision, so that a float64 checkpoint keeps it.
-    model.to(dtype)
-    classifier = classifier_name(model)
-    if state is not None:
-        _load_checkpoint(model, spec, classifier, state, checkpoint, spec.first_conv_name(model_type))
+    if plan is not None:
+        plan.load(model)
     described = entry or manifest.default(name, model_type)
     preprocessing = (finetuned.preprocessing if finetuned else
                      described.preprocessing if described else default_preprocessing(name, model_type))
@@ -108,13 +107,6 @@ def _check_keywords(entrypoint: str, spec: ModelSpec, kwargs: dict[str, Any]) ->
         if key not in accepted:
             raise TypeError(f"{entrypoint}() got an unexpected keyword argument {key!r}; "
                             f"it accepts {', '.join(RUNTIME_OPTIONS)}, {', '.join(accepted)}")
-
-
-def _classifier_of(spec: ModelSpec, build_kwargs: dict[str, Any]) -> str:
-    """The classifier's name in ``spec``'s model built with ``build_kwargs``, learnt from a build on the meta
-    device (shapes only: no memory, however many classes), before a checkpoint's head is built for real."""
-    with torch.device("meta"):
-        return classifier_name(spec.build(**build_kwargs))
 
 
 def pretrained_kwargs(entrypoint: str, spec: ModelSpec, entry: WeightsEntry | None,
@@ -192,29 +184,72 @@ def _read_weights(path: Path, source: WeightsEntry | None,
     return (state if own_keys else rename_keys(state, spec.key_map)), None
 
 
-def _load_checkpoint(model: nn.Module, spec: ModelSpec, classifier: str, state: dict[str, torch.Tensor],
-                     path: Path, first_conv: str) -> None:
-    """Load ``state`` (read from ``path``) into ``model``: every weight, but the classifier where its number of
-    classes differs (it stays freshly initialised, and a FreshClassifierWarning names it unless the model has
-    none) and the modules that the served model dropped (``spec.to_served_model``); the input convolution
-    ``first_conv``, where the model takes other than the checkpoint's number of channels (``in_chans``),
-    adapted as timm's ``load_pretrained`` does (``adapt_input_conv``)."""
+@dataclass(frozen=True)
+class _LoadPlan:
+    """How a checkpoint's weights go into a model: ``state``, read from ``path``, under the model's keys (its input
+    convolution adapted to the model's ``in_chans``), all loaded but the modules under the prefixes ``fresh`` (a
+    classifier of another number of classes, which keeps its initialisation)."""
+
+    state: dict[str, torch.Tensor]
+    path: Path
+    fresh: tuple[str, ...]
+
+    def fills(self, model: nn.Module) -> bool:
+        """Whether loading gives every tensor of ``model`` a value (none is left as initialised): the state
+        dict holds every parameter and buffer (none is non-persistent) and ``state`` every entry of it, none
+        under ``fresh`` (a model without a classifier, ``num_classes=0``, has none there)."""
+        entries = model.state_dict()
+        return (all(name in entries for name, _ in model.named_buffers())
+                and all(key in self.state and not key.startswith(self.fresh) for key in entries))
+
+    def load(self, model: nn.Module) -> None:
+        """Load into ``model`` strictly (but ``fresh``), without the weights of the modules that the served model
+        dropped (``spec.to_served_model``)."""
+        kept = {key: value for key, value in self.state.items() if not _in_dropped_module(model, key)}
+        load_into(model, kept, str(self.path), self.fresh)
+
+
+def _build_for_checkpoint(spec: ModelSpec, build_kwargs: dict[str, Any], dtype: torch.dtype,
+                          state: dict[str, torch.Tensor], path: Path, first_conv: str,
+                          finetuned: FinetunedCheckpoint | None) -> tuple[nn.Module, _LoadPlan]:
+    """``spec``'s model in ``dtype`` on the CPU and the plan of loading ``state`` (read from ``path``) into it,
+    made on a build on the meta device (shapes only). A checkpoint that fills every tensor materialises that
+    build uninitialised: no random weights are drawn to be overwritten (more than half the time of a large
+    model's load) and the global random stream is left as it was. Otherwise the model is built for real, and
+    initialised as ever. The plan is made on the model as built, before ``spec.to_served_model``: a checkpoint
+    without the modules that the served model drops is loaded the second way."""
+    with torch.device("meta"):
+        model = spec.build(**build_kwargs).to(dtype)  # loaded in the model's precision: float64 keeps it
+    if finetuned is not None:
+        check_head(finetuned, classifier_name(model), str(path))
+    plan = _plan_load(model, spec, state, path, first_conv)
+    if plan.fills(model):
+        return model.to_empty(device="cpu"), plan
+    return spec.build(**build_kwargs).to(dtype), plan
+
+
+def _plan_load(model: nn.Module, spec: ModelSpec, state: dict[str, torch.Tensor], path: Path,
+               first_conv: str) -> _LoadPlan:
+    """The plan of loading ``state`` into ``model``: every weight, but the classifier where its number of classes
+    differs (it stays freshly initialised, and a FreshClassifierWarning names it unless the model has none);
+    the input convolution ``first_conv``, where the model takes other than the checkpoint's number of channels
+    (``in_chans``), adapted as timm's ``load_pretrained`` does (``adapt_input_conv``)."""
     expected = model.state_dict()
-    state = {key: value for key, value in state.items() if not _in_dropped_module(model, key)}
     conv = f"{first_conv}.weight"
     if conv in state and conv in expected and state[conv].dim() == 4 and state[conv].shape[1] != expected[conv].shape[1]:
         state = {**state, conv: adapt_input_conv(expected[conv].shape[1], state[conv], base_chans=state[conv].shape[1])}
+    classifier = classifier_name(model)
     weight = f"{classifier}.weight"
     given = state[weight].shape[0] if weight in state else None
     classes = expected[weight].shape[0] if weight in expected else 0
-    skip: tuple[str, ...] = ()
+    fresh: tuple[str, ...] = ()
     if given is not None and given != classes:
-        skip = tuple(f"{name}." for name in (classifier, *spec.aux_classifiers))
+        fresh = tuple(f"{name}." for name in (classifier, *spec.aux_classifiers))
         if classes:
             warnings.warn(f"{path.name} has a {given}-class classifier and the model {classes} classes: every "
                           f"weight is loaded but the classifier '{classifier}', which is freshly initialised",
-                          FreshClassifierWarning, stacklevel=5)
-    load_into(model, state, str(path), skip)
+                          FreshClassifierWarning, stacklevel=6)  # the entrypoint's caller
+    return _LoadPlan(state, path, fresh)
 
 
 def _in_dropped_module(model: nn.Module, key: str) -> bool:

@@ -1,5 +1,6 @@
 """The hub surface: entrypoint names, docstrings, keywords, pretrained_cfg, heads and import hygiene."""
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -117,6 +118,69 @@ def test_num_classes_with_pretrained_weights_loads_the_backbone_and_warns(hubcon
     expected = torch.load(resnet18_checkpoint, weights_only=True)
     assert torch.equal(model.layer4[1].conv2.weight, expected["layer4.1.conv2.weight"])
     assert model.fc.weight.shape == (10, 512) and model.pretrained_cfg["num_classes"] == 10
+
+
+@pytest.mark.parametrize("options", [{}, {"model_math": "fp64"}, {"features_only": True}],
+                         ids=["fp32", "fp64", "features_only"])
+def test_a_checkpoint_holding_every_weight_loads_without_drawing_random_numbers(hubconf, resnet18_checkpoint,
+                                                                                options):
+    """Built on the meta device and materialised uninitialised: every tensor is the checkpoint's (none left as
+    uninitialised memory) and the global random stream is as the user left it."""
+    expected = torch.load(resnet18_checkpoint, weights_only=True)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    model = hubconf.resnet18_swsl(weights=str(resnet18_checkpoint), **options)
+    assert torch.equal(torch.get_rng_state(), before)
+    features_only = options.get("features_only", False)
+    # timm's FeatureGetterNet holds the model as .model, less its head
+    loaded = {key.removeprefix("model.") if features_only else key: value for key, value in model.state_dict().items()}
+    assert set(loaded) == {key for key in expected if not (features_only and key.startswith("fc."))}
+    dtype = torch.float64 if options.get("model_math") else torch.float32
+    for key, tensor in loaded.items():
+        assert torch.equal(tensor, expected[key].to(tensor.dtype)), key
+        assert tensor.dtype == (dtype if tensor.is_floating_point() else torch.int64), key
+
+
+def test_a_head_of_another_size_is_initialised_from_the_global_random_stream(hubconf, resnet18_checkpoint):
+    """A checkpoint that leaves the classifier fresh is loaded into a model built (and initialised) for real: its
+    head is what the architecture draws under the user's seed, as an untrained model's is."""
+    expected = torch.load(resnet18_checkpoint, weights_only=True)
+
+    def load(seed):
+        torch.manual_seed(seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = hubconf.resnet18_swsl(weights=str(resnet18_checkpoint), num_classes=10)
+        assert [w.category for w in caught if issubclass(w.category, FreshClassifierWarning)] == [
+            FreshClassifierWarning]
+        return model
+
+    model, other = load(0), load(1)
+    torch.manual_seed(0)
+    untrained = hubconf.resnet18_swsl(pretrained=False, num_classes=10)
+    for key in ("fc.weight", "fc.bias"):
+        assert torch.equal(model.state_dict()[key], untrained.state_dict()[key]), key  # same seed, same head
+        assert not torch.equal(other.state_dict()[key], model.state_dict()[key]), key
+    for key, tensor in model.state_dict().items():
+        if not key.startswith("fc."):
+            assert torch.equal(tensor, expected[key]), key
+
+
+def test_a_buffer_missing_from_the_state_dict_keeps_its_initial_value(hubconf, lenet_weights, monkeypatch):
+    """A non-persistent buffer (no entrypoint's model has one today) is in no checkpoint: the model is then built
+    for real, so the buffer holds what the architecture sets, not uninitialised memory."""
+    spec = SPECS["lenet5"]
+
+    def with_buffer(**kwargs):
+        model = spec.build(**kwargs)
+        model.register_buffer("scale", torch.arange(1.0, 65.0), persistent=False)
+        return model
+
+    monkeypatch.setitem(SPECS, "lenet5", dataclasses.replace(spec, build=with_buffer))
+    model = hubconf.lenet5(weights=str(lenet_weights))
+    assert torch.equal(model.scale, torch.arange(1.0, 65.0))
+    expected = torch.load(lenet_weights, weights_only=True)
+    assert all(torch.equal(tensor, expected[key]) for key, tensor in model.state_dict().items())
 
 
 def test_a_fine_tuned_checkpoint_keeps_its_own_head(hubconf, hub_home, resnet18_checkpoint, tmp_path):

@@ -42,6 +42,7 @@ class Mutant:
 
 D, P, O, C, X = ("tests/models/weights/test_download.py::", "tests/processing/test_processing.py::", "tests/models/runtime/test_optimize.py::",
                  "tests/models/weights/test_checkpoint.py::", "tests/models/batch/test_classify.py::")
+E = "tests/models/test_entrypoints.py::"
 
 MUTANTS = (
     # The seven that went unnoticed in issue 22's review (or, the last, noticed by one test only).
@@ -99,6 +100,17 @@ MUTANTS = (
     Mutant("a training checkpoint's raw weights are preferred to its EMA weights", "models/weights/loading.py",
            'STATE_DICT_KEYS = ("state_dict_ema", "state_dict",', 'STATE_DICT_KEYS = ("state_dict", "state_dict_ema",',
            (C + "test_timm_training_checkpoint_with_namespace_args_loads_and_prefers_ema",)),
+    # Loading without random initialisation (issue 30, item 8).
+    Mutant("a checkpoint that leaves the classifier fresh is loaded into uninitialised memory", "models/builder.py",
+           "    if plan.fills(model):", "    if True:",
+           (E + "test_a_head_of_another_size_is_initialised_from_the_global_random_stream",
+            E + "test_a_buffer_missing_from_the_state_dict_keeps_its_initial_value")),
+    Mutant("a non-persistent buffer, in no checkpoint, is left as uninitialised memory", "models/builder.py",
+           "all(name in entries for name, _ in model.named_buffers())", "True",
+           (E + "test_a_buffer_missing_from_the_state_dict_keeps_its_initial_value",)),
+    Mutant("a checkpoint holding every weight is still loaded over a random initialisation", "models/builder.py",
+           "    if plan.fills(model):", "    if False:",
+           (E + "test_a_checkpoint_holding_every_weight_loads_without_drawing_random_numbers",)),
     # Folding.
     Mutant("half-precision models are folded after the cast, not in float32", "models/runtime/optimize.py",
            "return torch.float64 if dtype == torch.float64 else torch.float32", "return dtype",
