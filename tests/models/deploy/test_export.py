@@ -66,12 +66,26 @@ DEEPER_TWINS = {"nvidia_resneXt": "resnext50_32x4d_ssl"}
 # test_every_onnx_operator_of_a_covered_model_is_its_stand_ins proves it, batch axis included.
 OPERATORS_COVERED_BY = {"vgg16_bn": "alexnet"}
 
+# Not run in ONNX Runtime: GPUNet-D2 and GPUNet-P0, for GPUNet-D1 and GPUNet-0 together stand for them.
+# Every module of theirs runs the forward code of a module of the stand-ins (D2's large stem is a
+# Sequential of conv-BN-ReLU, as D1's stem; P0 is the plain family's blocks without SE), and every operator of
+# their ONNX graphs is one of the stand-ins', with every attribute's value (kernel, stride, padding,
+# dilation, depthwise or dense): D2's is D1's but for a dense 3x3 stride-1 convolution that GPUNet-0 runs,
+# P0's is GPUNet-0's but for D1's depthwise 5x5 stride-1 one. Only widths, resolutions and counts differ.
+# ONNX Runtime runs both stand-ins at batch 1 and 3 here; GPUNet-D2 (528 x 528) was this sweep's costliest.
+# test_every_onnx_operator_of_a_covered_gpunet_is_its_stand_ins_with_its_attributes proves it.
+GPUNET_OPERATORS_COVERED_BY = {
+    ("nvidia_gpunet", "GPUNet-D2"): (("nvidia_gpunet", "GPUNet-D1"), ("nvidia_gpunet", "GPUNet-0")),
+    ("nvidia_gpunet", "GPUNet-P0"): (("nvidia_gpunet", "GPUNet-D1"), ("nvidia_gpunet", "GPUNet-0")),
+}
+
 
 def architectures() -> list[tuple[str, str | None]]:
     """Each architecture exported and run here: the distinct ones, less the quantized, the wider and
     deeper twins, VGG16 and the architectures whose operators another's cover."""
     return [item for item in costly_architectures()
-            if item[0] not in {*QUANTIZED, *STOOD_FOR, *DEEPER_TWINS, *OPERATORS_COVERED_BY}]
+            if item[0] not in {*QUANTIZED, *STOOD_FOR, *DEEPER_TWINS, *OPERATORS_COVERED_BY}
+            and item not in GPUNET_OPERATORS_COVERED_BY]
 
 
 def build(entrypoint: str, model_type: str | None = None, **kwargs) -> nn.Module:
@@ -146,7 +160,9 @@ def scratch(tmp_path):
 def test_every_entrypoint_and_variant_is_covered():
     covered = architectures()
     names = {name for name, _ in covered}
-    assert {model_type for name, model_type in covered if name == "nvidia_gpunet"} == set(GPUNET_TYPES)
+    assert {model_type for name, model_type in covered if name == "nvidia_gpunet"} \
+        == set(GPUNET_TYPES) - {model_type for _, model_type in GPUNET_OPERATORS_COVERED_BY}
+    assert {stand_in for stand_ins in GPUNET_OPERATORS_COVERED_BY.values() for stand_in in stand_ins} <= set(covered)
     assert {"googlenet", "lenet5", "alexnet", "resnext50_32x4d_ssl", "resnet18_ssl"} <= names
     assert {name for name, _ in costly_architectures()} - names - set(QUANTIZED) \
         == set(STOOD_FOR) | set(DEEPER_TWINS) | set(OPERATORS_COVERED_BY)
@@ -187,15 +203,76 @@ def dims(value: onnx.ValueInfoProto) -> list[str | int]:
     return [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim]
 
 
+def zeroed(entrypoint: str) -> nn.Module:
+    """The entrypoint's model with zeros for weights and statistics, built without the random initialisation
+    (1.2 s of VGG16-BN's 138 M weights), for checks of its graph's operators and shapes, which do not depend on
+    the weights' values (but for the Identities that share equal constants, which :func:`operators` leaves out)."""
+    with torch.device("meta"):
+        model = build(entrypoint)
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            tensor.zero_()
+    return model
+
+
 @pytest.mark.parametrize("covered, model", OPERATORS_COVERED_BY.items())
 def test_every_onnx_operator_of_a_covered_model_is_its_stand_ins(covered, model):
-    """Random weights: the operators and shapes of a graph do not depend on the weights' values."""
-    covered_graph, graph = onnx_graph(build(covered)), onnx_graph(build(model))
+    covered_graph, graph = onnx_graph(zeroed(covered)), onnx_graph(zeroed(model))
     assert operators(covered_graph) <= operators(graph)  # BatchNorm folded, no operator of its own
     for exported in (covered_graph, graph):
         (tensor_in,), (tensor_out,) = exported.input, exported.output
         assert (tensor_in.name, dims(tensor_in)) == ("input", ["batch", 3, 224, 224])
         assert (tensor_out.name, dims(tensor_out)) == ("logits", ["batch", 1000])
+
+
+def operator_configurations(graph: onnx.GraphProto) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """Each operator of ``graph``: its kind and its attributes' values, a convolution's group told as
+    "depthwise" where each group holds one input channel (else its count), as ONNX Runtime tells its kernels
+    apart. Not the Identity of an initializer (see :func:`operators`)."""
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    shared = {node.output[0]: node.input[0] for node in graph.node
+              if node.op_type == "Identity" and node.input[0] in initializers}
+
+    def value(node: onnx.NodeProto, attribute: onnx.AttributeProto) -> str:
+        if node.op_type == "Conv" and attribute.name == "group" and attribute.i > 1:
+            weight = initializers[shared.get(node.input[1], node.input[1])]
+            return "depthwise" if weight.dims[1] == 1 else str(attribute.i)
+        return str(onnx.helper.get_attribute_value(attribute))
+
+    return {(node.op_type, tuple(sorted((attribute.name, value(node, attribute)) for attribute in node.attribute)))
+            for node in graph.node if node.output[0] not in shared}
+
+
+@functools.cache
+def stand_in_operator_configurations(entrypoint: str, model_type: str | None) -> frozenset:
+    """:func:`operator_configurations` of the model's export; kept, so that one worker exports a stand-in once."""
+    return frozenset(operator_configurations(onnx_graph(build(entrypoint, model_type))))
+
+
+def forward_codes(model: nn.Module) -> dict[tuple[bytes, tuple, tuple], str]:
+    """The code each module of ``model`` runs itself (its class's ``forward``'s bytecode, names and
+    constants) -> the class's name."""
+    return {(code.co_code, code.co_names, code.co_consts): type(module).__qualname__
+            for module in model.modules() for code in (type(module).forward.__code__,)}
+
+
+@pytest.mark.xdist_group("gpunet-onnx-stand-ins")  # one worker: it exports each stand-in once for both
+@pytest.mark.parametrize("covered, stand_ins", GPUNET_OPERATORS_COVERED_BY.items(),
+                         ids=[covered[1] for covered in GPUNET_OPERATORS_COVERED_BY])
+def test_every_onnx_operator_of_a_covered_gpunet_is_its_stand_ins_with_its_attributes(covered, stand_ins):
+    """Random weights: the operators and shapes of a graph do not depend on the weights' values."""
+    with torch.device("meta"):
+        code, *stand_ins_code = (forward_codes(build(*architecture)) for architecture in (covered, *stand_ins))
+    # no module code that ONNX Runtime would run in the covered model only
+    assert {name for key, name in code.items() if not any(key in other for other in stand_ins_code)} == set()
+    model = build(*covered)
+    graph = onnx_graph(model)
+    assert operator_configurations(graph) \
+        <= set().union(*(stand_in_operator_configurations(*stand_in) for stand_in in stand_ins))
+    (tensor_in,), (tensor_out,) = graph.input, graph.output
+    assert (tensor_in.name, dims(tensor_in)) == ("input", ["batch", *model.pretrained_cfg["input_size"]])
+    assert (tensor_out.name, dims(tensor_out)) == ("logits", ["batch", model.pretrained_cfg["num_classes"]])
 
 
 @pytest.mark.parametrize("entrypoint, model_type", architectures(),
