@@ -1,8 +1,10 @@
-"""The suite's own setup: which tests the CPU-only machine skips, how pytest-xdist distributes them, and
-that no test reaches beyond 127.0.0.1."""
+"""The suite's own setup: which tests the CPU-only machine skips, how pytest-xdist distributes them, that
+no test reaches beyond 127.0.0.1, and the mutation runner's selection."""
 
 import errno
 import socket
+import subprocess
+import sys
 import time
 
 import conftest
@@ -56,3 +58,12 @@ def test_a_connection_beyond_127_0_0_1_is_refused_at_once(server):
         assert probe.connect_ex(("192.0.2.1", 80)) == errno.ECONNREFUSED
     assert time.monotonic() - start < 5
     assert requests.get(server.serve("/here", conftest.Reply(body=b"ok")), timeout=30).content == b"ok"
+
+
+def test_a_mutant_selection_that_matches_nothing_is_refused_before_any_test_runs():
+    """Else the runner's baseline would name no test, and pytest would run the whole suite."""
+    result = subprocess.run([sys.executable, str(conftest.REPO / "tests" / "mutation" / "run_mutants.py"), "--only",
+                             "no mutant is called this"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == ("run_mutants.py: error: --only 'no mutant is called this' matches no "
+                                              "mutant's bug or file (--list shows them)")

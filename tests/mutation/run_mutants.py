@@ -199,6 +199,8 @@ def main() -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the run of the unchanged tests")
     args = parser.parse_args()
     mutants = [m for m in MUTANTS if not args.only or args.only in m.bug or args.only in m.file]
+    if not mutants:  # else the baseline would name no test, and pytest would run the whole suite
+        parser.error(f"--only {args.only!r} matches no mutant's bug or file (--list shows them)")
     if args.list:
         for mutant in mutants:
             print(f"{mutant.bug}\n    {mutant.file}: {mutant.old!r} -> {mutant.new!r}\n    "
