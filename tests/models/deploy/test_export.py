@@ -190,13 +190,29 @@ def onnx_graph(model: nn.Module) -> onnx.GraphProto:
     return onnx.load_from_string(exported.getvalue()).graph
 
 
+def operator_configurations(graph: onnx.GraphProto) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """Each operator of ``graph``: its kind and its attributes' values, a convolution's group told as
+    "depthwise" where each group holds one input channel (else its count), as ONNX Runtime tells its kernels
+    apart. Not the Identity of an initializer: the exporter's way to share equal constants (the equal biases
+    that fresh BatchNorm statistics fold to), which depends on the weights' values, not on the architecture."""
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    shared = {node.output[0]: node.input[0] for node in graph.node
+              if node.op_type == "Identity" and node.input[0] in initializers}
+
+    def value(node: onnx.NodeProto, attribute: onnx.AttributeProto) -> str:
+        if node.op_type == "Conv" and attribute.name == "group" and attribute.i > 1:
+            weight = initializers[shared.get(node.input[1], node.input[1])]
+            return "depthwise" if weight.dims[1] == 1 else str(attribute.i)
+        return str(onnx.helper.get_attribute_value(attribute))
+
+    return {(node.op_type, tuple(sorted((attribute.name, value(node, attribute)) for attribute in node.attribute)))
+            for node in graph.node if node.output[0] not in shared}
+
+
 def operators(graph: onnx.GraphProto) -> set[tuple[str, tuple[str, ...]]]:
-    """Each operator of ``graph``: its kind and the names of its attributes. Not the Identity of an
-    initializer: the exporter's way to share equal constants (the equal biases that fresh BatchNorm
-    statistics fold to), which depends on the weights' values, not on the architecture."""
-    constants = {tensor.name for tensor in graph.initializer}
-    return {(node.op_type, tuple(sorted(attribute.name for attribute in node.attribute))) for node in graph.node
-            if not (node.op_type == "Identity" and node.input[0] in constants)}
+    """Each operator of ``graph``: its kind and the names of its attributes (:func:`operator_configurations`
+    less the values)."""
+    return {(kind, tuple(name for name, _ in attributes)) for kind, attributes in operator_configurations(graph)}
 
 
 def dims(value: onnx.ValueInfoProto) -> list[str | int]:
@@ -224,24 +240,6 @@ def test_every_onnx_operator_of_a_covered_model_is_its_stand_ins(covered, model)
         (tensor_in,), (tensor_out,) = exported.input, exported.output
         assert (tensor_in.name, dims(tensor_in)) == ("input", ["batch", 3, 224, 224])
         assert (tensor_out.name, dims(tensor_out)) == ("logits", ["batch", 1000])
-
-
-def operator_configurations(graph: onnx.GraphProto) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
-    """Each operator of ``graph``: its kind and its attributes' values, a convolution's group told as
-    "depthwise" where each group holds one input channel (else its count), as ONNX Runtime tells its kernels
-    apart. Not the Identity of an initializer (see :func:`operators`)."""
-    initializers = {tensor.name: tensor for tensor in graph.initializer}
-    shared = {node.output[0]: node.input[0] for node in graph.node
-              if node.op_type == "Identity" and node.input[0] in initializers}
-
-    def value(node: onnx.NodeProto, attribute: onnx.AttributeProto) -> str:
-        if node.op_type == "Conv" and attribute.name == "group" and attribute.i > 1:
-            weight = initializers[shared.get(node.input[1], node.input[1])]
-            return "depthwise" if weight.dims[1] == 1 else str(attribute.i)
-        return str(onnx.helper.get_attribute_value(attribute))
-
-    return {(node.op_type, tuple(sorted((attribute.name, value(node, attribute)) for attribute in node.attribute)))
-            for node in graph.node if node.output[0] not in shared}
 
 
 @functools.cache
