@@ -84,19 +84,14 @@ def _with_overrides(nbformat, notebook, overrides):
     return notebook
 
 
-def _inductor_cache_dir() -> str:
-    """The Inductor cache directory of this process's (and the suite's) compiles."""
+def _inductor_dirs() -> tuple[Path, Path]:
+    """The Inductor cache directory of this process's (and the suite's) compiles, and Inductor's directory under
+    this process's temporary directory, where torch keeps its precompiled C++ headers (``precompiled_headers``)
+    whatever TORCHINDUCTOR_CACHE_DIR says; they are one directory unless TORCHINDUCTOR_CACHE_DIR is set."""
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
-    return os.path.abspath(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or default_cache_dir())
-
-
-def _inductor_temporary_dir() -> Path:
-    """Inductor's directory under this process's (and the suite's) temporary directory: torch keeps its
-    precompiled C++ headers there (``precompiled_headers``), whatever TORCHINDUCTOR_CACHE_DIR says."""
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    return Path(default_cache_dir())
+    temporary = Path(default_cache_dir())
+    return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or temporary).absolute(), temporary
 
 
 def _cpu_seconds() -> float:
@@ -109,7 +104,7 @@ def _cpu_seconds() -> float:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_path, monkeypatch):
     manifest, mirror_directory = mirror
-    inductor_temporary_dir = _inductor_temporary_dir()  # before TMPDIR changes
+    inductor_cache_dir, inductor_temporary_dir = _inductor_dirs()  # before TMPDIR changes
     for name, value in {"CONVNETS_HUB_REPO": str(REPO), "CONVNETS_HUB_SOURCE": "local",
                         "CONVNETS_HUB_IMAGES": ",".join(map(str, IMAGES)), "CONVNETS_HUB_MANIFEST": str(manifest),
                         "CONVNETS_HUB_MIRROR": str(mirror_directory), "CONVNETS_HUB_OFFLINE": "1",
@@ -118,7 +113,7 @@ def test_notebook_runs_end_to_end(path, nbformat, notebook_client, mirror, tmp_p
                         "TMPDIR": str(tmp_path / "tmp"),
                         # but Inductor's cache stays the suite's (it defaults to TMPDIR's): into an empty one,
                         # Inductor first compiles its probes of the CPU's vector instructions (6-13 s CPU)
-                        "TORCHINDUCTOR_CACHE_DIR": _inductor_cache_dir(),
+                        "TORCHINDUCTOR_CACHE_DIR": str(inductor_cache_dir),
                         "MPLBACKEND": "Agg"}.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "tmp").mkdir()
