@@ -40,8 +40,9 @@ utils = torch.hub.load({str(repo_dir)!r}, "nvidia_convnets_processing_utils", so
 utils.pick_n_best(torch.softmax(torch.randn(1, 1000), 1), verbose=False)
 listing = {{"names": names, "docs": docs, "loaded": listed, "matplotlib": "matplotlib" in sys.modules,
            "imported": imported, "stdlib": sorted(sys.stdlib_module_names)}}
-model = torch.hub.load({str(repo_dir)!r}, "resnet18_ssl", source="local", trust_repo=True, pretrained=False)
-vgg = torch.hub.load({str(repo_dir)!r}, "vgg16", source="local", trust_repo=True, pretrained=False)
+with torch.device("meta"):  # what a build imports, without initialising vgg16's 138 M parameters
+    model = torch.hub.load({str(repo_dir)!r}, "resnet18_ssl", source="local", trust_repo=True, pretrained=False)
+    vgg = torch.hub.load({str(repo_dir)!r}, "vgg16", source="local", trust_repo=True, pretrained=False)
 building = {{"loaded": [m for m in {HEAVY!r} if m in sys.modules], "classes": model.fc.out_features}}
 print(json.dumps({{"listing": listing, "building": building}}))
 """
