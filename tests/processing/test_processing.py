@@ -129,34 +129,69 @@ def _flat_png(width: int, height: int, bit_depth: int, value: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
 
 
-# Decodes three copies of a PNG in one prepare_inputs call, as the server does for a request of
-# three images, and prints how far the process's peak RSS rose above what small images needed.
-PEAK_RSS_SCRIPT = """
+# What a process's memory shows, in one process for two tests (a process costs seconds of imports). First (Linux)
+# each thin image is prepared, one at a time, a line each, with the address space capped a little above what the
+# process holds once warmed up (torch, a first image): an image whose preprocessing needs gigabytes fails there at
+# once with MemoryError instead of taking the machine's memory. Then, the cap lifted, three copies of a 16-bit PNG
+# are decoded in one prepare_inputs call, as the server does for a request of three images, and the script prints
+# how far the process's peak RSS rose above what small images needed. In this order each bound is the one a
+# process of its own would have: thin images prepared as they should be peak below the 16-bit warm-up, the
+# baseline of the rise, while memory that the big PNGs leave mapped, and free, would widen the cap of later images.
+MEMORY_SCRIPT = """
 import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 import models
 from convnets_hub.processing import ConvNetsProcessingUtils
 
 utils = ConvNetsProcessingUtils()
-utils.prepare_inputs([sys.argv[3]] * 3, workers=3)
+small, thin, big, small_16_bit = sys.argv[2], sys.argv[3:-2], sys.argv[-2], sys.argv[-1]
+if sys.platform == "linux":  # reads /proc/self/status
+    utils.prepare_inputs([small])
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
+    for image in thin:
+        try:
+            batch = utils.prepare_inputs([image])
+        except MemoryError as error:  # a line for that image's test, and the next image is prepared
+            print(json.dumps({"thin": {"error": repr(error)}}), flush=True)
+            continue
+        print(json.dumps({"thin": {"shape": list(batch.shape), "pixel": batch[0, :, 100, 100].tolist()}}), flush=True)
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+utils.prepare_inputs([small_16_bit] * 3, workers=3)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-batch = utils.prepare_inputs([sys.argv[2]] * 3, workers=3)
+batch = utils.prepare_inputs([big] * 3, workers=3)
 rise = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-print(json.dumps({"shape": list(batch.shape), "rise_bytes": rise * 1024, "mean": batch.mean().item()}))
+print(json.dumps({"big": {"shape": list(batch.shape), "rise_bytes": rise * 1024, "mean": batch.mean().item()}}),
+      flush=True)
 """
+THIN = [("tall.png", (1, 100_000)), ("wide.png", (30_000, 1))]
 
 
-def test_three_16_bit_9000_px_pngs_in_one_batch_stay_far_below_a_gigabyte(tmp_path):
-    """A 16-bit 9000 x 9000 PNG of under 200 KB is 81 Mpx: decoded through float64 it took 2.2 GiB,
-    three in one batch 6.3 GiB; the decoding budget lets one such image decode at a time."""
-    big, small = tmp_path / "big.png", tmp_path / "small.png"
-    big.write_bytes(_flat_png(9000, 9000, 16, 40000))
-    small.write_bytes(_flat_png(300, 300, 16, 40000))
-    assert big.stat().st_size < 200_000
-    result = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(REPO), str(big), str(small)],
+@pytest.fixture(scope="module")
+def memory(tmp_path_factory) -> dict:
+    """The thin images' lines (Linux) and the 16-bit PNGs' line of MEMORY_SCRIPT, and the sizes of its files."""
+    folder = tmp_path_factory.mktemp("memory")
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(folder / "small.png")
+    for name, size in THIN:
+        Image.new("RGB", size, (200, 100, 50)).save(folder / name)
+    (folder / "big.png").write_bytes(_flat_png(9000, 9000, 16, 40000))
+    (folder / "small_16_bit.png").write_bytes(_flat_png(300, 300, 16, 40000))
+    files = [folder / "small.png", *(folder / name for name, _ in THIN), folder / "big.png", folder / "small_16_bit.png"]
+    result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(REPO), *map(str, files)],
                             capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {"thin": [line["thin"] for line in lines if "thin" in line], "big": lines[-1]["big"],
+            "sizes": {path.name: path.stat().st_size for path in files}}
+
+
+@pytest.mark.xdist_group("processing_memory")  # the tests of one process, on one pytest-xdist worker
+def test_three_16_bit_9000_px_pngs_in_one_batch_stay_far_below_a_gigabyte(memory):
+    """A 16-bit 9000 x 9000 PNG of under 200 KB is 81 Mpx: decoded through float64 it took 2.2 GiB,
+    three in one batch 6.3 GiB; the decoding budget lets one such image decode at a time."""
+    assert memory["sizes"]["big.png"] < 200_000
+    measured = memory["big"]
     assert measured["shape"] == [3, 3, 224, 224]
     assert measured["rise_bytes"] < 2**30, f"peak RSS rose by {measured['rise_bytes'] / 2**20:.0f} MiB"
     grey = (40000 // 257) / 255  # 16-bit values scaled to 8 bits, rounded down
@@ -465,46 +500,17 @@ def test_arbitrary_bytes_give_a_tensor_or_a_value_error(utils, data):
         assert tensor.shape == (1, 3, 224, 224)
 
 
-# Prepares each image (one at a time, a line each) with the address space capped a little above what
-# the process holds once warmed up (torch, a first image): an image whose preprocessing needs gigabytes
-# fails there at once with MemoryError instead of taking the machine's memory.
-CAPPED_MEMORY_SCRIPT = """
-import json, resource, sys
-sys.path.insert(0, sys.argv[1])
-import models
-from convnets_hub.processing import ConvNetsProcessingUtils
-
-utils = ConvNetsProcessingUtils()
-utils.prepare_inputs([sys.argv[2]])
-with open("/proc/self/status") as status:
-    size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
-resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
-for image in sys.argv[3:]:
-    batch = utils.prepare_inputs([image])
-    print(json.dumps({"shape": list(batch.shape), "pixel": batch[0, :, 100, 100].tolist()}), flush=True)
-"""
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status and caps RLIMIT_AS (Linux)")
-def test_a_thin_image_costs_memory_in_proportion_to_the_crop(tmp_path):
+@pytest.mark.xdist_group("processing_memory")
+def test_a_thin_image_costs_memory_in_proportion_to_the_crop(memory):
     """A 1 x 100000 PNG of a few hundred bytes was resized to 256 x 25.6 M pixels (~20 GB) before
     its crop was taken: MemoryError. Only the part of it that the crop reads is resized now.
     A tall and a wide one, in one capped process (each prepared within the cap)."""
-    small = tmp_path / "small.png"
-    Image.new("RGB", (64, 48), (1, 2, 3)).save(small)
-    thin = [tmp_path / "tall.png", tmp_path / "wide.png"]
-    for path, size in zip(thin, [(1, 100_000), (30_000, 1)], strict=True):
-        Image.new("RGB", size, (200, 100, 50)).save(path)
-        assert path.stat().st_size < 1000
-    result = subprocess.run([sys.executable, "-c", CAPPED_MEMORY_SCRIPT, str(REPO), str(small), *map(str, thin)],
-                            capture_output=True, text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()[-len(thin):]
+    assert all(memory["sizes"][name] < 1000 for name, _ in THIN)
     expected = (torch.tensor([200, 100, 50]) / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
-    for path, line in zip(thin, lines, strict=True):
-        measured = json.loads(line)
-        assert measured["shape"] == [1, 3, 224, 224], path.name
-        assert measured["pixel"] == pytest.approx(expected.tolist(), abs=1e-5), path.name
+    for (name, _), measured in zip(THIN, memory["thin"], strict=True):
+        assert measured.get("shape") == [1, 3, 224, 224], (name, measured)
+        assert measured["pixel"] == pytest.approx(expected.tolist(), abs=1e-5), name
 
 
 def _resized_then_cropped(image: Image.Image, config: PreprocessConfig) -> Image.Image:
