@@ -15,6 +15,7 @@ import subprocess
 import sys
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -242,10 +243,27 @@ def test_every_onnx_operator_of_a_covered_model_is_its_stand_ins(covered, model)
         assert (tensor_out.name, dims(tensor_out)) == ("logits", ["batch", 1000])
 
 
-@functools.cache
-def stand_in_operator_configurations(entrypoint: str, model_type: str | None) -> frozenset:
-    """:func:`operator_configurations` of the model's export; kept, so that one worker exports a stand-in once."""
-    return frozenset(operator_configurations(onnx_graph(build(entrypoint, model_type))))
+STAND_INS_GROUP = pytest.mark.xdist_group("gpunet-onnx-stand-ins")
+"""One worker runs the GPUNet operator checks and the stand-ins' sweep: it exports each stand-in once for both."""
+
+
+@pytest.fixture(scope="module")
+def stand_in_export(tmp_path_factory):
+    """The GPUNet stand-ins' exports, each made once in this worker for the operator checks of the models they
+    stand for and for the sweep: (entrypoint, model_type) -> the model with :func:`lively` weights, its ONNX
+    file (``export_model``'s) and the graph's :func:`operator_configurations`. The files go when the module ends."""
+    folder, made = tmp_path_factory.mktemp("stand-ins"), {}
+
+    def export(entrypoint: str, model_type: str | None) -> tuple[nn.Module, Path, frozenset]:
+        if (entrypoint, model_type) not in made:
+            model = lively(build(entrypoint, model_type))
+            path = export_model(model, folder / f"{model_type}.onnx", "onnx")
+            made[entrypoint, model_type] = model, path, frozenset(operator_configurations(onnx.load(str(path)).graph))
+        return made[entrypoint, model_type]
+
+    yield export
+    for _, path, _ in made.values():
+        path.unlink()
 
 
 def forward_codes(model: nn.Module) -> dict[tuple[bytes, tuple, tuple], str]:
@@ -255,11 +273,13 @@ def forward_codes(model: nn.Module) -> dict[tuple[bytes, tuple, tuple], str]:
             for module in model.modules() for code in (type(module).forward.__code__,)}
 
 
-@pytest.mark.xdist_group("gpunet-onnx-stand-ins")  # one worker: it exports each stand-in once for both
+@STAND_INS_GROUP
 @pytest.mark.parametrize("covered, stand_ins", GPUNET_OPERATORS_COVERED_BY.items(),
                          ids=[covered[1] for covered in GPUNET_OPERATORS_COVERED_BY])
-def test_every_onnx_operator_of_a_covered_gpunet_is_its_stand_ins_with_its_attributes(covered, stand_ins):
-    """Random weights: the operators and shapes of a graph do not depend on the weights' values."""
+def test_every_onnx_operator_of_a_covered_gpunet_is_its_stand_ins_with_its_attributes(covered, stand_ins,
+                                                                                       stand_in_export):
+    """Random weights (the stand-ins': the sweep's): the operators and shapes of a graph do not depend on the
+    weights' values."""
     with torch.device("meta"):
         code, *stand_ins_code = (forward_codes(build(*architecture)) for architecture in (covered, *stand_ins))
     # no module code that ONNX Runtime would run in the covered model only
@@ -267,19 +287,27 @@ def test_every_onnx_operator_of_a_covered_gpunet_is_its_stand_ins_with_its_attri
     model = build(*covered)
     graph = onnx_graph(model)
     assert operator_configurations(graph) \
-        <= set().union(*(stand_in_operator_configurations(*stand_in) for stand_in in stand_ins))
+        <= set().union(*(stand_in_export(*stand_in)[2] for stand_in in stand_ins))
     (tensor_in,), (tensor_out,) = graph.input, graph.output
     assert (tensor_in.name, dims(tensor_in)) == ("input", ["batch", *model.pretrained_cfg["input_size"]])
     assert (tensor_out.name, dims(tensor_out)) == ("logits", ["batch", model.pretrained_cfg["num_classes"]])
 
 
-@pytest.mark.parametrize("entrypoint, model_type", architectures(),
-                         ids=lambda value: value if isinstance(value, str) else "")
-def test_onnx_matches_the_eager_model_at_batch_1_and_3(entrypoint, model_type, scratch):
+STAND_INS = {stand_in for stand_ins in GPUNET_OPERATORS_COVERED_BY.values() for stand_in in stand_ins}
+
+
+@pytest.mark.parametrize("entrypoint, model_type", [
+    pytest.param(*architecture, marks=[STAND_INS_GROUP] if architecture in STAND_INS else [])
+    for architecture in architectures()], ids=lambda value: value if isinstance(value, str) else "")
+def test_onnx_matches_the_eager_model_at_batch_1_and_3(entrypoint, model_type, scratch, stand_in_export):
     """Exported from a batch of EXAMPLE_BATCH, run at batch 3 (a batch size baked into the graph fails)
-    and at batch 1, the size most deployments run (compared with the eager model's first row)."""
-    model = seeded_or_lively(entrypoint, model_type, scratch)
-    path = export_model(model, scratch / "model.onnx", "onnx")
+    and at batch 1, the size most deployments run (compared with the eager model's first row). The GPUNet
+    stand-ins' exports are those that the operator checks read (made once)."""
+    if (entrypoint, model_type) in STAND_INS:
+        model, path, _ = stand_in_export(entrypoint, model_type)
+    else:
+        model = seeded_or_lively(entrypoint, model_type, scratch)
+        path = export_model(model, scratch / "model.onnx", "onnx")
     session = onnx_session(path)
     (tensor_in,), (tensor_out,) = session.get_inputs(), session.get_outputs()
     assert tensor_in.name == "input" and tensor_out.name == "logits"

@@ -139,6 +139,27 @@ def test_weights_kept_beside_the_float_graph_quantize_to_the_same_bytes(digits_l
     assert (beside.parent / "int8.onnx").read_bytes() == (whole.parent / "int8.onnx").read_bytes()
 
 
+@ON_THE_DIGITS_WORKER
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_convolution_scales_computed_at_once_are_the_quantizers_own(digits_lenet, hubconf, tmp_path, monkeypatch,
+                                                                    reduce_range):
+    """The per-channel scales of the convolutions' weights, computed here for all channels at once and handed to
+    quantize_static, give the int8 graph byte for byte that its own per-channel loop gives, in 8 and 7 bits and
+    for a channel of zeros (scale 1), on LeNet-5's three convolutions."""
+    model = hubconf.lenet5(weights=str(digits_lenet[0])).eval()
+    with torch.no_grad():
+        model.features[0].weight[1] = 0
+    batch = digits_lenet[1][:16]
+    float_path = tmp_path / "float32.onnx"
+    int8._export_float(model, float_path, batch[:2])
+    scales = int8._convolution_weight_scales(float_path, reduce_range)
+    assert [len(channels) for channels in scales.values()] == [6, 16, 120] and scales[next(iter(scales))][1]["scale"] == 1
+    int8._quantize(float_path, tmp_path / "ours.onnx", batch, reduce_range=reduce_range)
+    monkeypatch.setattr(int8, "_convolution_weight_scales", lambda *args: {})
+    int8._quantize(float_path, tmp_path / "its.onnx", batch, reduce_range=reduce_range)
+    assert (tmp_path / "ours.onnx").read_bytes() == (tmp_path / "its.onnx").read_bytes()
+
+
 def test_cpu_instructions_are_named_as_benchmarks_quote_them():
     found = cpu_instructions()
     assert found.describe().count(",") == 4 and ("no VNNI" in found.describe()) == (not found.vnni)
