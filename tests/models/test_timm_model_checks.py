@@ -20,6 +20,7 @@ distinct block is still run, differentiated, scripted and traced, once
 (test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes).
 """
 
+import contextlib
 import copy
 import functools
 import gzip
@@ -32,7 +33,7 @@ import pytest
 import timm
 import torch
 from architectures import costly_architectures, own_signature, shallow_twin, signature
-from conftest import HUBCONF, REFERENCE, fast_meta_batch_norm
+from conftest import HUBCONF, REFERENCE, fast_meta_batch_norm, fast_meta_init
 from convnets_hub.models.hub import variant_keyword
 from convnets_hub.models.pretrained_config import (
     set_pretrained_cfg,
@@ -116,7 +117,7 @@ def variant(request):
 
 @functools.cache
 def _built_on_meta(entrypoint: str, kwargs: tuple, options: tuple) -> torch.nn.Module:
-    with torch.device("meta"), fast_meta_batch_norm():
+    with torch.device("meta"), fast_meta_batch_norm(), fast_meta_init():
         return getattr(HUBCONF, entrypoint)(pretrained=False, **dict(kwargs), **dict(options))
 
 
@@ -125,6 +126,18 @@ def built_on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
     per test process (a fake-quantized EfficientNet takes seconds even there) and shared: to read, or to run in
     eval mode."""
     return _built_on_meta(entrypoint, tuple(kwargs.items()), tuple(options.items()))
+
+
+@contextlib.contextmanager
+def in_eval_mode(model: torch.nn.Module):
+    """``model`` in eval mode for the block, then each of its modules in the mode it was in: a shared build run
+    in eval mode stays as the tests that share it expect it (test_pool_size_is_computed_without_changing_the_model)."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield model.eval()
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
@@ -139,26 +152,26 @@ def test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes(entrypo
     """What lets the checks that compute run on a model's shallow twin: each block it dropped is, module for
     module, a block it kept beside it; it has every module of the model (class, attributes, weights' shapes),
     its feature_info, pretrained_cfg, and the same shapes at every feature map and at the output."""
-    model = on_meta(entrypoint, kwargs).eval()
     twin, dropped = shallow_twin(on_meta(entrypoint, kwargs))
     twin.eval()
-    kept = {}  # the signatures of the blocks that the twin kept, by container
-    for path in dropped:
-        parent, _, name = path.rpartition(".")
-        if parent not in kept:
-            kept[parent] = [signature(block) for block in twin.get_submodule(parent).children()]
-        assert signature(model.get_submodule(path)) in kept[parent], path
-        assert not hasattr(twin.get_submodule(parent), name)
-    assert {own_signature(module) for module in twin.modules()} == {own_signature(module) for module in model.modules()}
-    twin_state = {key: value.shape for key, value in twin.state_dict().items()}
-    assert twin_state.items() <= {key: value.shape for key, value in model.state_dict().items()}.items()
-    assert len(twin_state) < len(model.state_dict()) or not dropped
-    assert twin.pretrained_cfg == model.pretrained_cfg and twin.feature_info == model.feature_info
-    for size in {input_size(model, SIZE), input_size(model, FEATURES_SIZE)}:  # the checks' inputs
-        x = torch.empty((1, *size), device="meta")
-        (output, maps), (twin_output, twin_maps) = (m.forward_intermediates(x) for m in (model, twin))
-        assert [o.shape for o in (twin_output, *twin_maps)] == [o.shape for o in (output, *maps)]
-        assert twin(x).shape == model(x).shape
+    with in_eval_mode(built_on_meta(entrypoint, kwargs)) as model:  # the shared build, not a copy of it
+        kept = {}  # the signatures of the blocks that the twin kept, by container
+        for path in dropped:
+            parent, _, name = path.rpartition(".")
+            if parent not in kept:
+                kept[parent] = [signature(block) for block in twin.get_submodule(parent).children()]
+            assert signature(model.get_submodule(path)) in kept[parent], path
+            assert not hasattr(twin.get_submodule(parent), name)
+        assert {own_signature(module) for module in twin.modules()} == {own_signature(module) for module in model.modules()}
+        twin_state = {key: value.shape for key, value in twin.state_dict().items()}
+        assert twin_state.items() <= {key: value.shape for key, value in model.state_dict().items()}.items()
+        assert len(twin_state) < len(model.state_dict()) or not dropped
+        assert twin.pretrained_cfg == model.pretrained_cfg and twin.feature_info == model.feature_info
+        for size in {input_size(model, SIZE), input_size(model, FEATURES_SIZE)}:  # the checks' inputs
+            x = torch.empty((1, *size), device="meta")
+            (output, maps), (twin_output, twin_maps) = (m.forward_intermediates(x) for m in (model, twin))
+            assert [o.shape for o in (twin_output, *twin_maps)] == [o.shape for o in (output, *maps)]
+            assert twin(x).shape == model(x).shape
 
 
 def test_the_signature_sees_a_change_of_block_width_stride_se_or_drop_path(meta_batch_norm):
@@ -392,7 +405,7 @@ def test_manifest_weights_give_timms_source_fields(meta_batch_norm):
     hub_ids = []
     for entry in load_manifest().entries:
         spec = SPECS[entry.entrypoint]
-        with torch.device("meta"):
+        with torch.device("meta"), fast_meta_init():
             model = spec.build(**({"model_type": entry.model_type} if entry.model_type else {}))
         cfg = pretrained_cfg_of(model, spec, architecture=entry.entrypoint, entrypoint=entry.entrypoint,
                                 model_type=entry.model_type, preprocessing=entry.preprocessing, loaded=entry,
