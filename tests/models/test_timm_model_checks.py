@@ -17,7 +17,8 @@ once per distinct architecture (tests/architectures.py: an ssl/swsl pair shares 
 checked through its narrower model), on its shallow twin: the model less each block that repeats the one
 before it (same classes, attributes and weights' shapes: the same code on the same shapes), so that every
 distinct block is still run, differentiated, scripted and traced, once
-(test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes).
+(test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes); an architecture whose shallow twin is
+another's is checked through that one (STAND_INS).
 """
 
 import contextlib
@@ -53,6 +54,11 @@ VARIANTS = [(pin["entrypoint"], pin["kwargs"]) for pin in PINS  # every entrypoi
             if pin["entrypoint"] not in DISPATCHERS]  # a dispatcher's, which build their targets' models
 ARCHITECTURES = [(name, {variant_keyword(name): model_type} if model_type else {})
                  for name, model_type in costly_architectures()]  # each distinct architecture once
+STAND_INS = {"resnext50_32x4d_ssl": "nvidia_resneXt"}
+"""An architecture -> the one whose checks that compute check it too: their shallow twins are one model (ResNeXt50
+and ResNeXt101 32x4d differ only in how many times layer3's block repeats: 6 or 23 times, 2 in the twins):
+test_an_architecture_checked_through_another_has_its_very_shallow_twin."""
+COMPUTED = [(name, kwargs) for name, kwargs in ARCHITECTURES if name not in STAND_INS]
 
 
 def ids(variants) -> list[str]:
@@ -104,7 +110,7 @@ def fresh_head(model: torch.nn.Module) -> torch.nn.Module:
 
 @pytest.fixture(scope="module", params=[  # each architecture's checks on one xdist worker: one build, not one a worker
     pytest.param(architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks:{name}"))
-    for architecture, name in zip(ARCHITECTURES, ids(ARCHITECTURES))])
+    for architecture, name in zip(COMPUTED, ids(COMPUTED))])
 def variant(request):
     """(entrypoint, kwargs, the untrained model's shallow twin, the model's parameter count): built once per
     architecture for the checks that compute."""
@@ -172,6 +178,28 @@ def test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes(entrypo
             (output, maps), (twin_output, twin_maps) = (m.forward_intermediates(x) for m in (model, twin))
             assert [o.shape for o in (twin_output, *twin_maps)] == [o.shape for o in (output, *maps)]
             assert twin(x).shape == model(x).shape
+
+
+@pytest.mark.parametrize(("name", "stand_in"), STAND_INS.items())
+def test_an_architecture_checked_through_another_has_its_very_shallow_twin(name, stand_in, meta_batch_norm):
+    """What lets the checks that compute skip ``name``: its shallow twin is ``stand_in``'s, module for module (class,
+    attributes, weights' shapes, feature_info), but for the names and figures of its pretrained_cfg, of which the
+    checks read the input size, classes and pool_size; and timm's rules take or skip both alike."""
+    def top(model):  # the model's own attributes but its pretrained_cfg; hooks by function, not by handle number
+        attributes = {key: list(value.values()) if "hook" in key and isinstance(value, dict) else value
+                      for key, value in vars(model).items() if key not in ("_parameters", "_buffers", "_modules")}
+        return {key: value for key, value in attributes.items() if key not in ("pretrained_cfg", "default_cfg")}
+
+    twins = [shallow_twin(on_meta(entrypoint, {}))[0] for entrypoint in (name, stand_in)]
+    assert top(twins[0]) == top(twins[1]) and own_signature(twins[0])[2:] == own_signature(twins[1])[2:]
+    assert signature(twins[0])[1:] == signature(twins[1])[1:]  # every module under it, by name
+    read = ("input_size", "fixed_input_size", "num_classes", "pool_size")
+    assert [{key: twin.pretrained_cfg.get(key) for key in read} for twin in twins] == [
+        {key: twins[1].pretrained_cfg.get(key) for key in read}] * 2
+    rules = [(entrypoint.startswith(FX_EXCLUDED), "quant" in entrypoint,
+              sum(p.numel() for p in built_on_meta(entrypoint, {}).parameters()) > FX_MAX_PARAMS)
+             for entrypoint in (name, stand_in)]
+    assert rules[0] == rules[1]
 
 
 def test_the_signature_sees_a_change_of_block_width_stride_se_or_drop_path(meta_batch_norm):
