@@ -134,9 +134,8 @@ def _built_on_meta(entrypoint: str, kwargs: tuple) -> torch.nn.Module:
 
 def built_on_meta(entrypoint: str, kwargs: dict) -> torch.nn.Module:
     """:func:`build_on_meta`'s model, built once per test process and shared by the tests of its variant: to read,
-    or to run in eval mode (:func:`in_eval_mode`). A build with options, which one test reads, is that test's own:
-    each model kept alive slows every full garbage collection of the process (the models that this module once
-    kept took 8 of its 64 s of CPU time in the collector)."""
+    or to run in eval mode (:func:`in_eval_mode`). A build with options, which one test reads, is that test's own
+    (:func:`build_on_meta`), not kept for the life of the process."""
     return _built_on_meta(entrypoint, tuple(kwargs.items()))
 
 
