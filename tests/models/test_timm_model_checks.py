@@ -221,6 +221,20 @@ def test_the_signature_sees_a_change_of_block_width_stride_se_or_drop_path(meta_
     assert len(shallow_twin(on_meta("nvidia_resneXt", {}))[1]) == 3 + 4 + 23 + 3 - 8  # two blocks a stage kept
 
 
+def test_meta_builds_skip_only_the_drawing_of_meta_tensors():
+    """conftest's fast_meta_init, under which the meta builds run: a meta tensor's ``normal_``/``uniform_`` is
+    the tensor itself, as torch's; a CPU tensor still draws, the same numbers from the same generator."""
+    def drawn(tensor):
+        tensor.normal_(generator=torch.Generator().manual_seed(0))
+        return tensor.uniform_(generator=torch.Generator().manual_seed(1))
+
+    expected = drawn(torch.zeros(8))
+    with fast_meta_init():
+        meta = torch.empty(8, device="meta")
+        assert drawn(meta) is meta and meta.shape == (8,)
+        assert torch.equal(drawn(torch.zeros(8)), expected) and bool(expected.ne(0).all())
+
+
 def test_every_xdist_group_of_the_suite_is_one_that_pytest_xdist_forms(request):
     """A group's name must not end in "]": xdist's loadgroup takes ``nodeid@name`` for a group only where the
     "@" comes after the last "]", and otherwise schedules each test alone (these checks' groups once were
