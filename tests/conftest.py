@@ -348,3 +348,20 @@ def lenet_weights(tmp_path_factory, hubconf) -> Path:
     path = tmp_path_factory.mktemp("weights") / "lenet5.pth"
     torch.save(hubconf.lenet5(pretrained=False).state_dict(), path)
     return path
+
+
+def _drawing_nothing_on_meta(draw):
+    def drawn(self, *args, **kwargs):
+        return self if self.is_meta else draw(self, *args, **kwargs)
+    return drawn
+
+
+@contextlib.contextmanager
+def fast_meta_init():
+    """``normal_`` and ``uniform_`` of a meta tensor return it at once: it has no values to draw, but torch reaches
+    that result through a Python decomposition, 0.8 ms a ``normal_`` (a third of a meta build of ResNeXt101, which
+    has 104 convolutions to initialise; 1 thread). A tensor on any other device draws as ever."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("normal_", "uniform_"):
+            patch.setattr(torch.Tensor, name, _drawing_nothing_on_meta(getattr(torch.Tensor, name)))
+        yield

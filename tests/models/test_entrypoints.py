@@ -12,7 +12,14 @@ import warnings
 
 import pytest
 import torch
-from conftest import REPO, Reply, parity_fixture, remove_big_files, seeded_checkpoint
+from conftest import (
+    REPO,
+    Reply,
+    fast_meta_init,
+    parity_fixture,
+    remove_big_files,
+    seeded_checkpoint,
+)
 from convnets_hub.models.builder import FreshClassifierWarning
 from convnets_hub.models.errors import InvalidArgumentError, UnknownWeightsError
 from convnets_hub.models.registry import ALIASES, DISPATCHERS, SPECS
@@ -64,8 +71,9 @@ def no_network(monkeypatch):
 
 @pytest.fixture
 def on_meta_device(meta_batch_norm):
-    """Models are built on the meta device: their configuration and shapes without memory or arithmetic."""
-    with torch.device("meta"):
+    """Models are built on the meta device: their configuration and shapes without memory, initialisation or
+    arithmetic."""
+    with torch.device("meta"), fast_meta_init():
         yield
 
 

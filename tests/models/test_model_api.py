@@ -21,7 +21,13 @@ import pytest
 import torch
 import torchvision
 from architectures import costly_architectures
-from conftest import HUBCONF, REFERENCE, seeded_input, torch_seeded_state_dict
+from conftest import (
+    HUBCONF,
+    REFERENCE,
+    fast_meta_init,
+    seeded_input,
+    torch_seeded_state_dict,
+)
 from convnets_hub.models import builder
 from convnets_hub.models.archs.gpunet.types import GPUNET_TYPES
 from convnets_hub.models.archs.timm_api import classifier_name
@@ -264,7 +270,7 @@ def test_a_classifier_outside_the_model_has_no_name():
 def on_meta(meta_batch_norm):
     """Builds untrained models on the meta device: shapes without memory or initialisation."""
     def build(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
-        with torch.device("meta"):
+        with torch.device("meta"), fast_meta_init():
             return getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs, **options).eval()
     return build
 

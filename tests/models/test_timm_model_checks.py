@@ -17,9 +17,11 @@ once per distinct architecture (tests/architectures.py: an ssl/swsl pair shares 
 checked through its narrower model), on its shallow twin: the model less each block that repeats the one
 before it (same classes, attributes and weights' shapes: the same code on the same shapes), so that every
 distinct block is still run, differentiated, scripted and traced, once
-(test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes).
+(test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes); an architecture whose shallow twin is
+another's is checked through that one (STAND_INS).
 """
 
+import contextlib
 import copy
 import functools
 import gzip
@@ -32,7 +34,7 @@ import pytest
 import timm
 import torch
 from architectures import costly_architectures, own_signature, shallow_twin, signature
-from conftest import HUBCONF, REFERENCE, fast_meta_batch_norm
+from conftest import HUBCONF, REFERENCE, fast_meta_batch_norm, fast_meta_init
 from convnets_hub.models.hub import variant_keyword
 from convnets_hub.models.pretrained_config import (
     set_pretrained_cfg,
@@ -52,6 +54,11 @@ VARIANTS = [(pin["entrypoint"], pin["kwargs"]) for pin in PINS  # every entrypoi
             if pin["entrypoint"] not in DISPATCHERS]  # a dispatcher's, which build their targets' models
 ARCHITECTURES = [(name, {variant_keyword(name): model_type} if model_type else {})
                  for name, model_type in costly_architectures()]  # each distinct architecture once
+STAND_INS = {"resnext50_32x4d_ssl": "nvidia_resneXt"}
+"""An architecture -> the one whose checks that compute check it too: their shallow twins are one model (ResNeXt50
+and ResNeXt101 32x4d differ only in how many times layer3's block repeats: 6 or 23 times, 2 in the twins):
+test_an_architecture_checked_through_another_has_its_very_shallow_twin."""
+COMPUTED = [(name, kwargs) for name, kwargs in ARCHITECTURES if name not in STAND_INS]
 
 
 def ids(variants) -> list[str]:
@@ -103,7 +110,7 @@ def fresh_head(model: torch.nn.Module) -> torch.nn.Module:
 
 @pytest.fixture(scope="module", params=[  # each architecture's checks on one xdist worker: one build, not one a worker
     pytest.param(architecture, id=name, marks=pytest.mark.xdist_group(f"test_timm_model_checks:{name}"))
-    for architecture, name in zip(ARCHITECTURES, ids(ARCHITECTURES))])
+    for architecture, name in zip(COMPUTED, ids(COMPUTED))])
 def variant(request):
     """(entrypoint, kwargs, the untrained model's shallow twin, the model's parameter count): built once per
     architecture for the checks that compute."""
@@ -114,22 +121,39 @@ def variant(request):
     return entrypoint, kwargs, shallow_twin(model)[0], sum(p.numel() for p in model.parameters())
 
 
+def build_on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
+    """The untrained model on the meta device: shapes without memory, initialisation or arithmetic."""
+    with torch.device("meta"), fast_meta_batch_norm(), fast_meta_init():
+        return getattr(HUBCONF, entrypoint)(pretrained=False, **kwargs, **options)
+
+
 @functools.cache
-def _built_on_meta(entrypoint: str, kwargs: tuple, options: tuple) -> torch.nn.Module:
-    with torch.device("meta"), fast_meta_batch_norm():
-        return getattr(HUBCONF, entrypoint)(pretrained=False, **dict(kwargs), **dict(options))
+def _built_on_meta(entrypoint: str, kwargs: tuple) -> torch.nn.Module:
+    return build_on_meta(entrypoint, dict(kwargs))
 
 
-def built_on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
-    """The untrained model on the meta device (shapes without memory, initialisation or arithmetic), built once
-    per test process (a fake-quantized EfficientNet takes seconds even there) and shared: to read, or to run in
-    eval mode."""
-    return _built_on_meta(entrypoint, tuple(kwargs.items()), tuple(options.items()))
+def built_on_meta(entrypoint: str, kwargs: dict) -> torch.nn.Module:
+    """:func:`build_on_meta`'s model, built once per test process and shared by the tests of its variant: to read,
+    or to run in eval mode (:func:`in_eval_mode`). A build with options, which one test reads, is that test's own
+    (:func:`build_on_meta`), not kept for the life of the process."""
+    return _built_on_meta(entrypoint, tuple(kwargs.items()))
 
 
-def on_meta(entrypoint: str, kwargs: dict, **options) -> torch.nn.Module:
-    """A copy of :func:`built_on_meta`'s model, its caller's own to change (a copy of ResNeXt101 takes 0.1 s)."""
-    return copy.deepcopy(built_on_meta(entrypoint, kwargs, **options))
+@contextlib.contextmanager
+def in_eval_mode(model: torch.nn.Module):
+    """``model`` in eval mode for the block, then each of its modules in the mode it was in: a shared build run
+    in eval mode stays as the tests that share it expect it (test_pool_size_is_computed_without_changing_the_model)."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield model.eval()
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def on_meta(entrypoint: str, kwargs: dict) -> torch.nn.Module:
+    """A copy of :func:`built_on_meta`'s model, its caller's own to change (half the time of a build)."""
+    return copy.deepcopy(built_on_meta(entrypoint, kwargs))
 
 
 @pytest.mark.parametrize(("entrypoint", "kwargs"), [  # beside the variant's meta checks: one meta build
@@ -139,26 +163,48 @@ def test_a_shallow_twin_runs_every_block_of_its_model_on_the_same_shapes(entrypo
     """What lets the checks that compute run on a model's shallow twin: each block it dropped is, module for
     module, a block it kept beside it; it has every module of the model (class, attributes, weights' shapes),
     its feature_info, pretrained_cfg, and the same shapes at every feature map and at the output."""
-    model = on_meta(entrypoint, kwargs).eval()
     twin, dropped = shallow_twin(on_meta(entrypoint, kwargs))
     twin.eval()
-    kept = {}  # the signatures of the blocks that the twin kept, by container
-    for path in dropped:
-        parent, _, name = path.rpartition(".")
-        if parent not in kept:
-            kept[parent] = [signature(block) for block in twin.get_submodule(parent).children()]
-        assert signature(model.get_submodule(path)) in kept[parent], path
-        assert not hasattr(twin.get_submodule(parent), name)
-    assert {own_signature(module) for module in twin.modules()} == {own_signature(module) for module in model.modules()}
-    twin_state = {key: value.shape for key, value in twin.state_dict().items()}
-    assert twin_state.items() <= {key: value.shape for key, value in model.state_dict().items()}.items()
-    assert len(twin_state) < len(model.state_dict()) or not dropped
-    assert twin.pretrained_cfg == model.pretrained_cfg and twin.feature_info == model.feature_info
-    for size in {input_size(model, SIZE), input_size(model, FEATURES_SIZE)}:  # the checks' inputs
-        x = torch.empty((1, *size), device="meta")
-        (output, maps), (twin_output, twin_maps) = (m.forward_intermediates(x) for m in (model, twin))
-        assert [o.shape for o in (twin_output, *twin_maps)] == [o.shape for o in (output, *maps)]
-        assert twin(x).shape == model(x).shape
+    with in_eval_mode(built_on_meta(entrypoint, kwargs)) as model:  # the shared build, not a copy of it
+        kept = {}  # the signatures of the blocks that the twin kept, by container
+        for path in dropped:
+            parent, _, name = path.rpartition(".")
+            if parent not in kept:
+                kept[parent] = [signature(block) for block in twin.get_submodule(parent).children()]
+            assert signature(model.get_submodule(path)) in kept[parent], path
+            assert not hasattr(twin.get_submodule(parent), name)
+        assert {own_signature(module) for module in twin.modules()} == {own_signature(module) for module in model.modules()}
+        twin_state = {key: value.shape for key, value in twin.state_dict().items()}
+        assert twin_state.items() <= {key: value.shape for key, value in model.state_dict().items()}.items()
+        assert len(twin_state) < len(model.state_dict()) or not dropped
+        assert twin.pretrained_cfg == model.pretrained_cfg and twin.feature_info == model.feature_info
+        for size in {input_size(model, SIZE), input_size(model, FEATURES_SIZE)}:  # the checks' inputs
+            x = torch.empty((1, *size), device="meta")
+            (output, maps), (twin_output, twin_maps) = (m.forward_intermediates(x) for m in (model, twin))
+            assert [o.shape for o in (twin_output, *twin_maps)] == [o.shape for o in (output, *maps)]
+            assert twin(x).shape == model(x).shape
+
+
+@pytest.mark.parametrize(("name", "stand_in"), STAND_INS.items())
+def test_an_architecture_checked_through_another_has_its_very_shallow_twin(name, stand_in, meta_batch_norm):
+    """What lets the checks that compute skip ``name``: its shallow twin is ``stand_in``'s, module for module (class,
+    attributes, weights' shapes, feature_info), but for the names and figures of its pretrained_cfg, of which the
+    checks read the input size, classes and pool_size; and timm's rules take or skip both alike."""
+    def top(model):  # the model's own attributes but its pretrained_cfg; hooks by function, not by handle number
+        attributes = {key: list(value.values()) if "hook" in key and isinstance(value, dict) else value
+                      for key, value in vars(model).items() if key not in ("_parameters", "_buffers", "_modules")}
+        return {key: value for key, value in attributes.items() if key not in ("pretrained_cfg", "default_cfg")}
+
+    twins = [shallow_twin(on_meta(entrypoint, {}))[0] for entrypoint in (name, stand_in)]
+    assert top(twins[0]) == top(twins[1]) and own_signature(twins[0])[2:] == own_signature(twins[1])[2:]
+    assert signature(twins[0])[1:] == signature(twins[1])[1:]  # every module under it, by name
+    read = ("input_size", "fixed_input_size", "num_classes", "pool_size")
+    assert [{key: twin.pretrained_cfg.get(key) for key in read} for twin in twins] == [
+        {key: twins[1].pretrained_cfg.get(key) for key in read}] * 2
+    rules = [(entrypoint.startswith(FX_EXCLUDED), "quant" in entrypoint,
+              sum(p.numel() for p in built_on_meta(entrypoint, {}).parameters()) > FX_MAX_PARAMS)
+             for entrypoint in (name, stand_in)]
+    assert rules[0] == rules[1]
 
 
 def test_the_signature_sees_a_change_of_block_width_stride_se_or_drop_path(meta_batch_norm):
@@ -173,6 +219,21 @@ def test_the_signature_sees_a_change_of_block_width_stride_se_or_drop_path(meta_
     assert signature(b4.blocks[2][1]) == signature(b4.blocks[2][2])  # stochastic depth 0.044 and 0.05: the same code
     assert own_signature(DropPath(0.0)) != own_signature(DropPath(0.1)) == own_signature(DropPath(0.2))
     assert len(shallow_twin(on_meta("nvidia_resneXt", {}))[1]) == 3 + 4 + 23 + 3 - 8  # two blocks a stage kept
+
+
+def test_meta_builds_skip_only_the_drawing_of_meta_tensors():
+    """conftest's fast_meta_init, under which the meta builds run: a meta tensor's ``normal_``/``uniform_`` is
+    the tensor itself, as torch's; a CPU tensor still draws, the same numbers from the same generator."""
+    def drawn(tensor):
+        return (tensor.normal_(generator=torch.Generator().manual_seed(0)).clone(),
+                tensor.uniform_(generator=torch.Generator().manual_seed(1)).clone())
+
+    expected = drawn(torch.zeros(8))
+    with fast_meta_init():
+        meta = torch.empty(8, device="meta")
+        assert meta.normal_() is meta and meta.uniform_() is meta and meta.shape == (8,)
+        cpu = drawn(torch.zeros(8))
+    assert all(torch.equal(a, b) and bool(b.ne(0).all()) for a, b in zip(cpu, expected))
 
 
 def test_every_xdist_group_of_the_suite_is_one_that_pytest_xdist_forms(request):
@@ -241,7 +302,7 @@ def test_model_default_cfgs(entrypoint, kwargs, meta_batch_norm):
     model.reset_classifier(0, "")  # no classifier, no pooling
     unpooled = model(x)
     assert unpooled.dim() == 4 and tuple(unpooled.shape[2:]) == tuple(cfg["pool_size"])
-    backbone = built_on_meta(entrypoint, kwargs, num_classes=0, global_pool="").eval()
+    backbone = build_on_meta(entrypoint, kwargs, num_classes=0, global_pool="").eval()
     assert tuple(backbone(x).shape) == tuple(unpooled.shape)
     assert f"{cfg['classifier']}.weight" in state_dict
     assert f"{cfg['first_conv']}.weight" in state_dict
@@ -266,7 +327,7 @@ def test_pool_size_follows_the_input_size(variant, meta_batch_norm):
 def test_model_forward_features(entrypoint, kwargs, meta_batch_norm):
     """timm's test_model_forward_features (shapes: on the meta device) and its cfg: the model's, less the head's."""
     real = built_on_meta(entrypoint, kwargs)
-    model = built_on_meta(entrypoint, kwargs, features_only=True).eval()
+    model = build_on_meta(entrypoint, kwargs, features_only=True).eval()
     channels, reductions = model.feature_info.channels(), model.feature_info.reduction()
     assert len(channels) >= 3
     size = input_size(real, FEATURES_SIZE)
@@ -392,7 +453,7 @@ def test_manifest_weights_give_timms_source_fields(meta_batch_norm):
     hub_ids = []
     for entry in load_manifest().entries:
         spec = SPECS[entry.entrypoint]
-        with torch.device("meta"):
+        with torch.device("meta"), fast_meta_init():
             model = spec.build(**({"model_type": entry.model_type} if entry.model_type else {}))
         cfg = pretrained_cfg_of(model, spec, architecture=entry.entrypoint, entrypoint=entry.entrypoint,
                                 model_type=entry.model_type, preprocessing=entry.preprocessing, loaded=entry,
