@@ -220,16 +220,18 @@ def _quantize(float_path: Path, int8_path: Path, batch: torch.Tensor, *, reduce_
 
 def _convolution_weight_scales(float_path: Path, reduce_range: bool) -> dict[str, list[dict[str, Any]]]:
     """The scale of each output channel of every convolution's weight, as ``quantize_static`` computes
-    it (symmetric int8: the channel's largest magnitude over 127, or over 64 in 7 bits; 1 for a
+    it (symmetric int8 over the quantizer's own range, -127..127 or -64..64 in 7 bits; 1 for a
     channel of zeros), computed for all channels at once and handed to it as its tensor overrides:
     its own loop takes a Python call per channel, a third of a ResNeXt101's quantization time. The
     int8 graph is byte for byte the same (tests/models/runtime/test_int8.py)."""
     import onnx
     from onnx.numpy_helper import to_array
+    from onnxruntime.quantization.quant_utils import get_qmin_qmax_for_qType
 
     graph = onnx.load(str(float_path)).graph
     weights = {tensor.name: tensor for tensor in graph.initializer}
-    steps = np.float64(128 if reduce_range else 254)  # qmax - qmin: -64..64, or -127..127
+    qmin, qmax = get_qmin_qmax_for_qType(onnx.TensorProto.INT8, reduce_range=reduce_range, symmetric=True)
+    steps = np.float64(qmax) - np.float64(qmin)
     scales = {}
     for node in graph.node:
         if node.op_type == "Conv" and node.input[1] in weights:
